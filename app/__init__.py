@@ -1,0 +1,3 @@
+"""weightgate: a staged model-weight distribution server."""
+
+__version__ = "0.1.0"

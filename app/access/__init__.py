@@ -1,0 +1,1 @@
+"""Principals, API keys, partners, access requests, grants and the access rule."""

@@ -1,0 +1,76 @@
+"""API keys: ``wg_`` + 256 random bits, shown once, stored as SHA-256.
+
+The ``wg_`` prefix lets secret scanners (GitHub's, trufflehog) recognise a leaked key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import ApiKey, User
+
+KEY_PREFIX = "wg_"
+_KEY_BODY_LEN = 43  # token_urlsafe(32)
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def looks_like_api_key(value: str) -> bool:
+    return value.startswith(KEY_PREFIX) and len(value) == len(KEY_PREFIX) + _KEY_BODY_LEN
+
+
+def create_api_key(
+    session: Session,
+    *,
+    user: User,
+    now: datetime,
+    name: str = "",
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key for ``user``; returns the row and the clear key (to show once)."""
+    key = generate_key()
+    row = ApiKey(
+        user_id=user.id,
+        name=name,
+        prefix=key[:11],
+        key_hash=hash_key(key),
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+def authenticate_api_key(session: Session, key: str, *, now: datetime) -> User | None:
+    """The active user owning ``key``, or ``None``. Records last use (coarsely)."""
+    if not looks_like_api_key(key):
+        return None
+    row = session.execute(
+        select(ApiKey, User)
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.key_hash == hash_key(key))
+    ).one_or_none()
+    if row is None:
+        return None
+    api_key, user = row[0], row[1]
+    if api_key.revoked_at is not None or user.disabled_at is not None:
+        return None
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        return None
+    # Write last_used_at at most once a minute: a download burst must not turn every
+    # request into a row update.
+    if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+        api_key.last_used_at = now
+    return user

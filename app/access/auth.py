@@ -1,0 +1,84 @@
+"""FastAPI dependencies that say who is calling.
+
+``Authorization: Bearer wg_…`` is a user's API key (also accepted as a Hugging Face token);
+any other bearer value is a partner access token from ``/v1/oauth/token``. Download tokens are
+*not* accepted here: they only open ``/v1/files`` (see :mod:`app.delivery`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.access.apikeys import authenticate_api_key
+from app.access.principals import ANONYMOUS, Principal
+from app.context import ClockDep
+from app.db import SessionDep
+from app.errors import Forbidden, Unauthorized
+
+
+def bearer_value(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized(
+            "Authorization header must be 'Bearer <credential>'", code="malformed_authorization"
+        )
+    return value.strip()
+
+
+def get_principal(request: Request, session: SessionDep, clock: ClockDep) -> Principal:
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    value = bearer_value(request)
+    if value is None:
+        principal = ANONYMOUS
+    elif value.startswith("wg_"):
+        user = authenticate_api_key(session, value, now=clock.now())
+        if user is None:
+            raise Unauthorized("API key is unknown, revoked or expired", code="invalid_api_key")
+        principal = Principal(kind="user", id=user.id, role=user.role, name=user.email)
+    else:
+        # Imported here: the tokens package depends on access, not the other way round.
+        from app.tokens.partner_auth import authenticate_partner_token
+
+        principal = authenticate_partner_token(
+            session,
+            value,
+            now=clock.now(),
+            settings=request.app.state.settings,
+            keys=request.app.state.keys,
+        )
+    request.state.principal = principal
+    return principal
+
+
+def require_authenticated(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    if principal.kind == "anonymous":
+        raise Unauthorized("this route needs an API key or a partner access token")
+    return principal
+
+
+def require_user(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    if principal.kind == "anonymous":
+        raise Unauthorized("this route needs an API key")
+    if principal.kind != "user":
+        raise Forbidden("this route needs a user's API key, not a partner token",
+                        code="user_required")
+    return principal
+
+
+def require_admin(principal: Annotated[Principal, Depends(require_user)]) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("this route needs the admin role", code="admin_required")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+AuthenticatedDep = Annotated[Principal, Depends(require_authenticated)]
+UserDep = Annotated[Principal, Depends(require_user)]
+AdminDep = Annotated[Principal, Depends(require_admin)]

@@ -1,0 +1,45 @@
+"""Creating users (CLI bootstrap, open registration, admins)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.access.apikeys import create_api_key
+from app.errors import Conflict, Unprocessable
+from app.models import User
+
+ROLES = ("admin", "researcher")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip()
+    if not _EMAIL.match(email) or len(email) > 320:
+        raise Unprocessable(f"{email[:80]!r} is not an email address", code="invalid_email")
+    local, _, domain = email.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def create_user_with_key(session: Session, *, email: str, role: str, name: str, actor: str,
+                         now: datetime) -> tuple[User, str]:
+    if role not in ROLES:
+        raise Unprocessable(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
+    email = normalise_email(email)
+    taken = session.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
+    if taken is not None:
+        raise Conflict(f"a user with email {email} already exists", code="user_exists")
+    user = User(email=email, name=name.strip()[:200], role=role, created_at=now)
+    session.add(user)
+    session.flush()
+    key_row, key = create_api_key(session, user=user, now=now, name="initial")
+    audit.record(session, now=now, actor=actor, action="user.created", target_type="user",
+                 target_id=user.id, after={"email": email, "role": role})
+    audit.record(session, now=now, actor=actor, action="api_key.created",
+                 target_type="api_key", target_id=key_row.id,
+                 after={"user": user.id, "prefix": key_row.prefix})
+    return user, key

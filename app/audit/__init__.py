@@ -1,0 +1,5 @@
+"""Append-only, hash-chained audit events."""
+
+from app.audit.service import record
+
+__all__ = ["record"]

@@ -1,0 +1,1 @@
+"""Models, releases, components, files and manifests."""

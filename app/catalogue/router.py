@@ -1,0 +1,395 @@
+"""Catalogue routes: models, releases, components, file uploads, manifests."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from app import audit
+from app.access.auth import AdminDep, PrincipalDep
+from app.access.rule import clearance_for
+from app.access.tiers import Tier
+from app.catalogue import repository as repo
+from app.catalogue import schemas, service, uploads
+from app.catalogue.service import require_draft, require_release
+from app.catalogue.visibility import (
+    announced_models,
+    model_not_found,
+    view_components,
+    visible_model,
+    visible_release,
+)
+from app.context import ClockDep, ContextDep, SettingsDep
+from app.db import SessionDep
+from app.errors import NotFound, PayloadTooLarge, problems
+from app.models import Component, Model, Release
+from app.pagination import Page, PageDep, encode_cursor
+
+router = APIRouter(prefix="/v1/models", tags=["catalogue"])
+MODEL = "/{namespace}/{name}"
+RELEASE = MODEL + "/releases/{version}"
+
+
+def model_out(
+    m: Model, latest: Release | None = None, clearance: Tier | None = None
+) -> schemas.ModelOut:
+    return schemas.ModelOut(
+        id=m.repo_id,
+        display_name=m.display_name,
+        description=m.description,
+        license=m.license,
+        license_sha256=m.license_sha256,
+        auto_approve=m.auto_approve,
+        request_fields=[schemas.RequestField(**f) for f in m.request_fields],
+        created_at=m.created_at,
+        updated_at=m.updated_at,
+        latest_version=latest.version if latest else None,
+        clearance=clearance,
+    )
+
+
+def release_out(m: Model, r: Release, stats: tuple[int, int] | None) -> schemas.ReleaseOut:
+    n, total = stats or (0, 0)
+    return schemas.ReleaseOut(
+        model=m.repo_id,
+        version=r.version,
+        notes=r.notes,
+        status=r.status,
+        revision=r.revision,
+        created_at=r.created_at,
+        published_at=r.published_at,
+        file_count=n,
+        total_size=total,
+    )
+
+
+def admin_model(session: Session, namespace: str, name: str) -> Model:
+    model = repo.model_by_id(session, namespace, name)
+    if model is None:
+        raise model_not_found(namespace, name)
+    return model
+
+
+@router.post("", status_code=201, responses=problems(401, 403, 409, 422))
+def create_model(
+    body: schemas.ModelCreate,
+    session: SessionDep,
+    admin: AdminDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> schemas.ModelOut:
+    return model_out(
+        service.create_model(session, body=body, actor=admin, now=clock.now(), ctx=ctx)
+    )
+
+
+@router.get("", responses=problems(401, 422))
+def list_models(
+    session: SessionDep, principal: PrincipalDep, clock: ClockDep, page: PageDep
+) -> Page[schemas.ModelOut]:
+    """Models the caller may know about, oldest first."""
+    now = clock.now()
+    items: list[schemas.ModelOut] = []
+    after = page.after
+    # Hidden models are skipped, so keep reading pages until this one is full.
+    while len(items) < page.limit:
+        batch = repo.models_page(session, after=after, limit=page.limit)
+        if not batch:
+            after = None
+            break
+        announced = set() if principal.is_admin else announced_models(session, batch, now=now)
+        latest = repo.latest_published_versions(session, [m.id for m in batch])
+        for m in batch:
+            after = m.id
+            clearance = clearance_for(session, principal, m.id, now=now)
+            if clearance == Tier.OPEN and m.id not in announced:
+                continue
+            items.append(model_out(m, latest.get(m.id), clearance))
+            if len(items) == page.limit:
+                break
+        if len(batch) < page.limit and (not batch or after == batch[-1].id):
+            after = None
+            break
+    return Page(items=items, next_cursor=encode_cursor(after) if after is not None else None)
+
+
+@router.get(MODEL, responses=problems(401, 404))
+def get_model(
+    namespace: str, name: str, session: SessionDep, principal: PrincipalDep, clock: ClockDep
+) -> schemas.ModelOut:
+    model, clearance = visible_model(session, principal, namespace, name, now=clock.now())
+    return model_out(model, repo.latest_published(session, model.id), clearance)
+
+
+@router.patch(MODEL, responses=problems(401, 403, 404, 422))
+def update_model(
+    namespace: str,
+    name: str,
+    body: schemas.ModelPatch,
+    session: SessionDep,
+    admin: AdminDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> schemas.ModelOut:
+    model = admin_model(session, namespace, name)
+    service.update_model(session, model=model, body=body, actor=admin, now=clock.now(), ctx=ctx)
+    return model_out(model, repo.latest_published(session, model.id))
+
+
+@router.post(MODEL + "/releases", status_code=201, responses=problems(401, 403, 404, 409, 422))
+def create_release(
+    namespace: str,
+    name: str,
+    body: schemas.ReleaseCreate,
+    session: SessionDep,
+    admin: AdminDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> schemas.ReleaseOut:
+    model = admin_model(session, namespace, name)
+    rel = service.create_release(
+        session, model=model, body=body, actor=admin, now=clock.now(), ctx=ctx
+    )
+    return release_out(model, rel, None)
+
+
+@router.get(MODEL + "/releases", responses=problems(401, 404, 422))
+def list_releases(
+    namespace: str,
+    name: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    clock: ClockDep,
+    page: PageDep,
+) -> Page[schemas.ReleaseOut]:
+    model, _ = visible_model(session, principal, namespace, name, now=clock.now())
+    rels = repo.releases_page(
+        session, model.id, after=page.after, limit=page.limit, published_only=not principal.is_admin
+    )
+    stats = repo.release_stats(session, [r.id for r in rels])
+    nxt = encode_cursor(rels[-1].id) if len(rels) == page.limit else None
+    return Page(items=[release_out(model, r, stats.get(r.id)) for r in rels], next_cursor=nxt)
+
+
+@router.get(RELEASE, responses=problems(401, 404))
+def get_release(
+    namespace: str,
+    name: str,
+    version: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    clock: ClockDep,
+) -> schemas.ReleaseOut:
+    model, _ = visible_model(session, principal, namespace, name, now=clock.now())
+    rel = visible_release(session, principal, model, version)
+    return release_out(model, rel, repo.release_stats(session, [rel.id]).get(rel.id))
+
+
+@router.post(RELEASE + "/publish", responses=problems(401, 403, 404, 409))
+def publish_release(
+    namespace: str,
+    name: str,
+    version: str,
+    session: SessionDep,
+    admin: AdminDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> schemas.PublishOut:
+    model = admin_model(session, namespace, name)
+    rel = require_release(session, model, version)
+    service.publish(session, model=model, rel=rel, actor=admin, now=clock.now(), ctx=ctx)
+    assert rel.revision is not None
+    assert rel.published_at is not None
+    return schemas.PublishOut(
+        version=rel.version, revision=rel.revision, published_at=rel.published_at
+    )
+
+
+def component_outs(
+    session: Session, rel: Release, comps: list[Component], clock: ClockDep
+) -> list[schemas.ComponentOut]:
+    counts = repo.file_counts(session, rel.id)
+    views = view_components(session, comps, clearance=Tier.INTERNAL, now=clock.now())
+    return [
+        schemas.ComponentOut(
+            name=v.component.name,
+            tier=v.tier,
+            schedule=[schemas.StageOut(tier=s.tier, at=s.at) for s in v.state.stages],
+            next=schemas.StageOut(tier=v.next_tier, at=v.next_at)
+            if v.next_tier and v.next_at
+            else None,
+            held=v.component.held_at is not None,
+            hold_reason=v.component.hold_reason,
+            restricted_tier=Tier(v.component.restricted_tier)
+            if v.component.restricted_tier
+            else None,
+            restrict_reason=v.component.restrict_reason,
+            file_count=counts.get(v.component.id, 0),
+        )
+        for v in views
+    ]
+
+
+@router.post(RELEASE + "/components", status_code=201, responses=problems(401, 403, 404, 409, 422))
+def create_component(
+    namespace: str,
+    name: str,
+    version: str,
+    body: schemas.ComponentCreate,
+    session: SessionDep,
+    admin: AdminDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> schemas.ComponentOut:
+    model = admin_model(session, namespace, name)
+    rel = require_release(session, model, version)
+    comp = service.create_component(
+        session, model=model, rel=rel, body=body, actor=admin, now=clock.now(), ctx=ctx
+    )
+    return component_outs(session, rel, [comp], clock)[0]
+
+
+@router.get(RELEASE + "/components", responses=problems(401, 403, 404))
+def list_components(
+    namespace: str, name: str, version: str, session: SessionDep, admin: AdminDep, clock: ClockDep
+) -> list[schemas.ComponentOut]:
+    model = admin_model(session, namespace, name)
+    rel = require_release(session, model, version)
+    return component_outs(session, rel, list(repo.components(session, rel.id)), clock)
+
+
+@router.put(
+    RELEASE + "/files/{path:path}",
+    status_code=201,
+    responses={
+        200: {"description": "an existing file was replaced"},
+        **problems(400, 401, 403, 404, 409, 413, 422, 503),
+    },
+)
+async def upload_file(
+    namespace: str,
+    name: str,
+    version: str,
+    path: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    admin: AdminDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+    settings: SettingsDep,
+    component: Annotated[str | None, Query(max_length=64)] = None,
+    x_content_sha256: Annotated[str | None, Header()] = None,
+    content_length: Annotated[int | None, Header()] = None,
+) -> schemas.FileOut:
+    """Upload one file (streamed; SHA-256 computed server side). ``X-Content-SHA256``, when
+    sent, must match or nothing is stored."""
+    expected = uploads.check_declared_hash(x_content_sha256)
+    if content_length is not None and content_length > settings.max_upload_bytes:
+        raise PayloadTooLarge(
+            f"file exceeds the upload limit of {settings.max_upload_bytes} bytes",
+            code="file_too_large",
+        )
+    model = await run_in_threadpool(admin_model, session, namespace, name)
+    await run_in_threadpool(
+        uploads.resolve_target,
+        session,
+        model=model,
+        version=version,
+        path=path,
+        component=component,
+    )
+    # End the read transaction before a possibly hour-long stream.
+    await run_in_threadpool(session.commit)
+    store = request.app.state.store
+    blob = await uploads.stream_to_store(
+        store, request.stream(), expected_sha256=expected, max_bytes=settings.max_upload_bytes
+    )
+    try:
+
+        def write_rows() -> tuple[schemas.FileOut, bool]:
+            # Re-read under the write transaction: the release may have been published
+            # while the bytes streamed.
+            fresh = uploads.resolve_target(
+                session, model=model, version=version, path=path, component=component
+            )
+            row, _new = uploads.register_file(
+                session, target=fresh, blob=blob, actor=admin, now=clock.now(), ctx=ctx
+            )
+            session.commit()
+            return schemas.FileOut(
+                path=row.path, size=row.size, sha256=row.sha256, component=fresh.component.name
+            ), fresh.replaces is not None
+
+        out, replaced = await run_in_threadpool(write_rows)
+    except BaseException:
+        await run_in_threadpool(_discard_if_unreferenced, request, session, blob.sha256)
+        raise
+    if replaced:
+        response.status_code = 200
+    return out
+
+
+def _discard_if_unreferenced(request: Request, session: Session, sha256: str) -> None:
+    session.rollback()
+    if repo.object_references(session, sha256) == 0 and repo.stored_object(session, sha256) is None:
+        request.app.state.store.delete(sha256)
+
+
+@router.delete(
+    RELEASE + "/files/{path:path}", status_code=204, responses=problems(401, 403, 404, 409, 422)
+)
+def delete_file(
+    namespace: str,
+    name: str,
+    version: str,
+    path: str,
+    session: SessionDep,
+    admin: AdminDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> Response:
+    """Remove a file from a draft release (the stored object stays if others share it)."""
+    model = admin_model(session, namespace, name)
+    rel = require_release(session, model, version)
+    require_draft(model, rel)
+    row = repo.file_by_path(session, rel.id, path)
+    if row is None:
+        raise NotFound(f"no file {path!r} in {rel.version}", code="file_not_found")
+    session.delete(row)
+    session.flush()
+    audit.record(
+        session,
+        now=clock.now(),
+        actor=admin.subject,
+        action="file.deleted",
+        target_type="file",
+        target_id=f"{model.repo_id}@{rel.version}/{path}",
+        before={"sha256": row.sha256, "size": row.size},
+        ctx=ctx,
+    )
+    return Response(status_code=204)
+
+
+@router.get(RELEASE + "/manifest", responses=problems(401, 404))
+def get_manifest(
+    namespace: str,
+    name: str,
+    version: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    clock: ClockDep,
+) -> schemas.Manifest:
+    """Files the caller may download now, and every component the caller may know about
+    with its tier and next lift. ``version`` may also be a revision id or ``main``."""
+    return service.manifest(
+        session,
+        principal=principal,
+        namespace=namespace,
+        name=name,
+        version=version,
+        now=clock.now(),
+    )

@@ -1,0 +1,139 @@
+"""Request and response bodies of the catalogue routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.access.tiers import Tier
+
+
+class Strict(BaseModel):
+    # Unknown fields are refused rather than ignored: a typo must not silently do nothing,
+    # and nothing the caller sends is copied anywhere it was not meant to go.
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequestField(Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    type: Literal["text", "email", "select", "checkbox", "country"] = "text"
+    label: str = Field(default="", max_length=200)
+    required: bool = True
+    options: list[str] = Field(default_factory=list, max_length=100)
+
+
+class ModelCreate(Strict):
+    id: str = Field(max_length=193, examples=["acme/atlas-7b"])
+    display_name: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=20_000)
+    license: str = Field(default="", max_length=200_000)
+    auto_approve: bool = False
+    request_fields: list[RequestField] = Field(default_factory=list, max_length=32)
+
+
+class ModelPatch(Strict):
+    display_name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=20_000)
+    license: str | None = Field(default=None, max_length=200_000)
+    auto_approve: bool | None = None
+    request_fields: list[RequestField] | None = Field(default=None, max_length=32)
+
+
+class ModelOut(BaseModel):
+    id: str
+    display_name: str
+    description: str
+    license: str
+    license_sha256: str
+    auto_approve: bool
+    request_fields: list[RequestField]
+    created_at: datetime
+    updated_at: datetime
+    latest_version: str | None = None
+    clearance: Tier | None = None
+
+
+class ReleaseCreate(Strict):
+    version: str = Field(max_length=64)
+    notes: str = Field(default="", max_length=20_000)
+
+
+class ReleaseOut(BaseModel):
+    model: str
+    version: str
+    notes: str
+    status: Literal["draft", "published"]
+    revision: str | None
+    created_at: datetime
+    published_at: datetime | None
+    file_count: int
+    total_size: int
+
+
+class PublishOut(BaseModel):
+    version: str
+    revision: str
+    published_at: datetime
+
+
+class StageIn(Strict):
+    tier: Tier
+    at: AwareDatetime
+
+
+class StageOut(BaseModel):
+    tier: Tier
+    at: datetime
+
+
+class ComponentCreate(Strict):
+    name: str = Field(max_length=64)
+    schedule: list[StageIn] = Field(default_factory=list, max_length=16)
+
+
+class ComponentOut(BaseModel):
+    name: str
+    tier: Tier
+    schedule: list[StageOut]
+    next: StageOut | None
+    held: bool
+    hold_reason: str | None
+    restricted_tier: Tier | None
+    restrict_reason: str | None
+    file_count: int
+
+
+class FileOut(BaseModel):
+    path: str
+    size: int
+    sha256: str
+    component: str
+
+
+class ManifestFile(BaseModel):
+    path: str
+    size: int
+    sha256: str
+    component: str
+    tier: Tier
+
+
+class ManifestComponent(BaseModel):
+    name: str
+    tier: Tier
+    next: StageOut | None
+    downloadable: bool
+    opens_to_you_at: datetime | None = None
+    held: bool = False
+
+
+class Manifest(BaseModel):
+    model: str
+    version: str
+    revision: str | None
+    status: Literal["draft", "published"]
+    clearance: Tier
+    files: list[ManifestFile]
+    components: list[ManifestComponent]

@@ -1,0 +1,309 @@
+"""Catalogue rules: creating models, releases and components, publishing, the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.access.principals import Principal
+from app.catalogue import repository as repo
+from app.catalogue import schemas
+from app.catalogue.names import check_component, check_version, split_model_id
+from app.catalogue.visibility import view_components, visible_model, visible_release
+from app.context import RequestContext
+from app.errors import Conflict, NotFound
+from app.models import Component, Model, Release, ReleaseFile, Stage
+from app.schedule.rules import check_stages
+
+
+def license_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def model_snapshot(model: Model) -> dict[str, Any]:
+    return {
+        "display_name": model.display_name,
+        "license_sha256": model.license_sha256,
+        "auto_approve": model.auto_approve,
+        "request_fields": model.request_fields,
+    }
+
+
+def create_model(
+    session: Session,
+    *,
+    body: schemas.ModelCreate,
+    actor: Principal,
+    now: datetime,
+    ctx: RequestContext | None = None,
+) -> Model:
+    namespace, name = split_model_id(body.id)
+    if repo.model_by_id(session, namespace, name) is not None:
+        raise Conflict(f"model {body.id} already exists", code="model_exists")
+    model = Model(
+        namespace=namespace,
+        name=name,
+        display_name=body.display_name or name,
+        description=body.description,
+        license=body.license,
+        license_sha256=license_hash(body.license),
+        auto_approve=body.auto_approve,
+        request_fields=[f.model_dump() for f in body.request_fields],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(model)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as e:  # lost a race with a concurrent create
+        raise Conflict(f"model {body.id} already exists", code="model_exists") from e
+    audit.record(
+        session,
+        now=now,
+        actor=actor.subject,
+        action="model.created",
+        target_type="model",
+        target_id=model.repo_id,
+        after=model_snapshot(model),
+        ctx=ctx,
+    )
+    return model
+
+
+def update_model(
+    session: Session,
+    *,
+    model: Model,
+    body: schemas.ModelPatch,
+    actor: Principal,
+    now: datetime,
+    ctx: RequestContext | None = None,
+) -> Model:
+    before = model_snapshot(model)
+    fields = body.model_dump(exclude_unset=True)
+    if "request_fields" in fields and fields["request_fields"] is not None:
+        model.request_fields = [f.model_dump() for f in body.request_fields or []]
+    for key in ("display_name", "description", "auto_approve"):
+        if fields.get(key) is not None:
+            setattr(model, key, fields[key])
+    if fields.get("license") is not None:
+        model.license = fields["license"]
+        model.license_sha256 = license_hash(model.license)
+    model.updated_at = now
+    session.flush()
+    audit.record(
+        session,
+        now=now,
+        actor=actor.subject,
+        action="model.updated",
+        target_type="model",
+        target_id=model.repo_id,
+        before=before,
+        after=model_snapshot(model),
+        ctx=ctx,
+    )
+    return model
+
+
+def create_release(
+    session: Session,
+    *,
+    model: Model,
+    body: schemas.ReleaseCreate,
+    actor: Principal,
+    now: datetime,
+    ctx: RequestContext | None = None,
+) -> Release:
+    check_version(body.version)
+    if repo.release(session, model.id, body.version) is not None:
+        raise Conflict(
+            f"release {body.version} of {model.repo_id} already exists", code="release_exists"
+        )
+    rel = Release(
+        model_id=model.id, version=body.version, notes=body.notes, status="draft", created_at=now
+    )
+    session.add(rel)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as e:
+        raise Conflict(
+            f"release {body.version} of {model.repo_id} already exists", code="release_exists"
+        ) from e
+    audit.record(
+        session,
+        now=now,
+        actor=actor.subject,
+        action="release.created",
+        target_type="release",
+        target_id=f"{model.repo_id}@{rel.version}",
+        ctx=ctx,
+    )
+    return rel
+
+
+def require_release(session: Session, model: Model, version: str) -> Release:
+    rel = repo.release(session, model.id, version)
+    if rel is None:
+        raise NotFound(f"release {version} of {model.repo_id} not found", code="release_not_found")
+    return rel
+
+
+def require_draft(model: Model, rel: Release) -> None:
+    if rel.status != "draft":
+        raise Conflict(
+            f"release {rel.version} of {model.repo_id} is published; its files and components "
+            "are frozen (publish a new version instead)",
+            code="release_published",
+        )
+
+
+def create_component(
+    session: Session,
+    *,
+    model: Model,
+    rel: Release,
+    body: schemas.ComponentCreate,
+    actor: Principal,
+    now: datetime,
+    ctx: RequestContext | None = None,
+) -> Component:
+    require_draft(model, rel)
+    check_component(body.name)
+    stages = [(s.tier, s.at) for s in body.schedule]
+    check_stages(stages)
+    if repo.component(session, rel.id, body.name) is not None:
+        raise Conflict(
+            f"component {body.name} already exists in {rel.version}", code="component_exists"
+        )
+    comp = Component(release_id=rel.id, name=body.name, created_at=now)
+    session.add(comp)
+    session.flush()
+    for tier, at in stages:
+        session.add(Stage(component_id=comp.id, tier=tier.value, at=at, created_at=now))
+    session.flush()
+    audit.record(
+        session,
+        now=now,
+        actor=actor.subject,
+        action="component.created",
+        target_type="component",
+        target_id=f"{model.repo_id}@{rel.version}/{comp.name}",
+        after={"schedule": [{"tier": t.value, "at": a.isoformat()} for t, a in stages]},
+        ctx=ctx,
+    )
+    return comp
+
+
+def canonical_manifest(
+    model: Model, rel: Release, files: list[ReleaseFile], components: dict[int, str]
+) -> bytes:
+    doc = {
+        "model": model.repo_id,
+        "version": rel.version,
+        "files": [
+            {
+                "path": f.path,
+                "size": f.size,
+                "sha256": f.sha256,
+                "component": components[f.component_id],
+            }
+            for f in sorted(files, key=lambda f: f.path)
+        ],
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def publish(
+    session: Session,
+    *,
+    model: Model,
+    rel: Release,
+    actor: Principal,
+    now: datetime,
+    ctx: RequestContext | None = None,
+) -> Release:
+    require_draft(model, rel)
+    files = list(repo.files(session, rel.id))
+    if not files:
+        raise Conflict(f"release {rel.version} has no files to publish", code="release_empty")
+    names = {c.id: c.name for c in repo.components(session, rel.id)}
+    # SHA-1 because Hugging Face clients take the revision for a git commit hash.
+    manifest_bytes = canonical_manifest(model, rel, files, names)
+    rel.revision = hashlib.sha1(manifest_bytes, usedforsecurity=False).hexdigest()
+    rel.status = "published"
+    rel.published_at = now
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as e:
+        raise Conflict(
+            "another release of this model has exactly the same manifest", code="duplicate_revision"
+        ) from e
+    audit.record(
+        session,
+        now=now,
+        actor=actor.subject,
+        action="release.published",
+        target_type="release",
+        target_id=f"{model.repo_id}@{rel.version}",
+        after={"revision": rel.revision, "files": len(files)},
+        ctx=ctx,
+    )
+    return rel
+
+
+def manifest(
+    session: Session,
+    *,
+    principal: Principal,
+    namespace: str,
+    name: str,
+    version: str,
+    now: datetime,
+) -> schemas.Manifest:
+    model, clearance = visible_model(session, principal, namespace, name, now=now)
+    rel = visible_release(session, principal, model, version)
+    views = view_components(session, repo.components(session, rel.id), clearance=clearance, now=now)
+    by_id = {v.component.id: v for v in views}
+    files = [
+        schemas.ManifestFile(
+            path=f.path,
+            size=f.size,
+            sha256=f.sha256,
+            component=by_id[f.component_id].component.name,
+            tier=by_id[f.component_id].tier,
+        )
+        for f in repo.files(session, rel.id)
+        if by_id[f.component_id].downloadable
+    ]
+    comps = [
+        schemas.ManifestComponent(
+            name=v.component.name,
+            tier=v.tier,
+            next=schemas.StageOut(tier=v.next_tier, at=v.next_at)
+            if v.next_tier and v.next_at
+            else None,
+            downloadable=v.downloadable,
+            opens_to_you_at=v.opens_to_caller_at,
+            held=v.state.held_at is not None,
+        )
+        for v in views
+        if v.visible
+    ]
+    return schemas.Manifest(
+        model=model.repo_id,
+        version=rel.version,
+        revision=rel.revision,
+        status=rel.status,
+        clearance=clearance,
+        files=files,
+        components=comps,
+    )

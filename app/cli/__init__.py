@@ -1,0 +1,1 @@
+"""The ``weightgate`` command. Client-side commands never import server modules."""

@@ -1,0 +1,81 @@
+"""Server-side commands: serve, migrate, admin. These import the server package lazily so the
+client commands stay light."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+admin_app = typer.Typer(help="Administration from the server's own machine.", no_args_is_help=True)
+
+
+def migrate(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Bring the database schema up to date (safe to run from several replicas at once)."""
+    from app.migrate import upgrade
+
+    upgrade(revision)
+    typer.echo(f"database migrated to {revision}")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate",
+                                                help="run migrations before serving")] = True,
+) -> None:
+    """Run the HTTP server (uvicorn)."""
+    import uvicorn
+
+    from app.migrate import upgrade
+    from app.settings import get_settings
+
+    settings = get_settings()
+    if settings.is_sqlite and workers > 1:
+        typer.echo("SQLite is single-process: use PostgreSQL (WEIGHTGATE_DATABASE_URL) to run "
+                   "several workers", err=True)
+        raise typer.Exit(2)
+    if migrate_first:
+        upgrade("head")
+    uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, proxy_headers=True,
+                forwarded_allow_ips="127.0.0.1", log_level=settings.log_level.lower(),
+                access_log=False, server_header=False)
+
+
+@admin_app.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Option(help="the user's email")],
+    role: Annotated[str, typer.Option(help="admin or researcher")] = "researcher",
+    name: Annotated[str, typer.Option(help="display name")] = "",
+) -> None:
+    """Create a user and print a new API key (alone on the last line)."""
+    from app.access.users import create_user_with_key
+    from app.clock import SystemClock
+    from app.db import make_engine, make_sessionmaker
+    from app.errors import AppError
+    from app.migrate import upgrade
+    from app.settings import get_settings
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade("head")
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            user, key = create_user_with_key(session, email=email, role=role, name=name,
+                                             actor="system:cli", now=SystemClock().now())
+            session.commit()
+    except AppError as e:
+        typer.echo(f"error: {e.detail}", err=True)
+        raise typer.Exit(1) from e
+    finally:
+        engine.dispose()
+    typer.echo(f"created {user.role} {user.email} (id {user.id}); API key (shown once):")
+    typer.echo(key)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(migrate)
+    app.add_typer(admin_app, name="admin")

@@ -1,0 +1,39 @@
+"""Per-request facts services need but should not dig out of HTTP: clock, address, request id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.clock import Clock
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    client_addr: str | None
+    request_id: str | None
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_context(request: Request) -> RequestContext:
+    return RequestContext(
+        client_addr=request.client.host if request.client else None,
+        request_id=getattr(request.state, "request_id", None),
+    )
+
+
+ClockDep = Annotated[Clock, Depends(get_clock)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+ContextDep = Annotated[RequestContext, Depends(get_context)]

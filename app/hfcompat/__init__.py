@@ -1,0 +1,1 @@
+"""Hugging Face Hub-compatible routes, mapped onto the catalogue and delivery."""

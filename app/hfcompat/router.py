@@ -1,0 +1,7 @@
+"""HTTP routes of the hfcompat domain (thin: parse, call the service, shape the answer)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

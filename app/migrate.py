@@ -1,0 +1,32 @@
+"""Running Alembic migrations from the application (``weightgate migrate``, ``serve``)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from app.settings import get_settings
+
+
+
+def migrations_dir() -> Path:
+    """The ``migrations`` package, installed beside ``app`` (wheel) or in the source tree."""
+    spec = importlib.util.find_spec("migrations")
+    if spec is not None and spec.origin:
+        return Path(spec.origin).parent
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.attributes["url"] = url or get_settings().effective_database_url
+    return cfg
+
+
+def upgrade(revision: str = "head", url: str | None = None) -> None:
+    get_settings().data_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), revision)

@@ -1,0 +1,42 @@
+"""ORM models, one module per aggregate. Importing this package registers every table."""
+
+from app.models.access import AccessRequest, Grant
+from app.models.audit import AuditEvent, AuditHead
+from app.models.base import Base
+from app.models.catalogue import (
+    Component,
+    Model,
+    Release,
+    ReleaseFile,
+    Stage,
+    StoredObject,
+    Transition,
+)
+from app.models.principals import ApiKey, Partner, PartnerAgreement, User
+from app.models.tokens import IssuedToken, QuotaCounter, TokenFileStart
+from app.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
+
+__all__ = [
+    "AccessRequest",
+    "ApiKey",
+    "AuditEvent",
+    "AuditHead",
+    "Base",
+    "Component",
+    "Grant",
+    "IssuedToken",
+    "Model",
+    "Partner",
+    "PartnerAgreement",
+    "QuotaCounter",
+    "Release",
+    "ReleaseFile",
+    "Stage",
+    "StoredObject",
+    "TokenFileStart",
+    "Transition",
+    "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
+]

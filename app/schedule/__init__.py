@@ -1,0 +1,1 @@
+"""Schedules of components: stages, effective tier at an instant, embargo control, transitions."""

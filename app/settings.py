@@ -1,0 +1,92 @@
+"""All configuration, read once from ``WEIGHTGATE_*`` environment variables (and ``.env``).
+
+Embedded defaults (SQLite + filesystem store under ``./var``) make ``make run`` work on a
+fresh machine; :func:`Settings.check_production` refuses those defaults where they would be
+unsafe (several workers on SQLite, development secrets outside development).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WEIGHTGATE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("./var")
+    database_url: str = ""
+    # file:///abs/path, a bare path, or s3://bucket/prefix
+    storage_url: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_path_style: bool = False
+    # Above this size uploads to S3 go through multipart upload.
+    s3_multipart_threshold: int = 64 * 1024 * 1024
+    s3_multipart_chunk: int = 16 * 1024 * 1024
+    delivery_mode: Literal["redirect", "proxy"] = "redirect"
+    public_url: str = "http://127.0.0.1:8000"
+    issuer: str = "weightgate"
+
+    # Upload limits: a single file may be large (weight shards), but never unbounded.
+    max_upload_bytes: int = 200 * 1024**3
+    max_path_bytes: int = 1024
+
+    open_registration: bool = False
+    keys_dir: Path | None = None
+    signing_key_pem: str | None = Field(default=None, repr=False)
+    token_default_ttl: int = 15 * 60
+    token_max_ttl: int = 24 * 3600
+    partner_token_ttl: int = 3600
+    presign_max_seconds: int = 300
+
+    quota_tokens_per_minute: int = 120
+    quota_bytes_per_day: int = 10 * 1024**4
+    quota_anonymous_per_minute: int = 600
+
+    scheduler_enabled: bool = True
+    scheduler_interval: float = 1.0
+    reminder_before_seconds: int = 24 * 3600
+    webhook_horizon_seconds: int = 24 * 3600
+    webhook_allow_private: bool = False
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _normalise_db(cls, v: str) -> str:
+        # Accept the URL forms operators paste from their provider.
+        if v.startswith("postgres://"):
+            v = "postgresql+psycopg://" + v[len("postgres://") :]
+        elif v.startswith("postgresql://"):
+            v = "postgresql+psycopg://" + v[len("postgresql://") :]
+        return v
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'weightgate.db').as_posix()}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        return self.storage_url or (self.data_dir / "objects").resolve().as_uri()
+
+    @property
+    def effective_keys_dir(self) -> Path:
+        return self.keys_dir or self.data_dir / "keys"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

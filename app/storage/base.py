@@ -1,0 +1,109 @@
+"""The object store interface.
+
+Objects are addressed only by their SHA-256 (``<prefix>/sha256/<hex>``); no user-supplied
+path ever becomes a storage key. Writes are streamed through an :class:`ObjectWriter` that
+hashes while it writes into a staging location and only moves the bytes under their content
+address once the hash is known (and matches what the uploader declared), so a failed or
+mismatched upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+MAX_SHA256_HEX = 64
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class StorageError(Exception):
+    """The store could not do what was asked (unreachable, permission, corrupt)."""
+
+
+class HashMismatch(StorageError):
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"declared sha256 {expected} but received bytes hash to {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class TooLarge(StorageError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"object exceeds the limit of {limit} bytes")
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size: int
+
+
+def object_key(prefix: str, sha256: str) -> str:
+    if not SHA256_RE.match(sha256):
+        raise ValueError("object keys are SHA-256 hex digests")
+    return f"{prefix}/sha256/{sha256}" if prefix else f"sha256/{sha256}"
+
+
+class ObjectWriter(Protocol):
+    """A streaming write. ``write`` any number of times, then ``commit`` or ``abort``."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> StoredBlob:
+        """Finish; verify the declared hash; place the object at its content address.
+
+        Raises :class:`HashMismatch` (after cleaning up) when the declared hash differs.
+        """
+        ...
+
+    def abort(self) -> None: ...
+
+
+class ObjectStore(Protocol):
+    name: str  # "filesystem" | "s3"
+
+    def writer(
+        self, *, expected_sha256: str | None = None, max_bytes: int | None = None
+    ) -> ObjectWriter: ...
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def size(self, sha256: str) -> int | None: ...
+
+    def iter_range(
+        self, sha256: str, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024
+    ) -> Iterator[bytes]:
+        """Yield bytes ``[start, end]`` (inclusive end, like HTTP ranges; ``None`` = to EOF)."""
+        ...
+
+    def delete(self, sha256: str) -> None: ...
+
+    def presign_get(self, sha256: str, *, expires_in: int, filename: str) -> str | None:
+        """A URL the client can fetch directly, or ``None`` if this store cannot presign."""
+        ...
+
+    def check(self) -> None:
+        """Raise :class:`StorageError` if the store is unreachable (readiness probe)."""
+        ...
+
+
+class HashingCounter:
+    """SHA-256 and size of a stream, with an optional size limit."""
+
+    def __init__(self, max_bytes: int | None) -> None:
+        self._h = hashlib.sha256()
+        self.size = 0
+        self._max = max_bytes
+
+    def update(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._max is not None and self.size > self._max:
+            raise TooLarge(self._max)
+        self._h.update(data)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()

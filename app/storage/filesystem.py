@@ -1,0 +1,115 @@
+"""Filesystem driver: objects under ``<root>/sha256/<aa>/<hex>``, staged in ``<root>/staging``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from app.storage.base import (
+    SHA256_RE,
+    HashingCounter,
+    HashMismatch,
+    StorageError,
+    StoredBlob,
+)
+
+
+class FilesystemWriter:
+    def __init__(self, store: FilesystemStore, expected: str | None, max_bytes: int | None):
+        self._store = store
+        self._expected = expected
+        self._hash = HashingCounter(max_bytes)
+        fd, name = tempfile.mkstemp(dir=store.staging, prefix="upload-")
+        self._tmp = Path(name)
+        self._fh = os.fdopen(fd, "wb")
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._hash.update(data)
+        except BaseException:
+            self.abort()
+            raise
+        self._fh.write(data)
+
+    def commit(self) -> StoredBlob:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        digest = self._hash.hexdigest()
+        if self._expected is not None and digest != self._expected:
+            self.abort()
+            raise HashMismatch(self._expected, digest)
+        final = self._store.path_for(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # Same content, same name: replacing an existing object is harmless and atomic.
+        os.replace(self._tmp, final)
+        self._done = True
+        return StoredBlob(digest, self._hash.size)
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if not self._fh.closed:
+            self._fh.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class FilesystemStore:
+    name = "filesystem"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.staging = root / "staging"
+        self.staging.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, sha256: str) -> Path:
+        if not SHA256_RE.match(sha256):
+            raise ValueError("object keys are SHA-256 hex digests")
+        return self.root / "sha256" / sha256[:2] / sha256
+
+    def writer(
+        self, *, expected_sha256: str | None = None, max_bytes: int | None = None
+    ) -> FilesystemWriter:
+        return FilesystemWriter(self, expected_sha256, max_bytes)
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def size(self, sha256: str) -> int | None:
+        try:
+            return self.path_for(sha256).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def iter_range(
+        self, sha256: str, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024
+    ) -> Iterator[bytes]:
+        try:
+            fh = self.path_for(sha256).open("rb")
+        except FileNotFoundError as e:
+            raise StorageError("object missing from store") from e
+        with fh:
+            fh.seek(start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                n = chunk_size if remaining is None else min(chunk_size, remaining)
+                data = fh.read(n)
+                if not data:
+                    break
+                if remaining is not None:
+                    remaining -= len(data)
+                yield data
+
+    def delete(self, sha256: str) -> None:
+        self.path_for(sha256).unlink(missing_ok=True)
+
+    def presign_get(self, sha256: str, *, expires_in: int, filename: str) -> str | None:
+        return None
+
+    def check(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise StorageError("object directory is not writable")

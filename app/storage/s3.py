@@ -1,0 +1,220 @@
+"""S3 driver (AWS S3, MinIO, R2, Ceph) over boto3.
+
+Small uploads are held in memory up to ``multipart_threshold`` and written straight to their
+content address once hashed. Larger ones stream as a multipart upload to a staging key; when
+the last part is in and the hash is verified, a server-side copy places the object at its
+content address and the staging object is deleted. Nothing unverified is ever visible under
+``sha256/``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.storage.base import (
+    HashingCounter,
+    HashMismatch,
+    StorageError,
+    StoredBlob,
+    object_key,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def _is_missing(err: ClientError) -> bool:
+    code = str(err.response.get("Error", {}).get("Code", ""))
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
+class S3Writer:
+    def __init__(self, store: S3Store, expected: str | None, max_bytes: int | None) -> None:
+        self._s = store
+        self._expected = expected
+        self._hash = HashingCounter(max_bytes)
+        self._buf = bytearray()
+        self._upload_id: str | None = None
+        self._staging_key = f"{store.prefix}/staging/{uuid.uuid4().hex}".lstrip("/")
+        self._parts: list[dict[str, Any]] = []
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._hash.update(data)
+            self._buf += data
+            if self._upload_id is None and len(self._buf) > self._s.multipart_threshold:
+                resp = self._s.client.create_multipart_upload(
+                    Bucket=self._s.bucket, Key=self._staging_key
+                )
+                self._upload_id = resp["UploadId"]
+            if self._upload_id is not None:
+                while len(self._buf) >= self._s.multipart_chunk:
+                    self._flush_part(bytes(self._buf[: self._s.multipart_chunk]))
+                    del self._buf[: self._s.multipart_chunk]
+        except (BotoCoreError, ClientError) as e:
+            self.abort()
+            raise StorageError("object store write failed") from e
+        except BaseException:
+            self.abort()
+            raise
+
+    def _flush_part(self, data: bytes) -> None:
+        assert self._upload_id is not None
+        number = len(self._parts) + 1
+        resp = self._s.client.upload_part(
+            Bucket=self._s.bucket,
+            Key=self._staging_key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=data,
+        )
+        self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+
+    def commit(self) -> StoredBlob:
+        digest = self._hash.hexdigest()
+        if self._expected is not None and digest != self._expected:
+            self.abort()
+            raise HashMismatch(self._expected, digest)
+        key = object_key(self._s.prefix, digest)
+        c = self._s.client
+        try:
+            if self._upload_id is None:
+                c.put_object(
+                    Bucket=self._s.bucket,
+                    Key=key,
+                    Body=bytes(self._buf),
+                    ChecksumAlgorithm="SHA256",
+                )
+            else:
+                if self._buf or not self._parts:
+                    self._flush_part(bytes(self._buf))
+                self._buf.clear()
+                c.complete_multipart_upload(
+                    Bucket=self._s.bucket,
+                    Key=self._staging_key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},  # type: ignore[typeddict-item]
+                )
+                self._upload_id = None
+                if not self._s.exists(digest):
+                    # Managed copy: switches to multipart copy above 5 GB by itself.
+                    c.copy(
+                        {"Bucket": self._s.bucket, "Key": self._staging_key}, self._s.bucket, key
+                    )
+                c.delete_object(Bucket=self._s.bucket, Key=self._staging_key)
+        except (BotoCoreError, ClientError) as e:
+            self.abort()
+            raise StorageError("object store write failed") from e
+        self._done = True
+        return StoredBlob(digest, self._hash.size)
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._buf.clear()
+        try:
+            if self._upload_id is not None:
+                self._s.client.abort_multipart_upload(
+                    Bucket=self._s.bucket, Key=self._staging_key, UploadId=self._upload_id
+                )
+            self._s.client.delete_object(Bucket=self._s.bucket, Key=self._staging_key)
+        except (BotoCoreError, ClientError):
+            # Best effort: a bucket lifecycle rule on staging/ collects what is left.
+            pass
+
+
+class S3Store:
+    name = "s3"
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        path_style: bool = False,
+        multipart_threshold: int = 64 * 1024 * 1024,
+        multipart_chunk: int = 16 * 1024 * 1024,
+    ) -> None:
+        if not bucket:
+            raise ValueError("s3:// storage URL needs a bucket")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        # S3 needs parts of at least 5 MiB (except the last).
+        self.multipart_chunk = max(multipart_chunk, 5 * 1024 * 1024)
+        self.multipart_threshold = max(multipart_threshold, 0)
+        config = Config(
+            s3={"addressing_style": "path" if path_style else "auto"},
+            signature_version="s3v4",
+            retries={"max_attempts": 5, "mode": "standard"},
+        )
+        # Credentials come from the standard AWS chain (env, profile, IRSA, instance role).
+        self.client: S3Client = boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=region, config=config
+        )
+
+    def writer(
+        self, *, expected_sha256: str | None = None, max_bytes: int | None = None
+    ) -> S3Writer:
+        return S3Writer(self, expected_sha256, max_bytes)
+
+    def size(self, sha256: str) -> int | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=object_key(self.prefix, sha256))
+        except ClientError as e:
+            if _is_missing(e):
+                return None
+            raise StorageError("object store unreachable") from e
+        return int(head["ContentLength"])
+
+    def exists(self, sha256: str) -> bool:
+        return self.size(sha256) is not None
+
+    def iter_range(
+        self, sha256: str, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024
+    ) -> Iterator[bytes]:
+        rng = f"bytes={start}-{'' if end is None else end}"
+        try:
+            resp = self.client.get_object(
+                Bucket=self.bucket, Key=object_key(self.prefix, sha256), Range=rng
+            )
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError("object store read failed") from e
+        body = resp["Body"]
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+
+    def delete(self, sha256: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=object_key(self.prefix, sha256))
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError("object store delete failed") from e
+
+    def presign_get(self, sha256: str, *, expires_in: int, filename: str) -> str | None:
+        safe = filename.replace('"', "").replace("\\", "")
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": object_key(self.prefix, sha256),
+                "ResponseContentDisposition": f'attachment; filename="{safe}"',
+            },
+            ExpiresIn=max(1, int(expires_in)),
+        )
+
+    def check(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError("object store unreachable") from e

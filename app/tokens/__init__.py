@@ -1,0 +1,1 @@
+"""Signed download tokens and partner access tokens (ES256 JWTs), their keys and rows."""

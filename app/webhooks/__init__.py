@@ -1,0 +1,1 @@
+"""Webhook subscriptions, the outbox and the delivery loop."""

@@ -1,0 +1,64 @@
+"""Alembic environment: the URL comes from weightgate settings (or ``-x url=`` / config).
+
+On PostgreSQL the whole migration runs under a *transaction-scoped* advisory lock, so replicas
+that start together never race; the lock ends with the transaction (no session-level lock
+that could leak behind a connection pooler).
+"""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import text
+from sqlalchemy.pool import NullPool
+
+from app.db import make_engine
+from app.models import Base
+from app.settings import get_settings
+
+config = context.config
+target_metadata = Base.metadata
+
+# Arbitrary constant: the advisory lock id all weightgate migrators agree on.
+MIGRATION_LOCK_ID = 0x5767_6174_65  # "Wgate"
+
+
+def _url() -> str:
+    url = config.attributes.get("url") or context.get_x_argument(as_dictionary=True).get("url")
+    return str(url or get_settings().effective_database_url)
+
+
+def run_offline() -> None:
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
+                      render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = make_engine(_url(), poolclass=NullPool)
+    with engine.connect() as conn:
+        _run(conn)
+    engine.dispose()
+
+
+def _run(connection: object) -> None:
+    context.configure(
+        connection=connection,  # type: ignore[arg-type]
+        target_metadata=target_metadata,
+        render_as_batch=True,  # SQLite needs batch mode to alter tables
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        if context.get_bind().dialect.name == "postgresql":
+            context.get_bind().execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"))
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_offline()
+else:
+    run_online()
