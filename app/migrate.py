@@ -11,7 +11,6 @@ from alembic.config import Config
 from app.settings import get_settings
 
 
-
 def migrations_dir() -> Path:
     """The ``migrations`` package, installed beside ``app`` (wheel) or in the source tree."""
     spec = importlib.util.find_spec("migrations")

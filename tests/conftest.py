@@ -65,8 +65,12 @@ def connection(engine: Engine) -> Iterator[Connection]:
 @pytest.fixture
 def session_factory(connection: Connection) -> sessionmaker[Session]:
     # Sessions commit to savepoints inside the test's transaction.
-    return sessionmaker(bind=connection, join_transaction_mode="create_savepoint",
-                        expire_on_commit=False, autoflush=False)
+    return sessionmaker(
+        bind=connection,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
+        autoflush=False,
+    )
 
 
 @pytest.fixture
@@ -89,10 +93,15 @@ def s3_endpoint() -> Iterator[str]:
 
 def make_s3_store(endpoint: str, **kw: int) -> S3Store:
     bucket = f"wg-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-        Bucket=bucket)
-    return S3Store(bucket=bucket, prefix="objects", endpoint_url=endpoint,
-                   region="us-east-1", path_style=True, **kw)
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return S3Store(
+        bucket=bucket,
+        prefix="objects",
+        endpoint_url=endpoint,
+        region="us-east-1",
+        path_style=True,
+        **kw,
+    )
 
 
 @pytest.fixture(params=["filesystem"])
@@ -101,22 +110,34 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "s3":
         endpoint = request.getfixturevalue("s3_endpoint")
         # Small multipart sizes so tests cross the multipart path with a few MiB.
-        return make_s3_store(endpoint, multipart_threshold=5 * 1024 * 1024,
-                             multipart_chunk=5 * 1024 * 1024)
+        return make_s3_store(
+            endpoint, multipart_threshold=5 * 1024 * 1024, multipart_chunk=5 * 1024 * 1024
+        )
     return FilesystemStore(tmp_path / "objects")
 
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(environment="test", data_dir=tmp_path / "var", database_url=db_url,
-                    scheduler_enabled=False, _env_file=None)  # type: ignore[call-arg]
+    return Settings(
+        environment="test",
+        data_dir=tmp_path / "var",
+        database_url=db_url,
+        scheduler_enabled=False,
+        _env_file=None,
+    )  # type: ignore[call-arg]
 
 
 @pytest.fixture
-def app(settings: Settings, clock: FixedClock, store: ObjectStore, engine: Engine,
-        session_factory: sessionmaker[Session]) -> FastAPI:
-    application = create_app(settings, clock=clock, store=store, engine=engine,
-                             run_background=False)
+def app(
+    settings: Settings,
+    clock: FixedClock,
+    store: ObjectStore,
+    engine: Engine,
+    session_factory: sessionmaker[Session],
+) -> FastAPI:
+    application = create_app(
+        settings, clock=clock, store=store, engine=engine, run_background=False
+    )
     application.state.sessionmaker = session_factory
     return application
 

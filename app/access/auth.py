@@ -67,8 +67,9 @@ def require_user(principal: Annotated[Principal, Depends(get_principal)]) -> Pri
     if principal.kind == "anonymous":
         raise Unauthorized("this route needs an API key")
     if principal.kind != "user":
-        raise Forbidden("this route needs a user's API key, not a partner token",
-                        code="user_required")
+        raise Forbidden(
+            "this route needs a user's API key, not a partner token", code="user_required"
+        )
     return principal
 
 

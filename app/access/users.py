@@ -25,8 +25,9 @@ def normalise_email(email: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
-def create_user_with_key(session: Session, *, email: str, role: str, name: str, actor: str,
-                         now: datetime) -> tuple[User, str]:
+def create_user_with_key(
+    session: Session, *, email: str, role: str, name: str, actor: str, now: datetime
+) -> tuple[User, str]:
     if role not in ROLES:
         raise Unprocessable(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
     email = normalise_email(email)
@@ -37,9 +38,22 @@ def create_user_with_key(session: Session, *, email: str, role: str, name: str, 
     session.add(user)
     session.flush()
     key_row, key = create_api_key(session, user=user, now=now, name="initial")
-    audit.record(session, now=now, actor=actor, action="user.created", target_type="user",
-                 target_id=user.id, after={"email": email, "role": role})
-    audit.record(session, now=now, actor=actor, action="api_key.created",
-                 target_type="api_key", target_id=key_row.id,
-                 after={"user": user.id, "prefix": key_row.prefix})
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="user.created",
+        target_type="user",
+        target_id=user.id,
+        after={"email": email, "role": role},
+    )
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="api_key.created",
+        target_type="api_key",
+        target_id=key_row.id,
+        after={"user": user.id, "prefix": key_row.prefix},
+    )
     return user, key

@@ -22,8 +22,9 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
-    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate",
-                                                help="run migrations before serving")] = True,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="run migrations before serving")
+    ] = True,
 ) -> None:
     """Run the HTTP server (uvicorn)."""
     import uvicorn
@@ -33,14 +34,25 @@ def serve(
 
     settings = get_settings()
     if settings.is_sqlite and workers > 1:
-        typer.echo("SQLite is single-process: use PostgreSQL (WEIGHTGATE_DATABASE_URL) to run "
-                   "several workers", err=True)
+        typer.echo(
+            "SQLite is single-process: use PostgreSQL (WEIGHTGATE_DATABASE_URL) to run "
+            "several workers",
+            err=True,
+        )
         raise typer.Exit(2)
     if migrate_first:
         upgrade("head")
-    uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, proxy_headers=True,
-                forwarded_allow_ips="127.0.0.1", log_level=settings.log_level.lower(),
-                access_log=False, server_header=False)
+    uvicorn.run(
+        "app.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        server_header=False,
+    )
 
 
 @admin_app.command("create-user")
@@ -63,8 +75,14 @@ def create_user(
     engine = make_engine(settings.effective_database_url)
     try:
         with make_sessionmaker(engine)() as session:
-            user, key = create_user_with_key(session, email=email, role=role, name=name,
-                                             actor="system:cli", now=SystemClock().now())
+            user, key = create_user_with_key(
+                session,
+                email=email,
+                role=role,
+                name=name,
+                actor="system:cli",
+                now=SystemClock().now(),
+            )
             session.commit()
     except AppError as e:
         typer.echo(f"error: {e.detail}", err=True)

@@ -117,11 +117,13 @@ def file_response(
     if plan.status == 206:
         base["Content-Range"] = f"bytes {plan.start}-{plan.end}/{size}"
     if method == "HEAD" or plan.length == 0:
-        return Response(status_code=plan.status, headers=base,
-                        media_type="application/octet-stream"), plan
+        return Response(
+            status_code=plan.status, headers=base, media_type="application/octet-stream"
+        ), plan
 
     def body() -> Iterator[bytes]:
         yield from store.iter_range(sha256, plan.start, plan.end, CHUNK)
 
-    return StreamingResponse(body(), status_code=plan.status, headers=base,
-                             media_type="application/octet-stream"), plan
+    return StreamingResponse(
+        body(), status_code=plan.status, headers=base, media_type="application/octet-stream"
+    ), plan

@@ -53,7 +53,9 @@ def revoke_tokens(
     if len(conds) == 2:
         raise ValueError("refusing to revoke every token: give at least one filter")
     result = session.execute(
-        update(IssuedToken).where(*conds).values(revoked_at=now, revoked_reason=reason[:200])
+        update(IssuedToken)
+        .where(*conds)
+        .values(revoked_at=now, revoked_reason=reason[:200])
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -8,10 +8,15 @@ from app.clock import FixedClock
 from tests.factories.catalogue import check, create_model, publish_release, sha256
 
 
-def test_admin_creates_model_and_reads_it_back(client: TestClient, admin_headers: dict[str, str]
-                                               ) -> None:
-    body = create_model(client, admin_headers, "acme/atlas-7b",
-                        request_fields=[{"name": "affiliation", "type": "text"}])
+def test_admin_creates_model_and_reads_it_back(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    body = create_model(
+        client,
+        admin_headers,
+        "acme/atlas-7b",
+        request_fields=[{"name": "affiliation", "type": "text"}],
+    )
     assert body["id"] == "acme/atlas-7b"
     assert body["license_sha256"] == sha256(b"Be nice.")
     got = check(client.get("/v1/models/acme/atlas-7b", headers=admin_headers), 200)
@@ -26,17 +31,29 @@ def test_creating_a_model_needs_admin(client: TestClient) -> None:
     assert r.json()["code"] == "unauthenticated"
 
 
-def test_publish_computes_revision_and_freezes(client: TestClient, admin_headers: dict[str, str],
-                                               clock: FixedClock) -> None:
-    pub = publish_release(client, admin_headers,
-                          components={"weights": [("open", clock.now() - timedelta(days=1))]})
+def test_publish_computes_revision_and_freezes(
+    client: TestClient, admin_headers: dict[str, str], clock: FixedClock
+) -> None:
+    pub = publish_release(
+        client, admin_headers, components={"weights": [("open", clock.now() - timedelta(days=1))]}
+    )
     assert len(pub.revision) == 40
-    r = client.put("/v1/models/acme/atlas-7b/releases/v1/files/extra.bin",
-                   params={"component": "weights"}, content=b"x", headers=admin_headers)
+    r = client.put(
+        "/v1/models/acme/atlas-7b/releases/v1/files/extra.bin",
+        params={"component": "weights"},
+        content=b"x",
+        headers=admin_headers,
+    )
     assert r.status_code == 409
     assert r.json()["code"] == "release_published"
     manifest = check(client.get("/v1/models/acme/atlas-7b/releases/v1/manifest"), 200)
     assert manifest["revision"] == pub.revision
-    assert manifest["files"] == [{"path": "model.safetensors", "size": 1000,
-                                  "sha256": sha256(b"\x00" * 1000), "component": "weights",
-                                  "tier": "open"}]
+    assert manifest["files"] == [
+        {
+            "path": "model.safetensors",
+            "size": 1000,
+            "sha256": sha256(b"\x00" * 1000),
+            "component": "weights",
+            "tier": "open",
+        }
+    ]

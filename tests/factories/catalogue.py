@@ -27,8 +27,9 @@ def check(resp: Any, status: int) -> Any:
     return resp.json() if resp.content else None
 
 
-def create_model(client: TestClient, headers: dict[str, str], model: str = "acme/atlas-7b",
-                 **extra: Any) -> dict[str, Any]:
+def create_model(
+    client: TestClient, headers: dict[str, str], model: str = "acme/atlas-7b", **extra: Any
+) -> dict[str, Any]:
     body = {"id": model, "display_name": "Atlas", "license": "Be nice.", **extra}
     return check(client.post("/v1/models", json=body, headers=headers), 201)  # type: ignore[no-any-return]
 
@@ -48,20 +49,32 @@ def publish_release(
     ``{path: (component, bytes)}`` and publish."""
     if create:
         create_model(client, headers, model)
-    check(client.post(f"/v1/models/{model}/releases", json={"version": version},
-                      headers=headers), 201)
+    check(
+        client.post(f"/v1/models/{model}/releases", json={"version": version}, headers=headers), 201
+    )
     components = components if components is not None else {"weights": []}
     for name, stages in components.items():
-        body = {"name": name,
-                "schedule": [{"tier": t, "at": at.isoformat()} for t, at in stages]}
-        check(client.post(f"/v1/models/{model}/releases/{version}/components", json=body,
-                          headers=headers), 201)
+        body = {"name": name, "schedule": [{"tier": t, "at": at.isoformat()} for t, at in stages]}
+        check(
+            client.post(
+                f"/v1/models/{model}/releases/{version}/components", json=body, headers=headers
+            ),
+            201,
+        )
     files = files if files is not None else {"model.safetensors": ("weights", b"\x00" * 1000)}
     for path, (comp, data) in files.items():
-        check(client.put(f"/v1/models/{model}/releases/{version}/files/{path}",
-                         params={"component": comp}, content=data, headers=headers), 201)
+        check(
+            client.put(
+                f"/v1/models/{model}/releases/{version}/files/{path}",
+                params={"component": comp},
+                content=data,
+                headers=headers,
+            ),
+            201,
+        )
     revision = ""
     if publish:
-        revision = check(client.post(f"/v1/models/{model}/releases/{version}/publish",
-                                     headers=headers), 200)["revision"]
+        revision = check(
+            client.post(f"/v1/models/{model}/releases/{version}/publish", headers=headers), 200
+        )["revision"]
     return Published(model, version, revision, {p: d for p, (_, d) in files.items()})
