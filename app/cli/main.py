@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import server
+from app.cli import keys, publish, researcher, server
 
 app = typer.Typer(
     name="weightgate",
@@ -13,6 +13,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals can hold API keys and tokens
 )
 server.register(app)
+keys.register(app)
+publish.register(app)
+researcher.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,9 @@
+"""weightgate CLI: keys commands."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the top-level app."""
