@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -27,6 +28,12 @@ from app.storage.base import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+COPY_CONFIG = TransferConfig(
+    multipart_threshold=5 * 1024**3,
+    multipart_chunksize=512 * 1024**2,
+    preferred_transfer_client="classic",
+)
 
 
 def _is_missing(err: ClientError) -> bool:
@@ -104,9 +111,13 @@ class S3Writer:
                 )
                 self._upload_id = None
                 if not self._s.exists(digest):
-                    # Managed copy: switches to multipart copy above 5 GB by itself.
+                    # One server-side CopyObject up to S3's 5 GiB limit, a multipart copy in
+                    # big parts above it; the bytes never pass through this process.
                     c.copy(
-                        {"Bucket": self._s.bucket, "Key": self._staging_key}, self._s.bucket, key
+                        {"Bucket": self._s.bucket, "Key": self._staging_key},
+                        self._s.bucket,
+                        key,
+                        Config=COPY_CONFIG,
                     )
                 c.delete_object(Bucket=self._s.bucket, Key=self._staging_key)
         except (BotoCoreError, ClientError) as e:
@@ -182,11 +193,15 @@ class S3Store:
     def iter_range(
         self, sha256: str, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024
     ) -> Iterator[bytes]:
-        rng = f"bytes={start}-{'' if end is None else end}"
+        key = object_key(self.prefix, sha256)
         try:
-            resp = self.client.get_object(
-                Bucket=self.bucket, Key=object_key(self.prefix, sha256), Range=rng
-            )
+            if start == 0 and end is None:
+                # No Range header for a whole read: S3 answers 416 to "bytes=0-" on an empty
+                # object, and empty files (an empty __init__.py, a marker) are legitimate.
+                resp = self.client.get_object(Bucket=self.bucket, Key=key)
+            else:
+                rng = f"bytes={start}-{'' if end is None else end}"
+                resp = self.client.get_object(Bucket=self.bucket, Key=key, Range=rng)
         except (BotoCoreError, ClientError) as e:
             raise StorageError("object store read failed") from e
         body = resp["Body"]
