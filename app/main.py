@@ -21,6 +21,7 @@ from app.observability.router import router as ops_router
 from app.schedule.router import router as schedule_router
 from app.settings import Settings, get_settings
 from app.storage import ObjectStore, open_store
+from app.tokens.keys import load_key_set
 from app.tokens.router import router as tokens_router
 from app.webhooks.router import router as webhooks_router
 
@@ -55,7 +56,7 @@ def create_app(
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.store = store or open_store(settings)
     app.state.clock = clock or SystemClock()
-    app.state.keys = None
+    app.state.keys = load_key_set(settings, now=app.state.clock.now())
     app.state.run_background = (
         settings.scheduler_enabled if run_background is None else run_background
     )

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     token_max_ttl: int = 24 * 3600
     partner_token_ttl: int = 3600
     presign_max_seconds: int = 300
+    # Allowed clock difference between replicas for a token's iat/nbf (not for exp).
+    token_leeway_seconds: int = 5
+    # How often a replica re-reads the keys directory for rotated keys.
+    keys_reload_seconds: float = 10.0
 
     quota_tokens_per_minute: int = 120
     quota_bytes_per_day: int = 10 * 1024**4
