@@ -60,4 +60,7 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit (or roll back) when the route returns, *before* the response is
+# sent. FastAPI's default for yield dependencies ("request") runs the commit after the body
+# went out, so a client could see 201 and read stale data (or a failed commit) next request.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
