@@ -12,10 +12,13 @@ import unicodedata
 
 from app.errors import Unprocessable
 
-_ID_SEGMENT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_-])?$")
-_VERSION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9_-])?$")
-_COMPONENT = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9_-])?$")
-_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+# Always used with fullmatch(): "$" would also match before a trailing newline, letting
+# "acme/x\n" through.
+_ID_SEGMENT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_-])?")
+_VERSION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9_-])?")
+_COMPONENT = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9_-])?")
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+_DRIVE = re.compile(r"[A-Za-z]:")
 
 # First path segments the server itself routes; a model namespace cannot take them.
 RESERVED_NAMESPACES = frozenset(
@@ -47,7 +50,7 @@ def _refuse(what: str, value: str, why: str, code: str = "invalid_name") -> Unpr
 
 def check_model_id(namespace: str, name: str) -> None:
     for what, part in (("namespace", namespace), ("model name", name)):
-        if not _ID_SEGMENT.match(part) or ".." in part:
+        if not _ID_SEGMENT.fullmatch(part) or ".." in part:
             raise _refuse(
                 what,
                 part,
@@ -67,15 +70,15 @@ def split_model_id(model_id: str) -> tuple[str, str]:
 
 
 def check_version(version: str) -> None:
-    if not _VERSION.match(version) or ".." in version:
+    if not _VERSION.fullmatch(version) or ".." in version:
         raise _refuse("version", version, "use 1-64 letters, digits, '-', '_' or '.'")
-    if version == "main" or _HEX40.match(version):
+    if version == "main" or _HEX40.fullmatch(version):
         # 'main' and 40-hex strings are how Hugging Face clients name revisions.
         raise _refuse("version", version, "'main' and 40-hex strings are reserved for revisions")
 
 
 def check_component(name: str) -> None:
-    if not _COMPONENT.match(name):
+    if not _COMPONENT.fullmatch(name):
         raise _refuse("component name", name, "use 1-64 lowercase letters, digits, '-', '_' or '.'")
 
 
@@ -84,7 +87,11 @@ def check_file_path(path: str) -> str:
     if not path:
         raise _refuse("file path", path, "it is empty", "invalid_path")
     if "\ufffd" in path:
-        raise _refuse("file path", path, "it is not valid UTF-8", "invalid_path")
+        # The server decodes percent-escapes with errors="replace", so invalid UTF-8 arrives
+        # as U+FFFD; a real U+FFFD in a name is mojibake as well and is refused alike.
+        raise _refuse(
+            "file path", path, "it is not valid UTF-8 (or contains U+FFFD)", "invalid_path"
+        )
     try:
         encoded = path.encode("utf-8")
     except UnicodeEncodeError as e:  # lone surrogates
@@ -97,7 +104,7 @@ def check_file_path(path: str) -> str:
         raise _refuse(
             "file path", path, "control or format characters are not allowed", "invalid_path"
         )
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+    if path.startswith("/") or _DRIVE.match(path):
         raise _refuse("file path", path, "absolute paths are not allowed", "invalid_path")
     if unicodedata.normalize("NFC", path) != path:
         raise _refuse("file path", path, "must be in Unicode NFC form", "invalid_path")
@@ -118,3 +125,16 @@ def check_file_path(path: str) -> str:
                 "file path", path, "segments cannot start or end with whitespace", "invalid_path"
             )
     return path
+
+
+def routed_file_path(request_path: str, routed: str) -> str:
+    """The file path the client really sent, given the one the router extracted.
+
+    Starlette matches ``{path:path}`` with ``.*$``, and ``$`` also matches before a final
+    newline, so ``files/a%0A`` routes with ``path="a"``: the upload would land on (and the
+    delete would remove) a different file than the one named. Put the newline back so
+    :func:`check_file_path` refuses it.
+    """
+    if request_path.endswith("\n") and not routed.endswith("\n"):
+        return routed + "\n"
+    return routed

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app import audit
 from app.access.auth import AdminDep, PrincipalDep
 from app.access.rule import clearance_for
 from app.access.tiers import Tier
 from app.catalogue import repository as repo
 from app.catalogue import schemas, service, uploads
-from app.catalogue.service import require_draft, require_release
+from app.catalogue.names import check_model_id, routed_file_path
+from app.catalogue.service import require_release
 from app.catalogue.visibility import (
     announced_models,
     model_not_found,
@@ -24,7 +24,7 @@ from app.catalogue.visibility import (
 )
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
-from app.errors import NotFound, PayloadTooLarge, problems
+from app.errors import PayloadTooLarge, problems
 from app.models import Component, Model, Release
 from app.pagination import Page, PageDep, encode_cursor
 
@@ -67,6 +67,9 @@ def release_out(m: Model, r: Release, stats: tuple[int, int] | None) -> schemas.
 
 
 def admin_model(session: Session, namespace: str, name: str) -> Model:
+    # Admin routes say "invalid name" (422) rather than "not found" for ids that could never
+    # exist; there is nothing to hide from an admin.
+    check_model_id(namespace, name)
     model = repo.model_by_id(session, namespace, name)
     if model is None:
         raise model_not_found(namespace, name)
@@ -287,6 +290,7 @@ async def upload_file(
 ) -> schemas.FileOut:
     """Upload one file (streamed; SHA-256 computed server side). ``X-Content-SHA256``, when
     sent, must match or nothing is stored."""
+    path = routed_file_path(request.scope["path"], path)
     expected = uploads.check_declared_hash(x_content_sha256)
     if content_length is not None and content_length > settings.max_upload_bytes:
         raise PayloadTooLarge(
@@ -347,28 +351,22 @@ def delete_file(
     name: str,
     version: str,
     path: str,
+    request: Request,
     session: SessionDep,
     admin: AdminDep,
     clock: ClockDep,
     ctx: ContextDep,
 ) -> Response:
-    """Remove a file from a draft release (the stored object stays if others share it)."""
+    """Remove a file from a draft release (its stored object stays: others may share it)."""
+    path = routed_file_path(request.scope["path"], path)
     model = admin_model(session, namespace, name)
-    rel = require_release(session, model, version)
-    require_draft(model, rel)
-    row = repo.file_by_path(session, rel.id, path)
-    if row is None:
-        raise NotFound(f"no file {path!r} in {rel.version}", code="file_not_found")
-    session.delete(row)
-    session.flush()
-    audit.record(
+    uploads.delete_file(
         session,
+        model=model,
+        version=version,
+        path=path,
+        actor=admin,
         now=clock.now(),
-        actor=admin.subject,
-        action="file.deleted",
-        target_type="file",
-        target_id=f"{model.repo_id}@{rel.version}/{path}",
-        before={"sha256": row.sha256, "size": row.size},
         ctx=ctx,
     )
     return Response(status_code=204)

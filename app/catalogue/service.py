@@ -21,6 +21,25 @@ from app.errors import Conflict, NotFound
 from app.models import Component, Model, Release, ReleaseFile, Stage
 from app.schedule.rules import check_stages
 
+# audit_events.target_id is 256 characters; a model id, version and 1 KiB path are not.
+AUDIT_TARGET_MAX = 256
+
+
+def audit_target(model: Model, version: str | None = None, item: str | None = None) -> str:
+    """``ns/name[@version[/item]]``, shortened with a digest when it would not fit.
+
+    Events also carry the full path in their payload, so nothing is lost by shortening.
+    """
+    text = model.repo_id
+    if version is not None:
+        text += f"@{version}"
+    if item is not None:
+        text += f"/{item}"
+    if len(text) <= AUDIT_TARGET_MAX:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return f"{text[: AUDIT_TARGET_MAX - 18]}~{digest}"
+
 
 def license_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -143,13 +162,15 @@ def create_release(
         actor=actor.subject,
         action="release.created",
         target_type="release",
-        target_id=f"{model.repo_id}@{rel.version}",
+        target_id=audit_target(model, rel.version),
         ctx=ctx,
     )
     return rel
 
 
 def require_release(session: Session, model: Model, version: str) -> Release:
+    """A release by version, for admin routes (422 for a version that could never exist)."""
+    check_version(version)
     rel = repo.release(session, model.id, version)
     if rel is None:
         raise NotFound(f"release {version} of {model.repo_id} not found", code="release_not_found")
@@ -195,7 +216,7 @@ def create_component(
         actor=actor.subject,
         action="component.created",
         target_type="component",
-        target_id=f"{model.repo_id}@{rel.version}/{comp.name}",
+        target_id=audit_target(model, rel.version, comp.name),
         after={"schedule": [{"tier": t.value, "at": a.isoformat()} for t, a in stages]},
         ctx=ctx,
     )
@@ -253,7 +274,7 @@ def publish(
         actor=actor.subject,
         action="release.published",
         target_type="release",
-        target_id=f"{model.repo_id}@{rel.version}",
+        target_id=audit_target(model, rel.version),
         after={"revision": rel.revision, "files": len(files)},
         ctx=ctx,
     )

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -19,11 +20,12 @@ from starlette.requests import ClientDisconnect
 from app import audit
 from app.access.principals import Principal
 from app.catalogue import repository as repo
-from app.catalogue.names import check_file_path
-from app.catalogue.service import require_draft, require_release
+from app.catalogue.names import check_component, check_file_path
+from app.catalogue.service import audit_target, require_draft, require_release
 from app.context import RequestContext
 from app.errors import (
     BadRequest,
+    Conflict,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
@@ -54,6 +56,8 @@ def resolve_target(
     check_file_path(path)
     existing = repo.file_by_path(session, rel.id, path)
     comp_name = component or None
+    if comp_name is not None:
+        check_component(comp_name)
     if comp_name is None:
         if existing is None:
             raise Unprocessable("?component= is required for a new file", code="component_required")
@@ -72,7 +76,7 @@ def check_declared_hash(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip().lower()
-    if not SHA256_RE.match(value):
+    if not SHA256_RE.fullmatch(value):
         raise Unprocessable(
             "X-Content-SHA256 must be 64 hex characters", code="invalid_sha256_header"
         )
@@ -131,8 +135,12 @@ def register_file(
     """Write the file row (and the object row if new). Returns (file, object_was_new)."""
     new_object = repo.stored_object(session, blob.sha256) is None
     if new_object:
-        session.add(StoredObject(sha256=blob.sha256, size=blob.size, created_at=now))
-        session.flush()  # the file row references it
+        try:
+            with session.begin_nested():
+                session.add(StoredObject(sha256=blob.sha256, size=blob.size, created_at=now))
+        except IntegrityError:
+            # A concurrent upload of the same bytes registered the object first: share it.
+            new_object = False
     before = None
     if target.replaces is not None:
         row = target.replaces
@@ -149,16 +157,61 @@ def register_file(
             created_at=now,
         )
         session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as e:
+        raise Conflict(
+            f"{target.path} was uploaded to {target.release.version} by another request at "
+            "the same time; retry to replace it",
+            code="upload_conflict",
+        ) from e
     audit.record(
         session,
         now=now,
         actor=actor.subject,
         action="file.uploaded",
         target_type="file",
-        target_id=f"{target.model.repo_id}@{target.release.version}/{target.path}",
+        target_id=audit_target(target.model, target.release.version, target.path),
         before=before,
-        after={"sha256": blob.sha256, "size": blob.size, "component": target.component.name},
+        after={
+            "path": target.path,
+            "sha256": blob.sha256,
+            "size": blob.size,
+            "component": target.component.name,
+        },
         ctx=ctx,
     )
     return row, new_object
+
+
+def delete_file(
+    session: Session,
+    *,
+    model: Model,
+    version: str,
+    path: str,
+    actor: Principal,
+    now: datetime,
+    ctx: RequestContext | None,
+) -> None:
+    """Remove a file from a draft release. Its stored object stays: other files, in this
+    release or others, may have the same bytes."""
+    rel = require_release(session, model, version)
+    require_draft(model, rel)
+    check_file_path(path)
+    row = repo.file_by_path(session, rel.id, path)
+    if row is None:
+        raise NotFound(f"no file {path!r} in {rel.version}", code="file_not_found")
+    session.delete(row)
+    session.flush()
+    audit.record(
+        session,
+        now=now,
+        actor=actor.subject,
+        action="file.deleted",
+        target_type="file",
+        target_id=audit_target(model, rel.version, path),
+        before={"path": path, "sha256": row.sha256, "size": row.size},
+        ctx=ctx,
+    )

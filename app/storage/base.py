@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 MAX_SHA256_HEX = 64
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# \A…\Z, not ^…$: "$" also matches before a trailing newline.
+SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 
 
 class StorageError(Exception):
@@ -43,7 +44,7 @@ class StoredBlob:
 
 
 def object_key(prefix: str, sha256: str) -> str:
-    if not SHA256_RE.match(sha256):
+    if not SHA256_RE.fullmatch(sha256):
         raise ValueError("object keys are SHA-256 hex digests")
     return f"{prefix}/sha256/{sha256}" if prefix else f"sha256/{sha256}"
 

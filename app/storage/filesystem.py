@@ -67,7 +67,7 @@ class FilesystemStore:
         self.staging.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, sha256: str) -> Path:
-        if not SHA256_RE.match(sha256):
+        if not SHA256_RE.fullmatch(sha256):
             raise ValueError("object keys are SHA-256 hex digests")
         return self.root / "sha256" / sha256[:2] / sha256
 

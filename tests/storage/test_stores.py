@@ -17,34 +17,11 @@ import pytest
 from app.storage import HashMismatch, ObjectStore, StorageError, StoredBlob, TooLarge
 from app.storage.filesystem import FilesystemStore
 from app.storage.s3 import S3Store
+from tests.storage.inventory import address, contents, pending_multipart
 
 BOTH = pytest.mark.parametrize("store", ["filesystem", "s3"], indirect=True)
 S3_ONLY = pytest.mark.parametrize("store", ["s3"], indirect=True)
 MiB = 1024 * 1024
-
-
-def contents(store: ObjectStore) -> list[str]:
-    """Every object the store holds, staging included, as driver-relative names."""
-    if isinstance(store, FilesystemStore):
-        return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file())
-    assert isinstance(store, S3Store)
-    resp = store.client.list_objects_v2(Bucket=store.bucket)
-    return sorted(o["Key"] for o in resp.get("Contents", []))
-
-
-def pending_multipart(store: ObjectStore) -> list[str]:
-    if not isinstance(store, S3Store):
-        return []
-    resp = store.client.list_multipart_uploads(Bucket=store.bucket)
-    return [u["Key"] for u in resp.get("Uploads", [])]
-
-
-def address(store: ObjectStore, sha: str) -> str:
-    """Where the content-addressing scheme says the object must live."""
-    if isinstance(store, FilesystemStore):
-        return f"sha256/{sha[:2]}/{sha}"
-    assert isinstance(store, S3Store)
-    return f"{store.prefix}/sha256/{sha}"
 
 
 def patterned(size: int, seed: int = 0) -> bytes:
@@ -284,7 +261,7 @@ def test_open_store_understands_the_storage_urls(tmp_path: Path, s3_endpoint: st
     from app.storage import open_store
 
     def settings(**kw: Any) -> Settings:
-        return Settings(data_dir=tmp_path / "var", _env_file=None, **kw)  # type: ignore[call-arg]
+        return Settings(data_dir=tmp_path / "var", _env_file=None, **kw)
 
     default = open_store(settings())
     assert isinstance(default, FilesystemStore)
