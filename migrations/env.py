@@ -8,7 +8,7 @@ that could leak behind a connection pooler).
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine
@@ -28,8 +28,9 @@ def _url() -> str:
 
 
 def run_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=True)
+    context.configure(
+        url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -45,12 +46,14 @@ def run_online() -> None:
     engine.dispose()
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
-        connection=connection,  # type: ignore[arg-type]
+        connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs batch mode to alter tables
+        # Autogenerate compares what tests/migrations checks: column types and defaults.
         compare_type=True,
+        compare_server_default=True,
     )
     with context.begin_transaction():
         if context.get_bind().dialect.name == "postgresql":
