@@ -8,10 +8,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import audit
+from app.access import repository as repo
+from app.context import RequestContext
+from app.errors import Conflict, NotFound, Unprocessable
 from app.models import ApiKey, User
 
 KEY_PREFIX = "wg_"
@@ -74,3 +79,73 @@ def authenticate_api_key(session: Session, key: str, *, now: datetime) -> User |
     if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
         api_key.last_used_at = now
     return user
+
+
+MAX_LIVE_KEYS = 100
+
+
+def key_snapshot(row: ApiKey) -> dict[str, Any]:
+    return {
+        "user": row.user_id,
+        "name": row.name,
+        "prefix": row.prefix,
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+    }
+
+
+def issue_key(
+    session: Session,
+    *,
+    user: User,
+    name: str,
+    expires_at: datetime | None,
+    now: datetime,
+    ctx: RequestContext | None = None,
+) -> tuple[ApiKey, str]:
+    """A user's new key (the clear key is returned once, never stored or logged)."""
+    if expires_at is not None and expires_at <= now:
+        raise Unprocessable("expires_at must be in the future", code="invalid_expiry")
+    if repo.count_live_keys(session, user.id, now=now) >= MAX_LIVE_KEYS:
+        raise Conflict(
+            f"a user may hold at most {MAX_LIVE_KEYS} live API keys; delete unused ones first",
+            code="too_many_keys",
+        )
+    row, key = create_api_key(session, user=user, now=now, name=name.strip(), expires_at=expires_at)
+    audit.record(
+        session,
+        now=now,
+        actor=f"user:{user.id}",
+        action="api_key.created",
+        target_type="api_key",
+        target_id=row.id,
+        after=key_snapshot(row),
+        ctx=ctx,
+    )
+    return row, key
+
+
+def revoke_key(
+    session: Session,
+    *,
+    user_id: int,
+    key_id: int,
+    now: datetime,
+    ctx: RequestContext | None = None,
+) -> ApiKey:
+    """Revoke one of the caller's own keys; someone else's key is "not found"."""
+    row = repo.api_key(session, user_id, key_id)
+    if row is None or row.revoked_at is not None:
+        raise NotFound(f"no API key {key_id}", code="api_key_not_found")
+    row.revoked_at = now
+    session.flush()
+    audit.record(
+        session,
+        now=now,
+        actor=f"user:{user_id}",
+        action="api_key.revoked",
+        target_type="api_key",
+        target_id=row.id,
+        before=key_snapshot(row),
+        ctx=ctx,
+    )
+    return row

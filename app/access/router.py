@@ -1,7 +1,203 @@
-"""HTTP routes of the access domain (thin: parse, call the service, shape the answer)."""
+"""HTTP routes of the access domain: registration, the caller's identity and API keys, and
+partner organisations. Access requests and grants are in :mod:`app.access.requests_router`."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import timedelta
 
-router = APIRouter()
+from fastapi import APIRouter, Response
+from sqlalchemy.orm import Session
+
+from app.access import apikeys, partners, users
+from app.access import repository as repo
+from app.access.auth import AdminDep, AuthenticatedDep, UserDep
+from app.access.requests_router import router as requests_router
+from app.access.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    MeOut,
+    PartnerCreate,
+    PartnerOut,
+    PartnerPatch,
+    PartnerWithSecret,
+    RegisterIn,
+    RegisterOut,
+    UserOut,
+)
+from app.clock import Clock
+from app.context import ClockDep, ContextDep, SettingsDep
+from app.db import SessionDep
+from app.errors import NotFound, Unauthorized, problems
+from app.models import ApiKey, Partner, User
+from app.pagination import Page, PageDep, encode_cursor
+
+router = APIRouter(tags=["access"])
+router.include_router(requests_router)
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id, email=user.email, name=user.name, role=user.role, created_at=user.created_at
+    )
+
+
+def key_out(row: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+@router.post("/v1/register", status_code=201, responses=problems(403, 409, 422))
+def register(
+    body: RegisterIn,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+) -> RegisterOut:
+    """Create a researcher account and its first API key (shown once). Only when the
+    operator set ``WEIGHTGATE_OPEN_REGISTRATION=true``."""
+    user, key = users.register(
+        session,
+        email=body.email,
+        name=body.name,
+        open_registration=settings.open_registration,
+        now=clock.now(),
+        ctx=ctx,
+    )
+    return RegisterOut(user=user_out(user), api_key=key)
+
+
+@router.get("/v1/me", responses=problems(401))
+def me(principal: AuthenticatedDep, session: SessionDep, clock: ClockDep) -> MeOut:
+    """Who the credential belongs to: a user (API key) or a partner (access token)."""
+    assert principal.id is not None
+    if principal.kind == "partner":
+        partner = repo.partner(session, principal.id)
+        if partner is None:
+            raise Unauthorized("this partner no longer exists", code="invalid_credentials")
+        return MeOut(
+            kind="partner",
+            id=partner.id,
+            name=partner.name,
+            client_id=partner.client_id,
+            created_at=partner.created_at,
+            models=repo.live_agreement_models(session, partner.id, now=clock.now()),
+        )
+    user = repo.user(session, principal.id)
+    assert user is not None  # the API key that authenticated the call belongs to it
+    return MeOut(
+        kind="user",
+        id=user.id,
+        name=user.name,
+        email=user.email,
+        role=user.role,
+        created_at=user.created_at,
+    )
+
+
+@router.post("/v1/me/api-keys", status_code=201, responses=problems(401, 403, 409, 422))
+def create_api_key(
+    body: ApiKeyCreate, principal: UserDep, session: SessionDep, clock: ClockDep, ctx: ContextDep
+) -> ApiKeyCreated:
+    """A new API key for the caller; the key is in this response only."""
+    assert principal.id is not None
+    user = repo.user(session, principal.id)
+    assert user is not None
+    now = clock.now()
+    expires_at = body.expires_at
+    if body.expires_in_days is not None:
+        expires_at = now + timedelta(days=body.expires_in_days)
+    row, key = apikeys.issue_key(
+        session, user=user, name=body.name, expires_at=expires_at, now=now, ctx=ctx
+    )
+    return ApiKeyCreated(**key_out(row).model_dump(), key=key)
+
+
+@router.get("/v1/me/api-keys", responses=problems(401, 403, 422))
+def list_api_keys(principal: UserDep, session: SessionDep, page: PageDep) -> Page[ApiKeyOut]:
+    """The caller's keys (prefix only; keys are never shown again), revoked ones included."""
+    assert principal.id is not None
+    rows = repo.api_keys_page(session, principal.id, after=page.after, limit=page.limit)
+    nxt = encode_cursor(rows[-1].id) if len(rows) == page.limit else None
+    return Page(items=[key_out(r) for r in rows], next_cursor=nxt)
+
+
+@router.delete("/v1/me/api-keys/{key_id}", status_code=204, responses=problems(401, 403, 404))
+def delete_api_key(
+    key_id: int, principal: UserDep, session: SessionDep, clock: ClockDep, ctx: ContextDep
+) -> Response:
+    """Revoke one of the caller's keys (it stops working at once)."""
+    assert principal.id is not None
+    apikeys.revoke_key(session, user_id=principal.id, key_id=key_id, now=clock.now(), ctx=ctx)
+    return Response(status_code=204)
+
+
+# --- partners (admin) ---------------------------------------------------------------------
+
+
+def _partner_out(session: Session, partner: Partner, clock: Clock) -> PartnerOut:
+    agreements = repo.agreements(session, [partner.id])[partner.id]
+    return partners.partner_out(partner, agreements, now=clock.now())
+
+
+@router.post("/v1/partners", status_code=201, responses=problems(401, 403, 409, 422))
+def create_partner(
+    body: PartnerCreate, admin: AdminDep, session: SessionDep, clock: ClockDep, ctx: ContextDep
+) -> PartnerWithSecret:
+    """A partner organisation with OAuth2 client credentials; ``client_secret`` is in this
+    response only."""
+    partner, secret = partners.create_partner(
+        session, body=body, actor=admin, now=clock.now(), ctx=ctx
+    )
+    out = _partner_out(session, partner, clock)
+    return PartnerWithSecret(**out.model_dump(), client_secret=secret)
+
+
+@router.get("/v1/partners", responses=problems(401, 403, 422))
+def list_partners(
+    admin: AdminDep, session: SessionDep, clock: ClockDep, page: PageDep
+) -> Page[PartnerOut]:
+    rows = repo.partners_page(session, after=page.after, limit=page.limit)
+    agreements = repo.agreements(session, [p.id for p in rows])
+    now = clock.now()
+    nxt = encode_cursor(rows[-1].id) if len(rows) == page.limit else None
+    return Page(
+        items=[partners.partner_out(p, agreements[p.id], now=now) for p in rows],
+        next_cursor=nxt,
+    )
+
+
+@router.get("/v1/partners/{partner_id}", responses=problems(401, 403, 404))
+def get_partner(
+    partner_id: int, admin: AdminDep, session: SessionDep, clock: ClockDep
+) -> PartnerOut:
+    partner = repo.partner(session, partner_id)
+    if partner is None:
+        raise NotFound(f"no partner {partner_id}", code="partner_not_found")
+    return _partner_out(session, partner, clock)
+
+
+@router.patch("/v1/partners/{partner_id}", responses=problems(401, 403, 404, 409, 422))
+def update_partner(
+    partner_id: int,
+    body: PartnerPatch,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> PartnerWithSecret:
+    """Rename, replace the covered models (with optional end dates), rotate the secret
+    (``rotate_secret: true``; the new one is in this response only), disable or re-enable."""
+    partner, secret = partners.update_partner(
+        session, partner_id=partner_id, body=body, actor=admin, now=clock.now(), ctx=ctx
+    )
+    out = _partner_out(session, partner, clock)
+    return PartnerWithSecret(**out.model_dump(), client_secret=secret)

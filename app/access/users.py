@@ -6,11 +6,13 @@ import re
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.access.apikeys import create_api_key
-from app.errors import Conflict, Unprocessable
+from app.context import RequestContext
+from app.errors import Conflict, Forbidden, Unprocessable
 from app.models import User
 
 ROLES = ("admin", "researcher")
@@ -26,7 +28,14 @@ def normalise_email(email: str) -> str:
 
 
 def create_user_with_key(
-    session: Session, *, email: str, role: str, name: str, actor: str, now: datetime
+    session: Session,
+    *,
+    email: str,
+    role: str,
+    name: str,
+    actor: str,
+    now: datetime,
+    ctx: RequestContext | None = None,
 ) -> tuple[User, str]:
     if role not in ROLES:
         raise Unprocessable(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
@@ -46,6 +55,7 @@ def create_user_with_key(
         target_type="user",
         target_id=user.id,
         after={"email": email, "role": role},
+        ctx=ctx,
     )
     audit.record(
         session,
@@ -55,5 +65,36 @@ def create_user_with_key(
         target_type="api_key",
         target_id=key_row.id,
         after={"user": user.id, "prefix": key_row.prefix},
+        ctx=ctx,
     )
     return user, key
+
+
+def register(
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    open_registration: bool,
+    now: datetime,
+    ctx: RequestContext | None = None,
+) -> tuple[User, str]:
+    """Self-service sign-up as a researcher, when the operator turned it on."""
+    if not open_registration:
+        raise Forbidden(
+            "open registration is turned off on this server; ask an administrator for an account",
+            code="registration_closed",
+        )
+    try:
+        with session.begin_nested():
+            return create_user_with_key(
+                session,
+                email=email,
+                role="researcher",
+                name=name,
+                actor="anonymous",
+                now=now,
+                ctx=ctx,
+            )
+    except IntegrityError as e:  # lost a race with a concurrent sign-up for the same email
+        raise Conflict("a user with this email already exists", code="user_exists") from e

@@ -3,7 +3,8 @@
 - Admins see everything, drafts included.
 - Everyone else sees only published releases, and a model only once it is *announced*: one
   of its published components is above ``internal`` now, or the caller's clearance for it is
-  above ``open`` (a partner agreement or an access grant names it explicitly).
+  above ``open`` (a partner agreement or an access grant names it explicitly). Likewise a
+  release only once one of its components is above ``internal``.
 - ``internal`` components are invisible to non-staff; components not yet open to the caller
   show their name, tier and next lift, but no files.
 - An unknown model and a model the caller may not know about give the same 404.
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access.principals import Principal
-from app.access.rule import clearance_for
+from app.access.rule import clearance_for, clearances_for
 from app.access.tiers import Tier, may_download
 from app.catalogue import repository as repo
 from app.errors import NotFound
@@ -78,24 +79,50 @@ def model_not_found(namespace: str, name: str) -> NotFound:
     return NotFound(f"model {namespace}/{name} not found", code="model_not_found")
 
 
+def announced_release_ids(
+    session: Session, releases: Sequence[Release], *, now: datetime
+) -> set[int]:
+    """Ids of the releases with a component above ``internal`` now: the only releases
+    non-staff may learn exist (an unannounced release answers like an unknown one)."""
+    if not releases:
+        return set()
+    comps = repo.components_for_releases(session, [r.id for r in releases])
+    stages = repo.stages_for(session, [c.id for c in comps])
+    return {
+        c.release_id
+        for c in comps
+        if effective_tier(schedule_state(c, stages[c.id]), now) != Tier.INTERNAL
+    }
+
+
 def announced_models(session: Session, models: Sequence[Model], *, now: datetime) -> set[int]:
     """Ids of the models with a published component above ``internal`` now."""
     if not models:
         return set()
-    published = {r.id: r.model_id for r in _published_releases(session, [m.id for m in models])}
-    comps = repo.components_for_releases(session, list(published))
-    stages = repo.stages_for(session, [c.id for c in comps])
-    out: set[int] = set()
-    for c in comps:
-        if effective_tier(schedule_state(c, stages[c.id]), now) != Tier.INTERNAL:
-            out.add(published[c.release_id])
-    return out
+    published = _published_releases(session, [m.id for m in models])
+    announced = announced_release_ids(session, published, now=now)
+    return {r.model_id for r in published if r.id in announced}
 
 
 def _published_releases(session: Session, model_ids: list[int]) -> Sequence[Release]:
     return session.scalars(
-        select(Release).where(Release.model_id.in_(model_ids), Release.status == "published")
+        select(Release)
+        .where(Release.model_id.in_(model_ids), Release.status == "published")
+        .order_by(Release.published_at.desc(), Release.id.desc())
     ).all()
+
+
+def visible_models(
+    session: Session, principal: Principal, models: Sequence[Model], *, now: datetime
+) -> dict[int, Tier]:
+    """The caller's clearance for each of ``models`` it may know about (the others are
+    left out), in a constant number of queries for the whole batch."""
+    clearances = clearances_for(session, principal, [m.id for m in models], now=now)
+    unknown = [m for m in models if clearances[m.id] == Tier.OPEN]
+    announced = announced_models(session, unknown, now=now)
+    return {
+        m.id: clearances[m.id] for m in models if clearances[m.id] != Tier.OPEN or m.id in announced
+    }
 
 
 def visible_model(
@@ -111,14 +138,40 @@ def visible_model(
     return model, clearance
 
 
-def visible_release(session: Session, principal: Principal, model: Model, version: str) -> Release:
-    """A release by version, revision id, or ``main`` (latest published)."""
+def visible_release(
+    session: Session,
+    principal: Principal,
+    model: Model,
+    version: str,
+    *,
+    now: datetime | None = None,
+) -> Release:
+    """A release by version, revision id, or ``main`` (latest published).
+
+    Non-staff see only published releases; given ``now`` (callers should always pass it),
+    also only *announced* ones — a release whose components are all still ``internal``
+    answers exactly like an unknown version, and ``main`` is the latest announced release.
+    """
+    staff = principal.is_admin
+    rel: Release | None
     if version == "main":
-        rel = repo.latest_published(session, model.id)
+        if staff or now is None:
+            rel = repo.latest_published(session, model.id)
+        else:
+            published = _published_releases(session, [model.id])
+            announced = announced_release_ids(session, published, now=now)
+            rel = next((r for r in published if r.id in announced), None)
     else:
         rel = repo.release(session, model.id, version)
         if rel is None and len(version) == 40:
             rel = repo.release_by_revision(session, model.id, version)
-    if rel is None or (rel.status != "published" and not principal.is_admin):
+    hidden = rel is None or (
+        not staff
+        and (
+            rel.status != "published"
+            or (now is not None and not announced_release_ids(session, [rel], now=now))
+        )
+    )
+    if hidden or rel is None:
         raise NotFound(f"release {version} of {model.repo_id} not found", code="release_not_found")
     return rel

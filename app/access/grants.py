@@ -1,0 +1,102 @@
+"""Grants: the research clearance an approved access request gives a user for a model.
+
+Revoking one is immediate — the access rule reads grants at request time — and also revokes
+the user's outstanding download tokens for the model, so the revocation shows on them too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.access import repository as repo
+from app.access.principals import Principal
+from app.access.schemas import GrantOut, UserRef
+from app.context import RequestContext
+from app.errors import NotFound
+from app.models import Grant, Model, User
+from app.tokens.revocation import revoke_tokens
+from app.webhooks.outbox import enqueue_event
+
+
+def grant_out(grant: Grant, *, model: str, email: str) -> GrantOut:
+    return GrantOut(
+        model=model,
+        user=UserRef(id=grant.user_id, email=email),
+        request_id=grant.request_id,
+        granted_by=grant.granted_by,
+        created_at=grant.created_at,
+        revoked_at=grant.revoked_at,
+        revoke_reason=grant.revoke_reason,
+    )
+
+
+def resolve_user(session: Session, ref: str) -> User:
+    """A user named by id (``42``) or email; the same 404 for either kind of miss."""
+    user = repo.user(session, int(ref)) if ref.isdigit() else repo.user_by_email(session, ref)
+    if user is None:
+        raise NotFound(f"no user {ref[:320]!r}", code="user_not_found")
+    return user
+
+
+def grant_of(session: Session, *, model: Model, user: User) -> Grant:
+    """The user's active grant for the model, else their latest revoked one, else 404."""
+    grant = repo.active_grant(session, user.id, model.id) or repo.latest_grant(
+        session, user.id, model.id
+    )
+    if grant is None:
+        raise NotFound(f"{user.email} has no grant for {model.repo_id}", code="grant_not_found")
+    return grant
+
+
+def revoke_grant(
+    session: Session,
+    *,
+    model: Model,
+    user: User,
+    reason: str | None,
+    actor: Principal,
+    now: datetime,
+    ctx: RequestContext | None = None,
+) -> Grant:
+    grant = repo.active_grant(session, user.id, model.id, for_update=True)
+    if grant is None:
+        raise NotFound(
+            f"{user.email} has no active grant for {model.repo_id}", code="grant_not_found"
+        )
+    grant.revoked_at = now
+    grant.revoked_by = actor.user_id
+    grant.revoke_reason = (reason or "").strip()[:2000] or None
+    session.flush()
+    tokens = revoke_tokens(
+        session,
+        now=now,
+        reason="access grant revoked",
+        user_id=user.id,
+        model_id=model.id,
+    )
+    audit.record(
+        session,
+        now=now,
+        actor=actor.subject,
+        action="grant.revoked",
+        target_type="grant",
+        target_id=grant.id,
+        before={"model": model.repo_id, "user": user.id, "active": True},
+        after={"model": model.repo_id, "user": user.id, "active": False},
+        data={"reason": grant.revoke_reason, "tokens_revoked": tokens},
+        ctx=ctx,
+    )
+    enqueue_event(
+        session,
+        event_type="grant.revoked",
+        data={
+            "model": model.repo_id,
+            "user": {"id": user.id, "email": user.email},
+            "reason": grant.revoke_reason,
+        },
+        now=now,
+    )
+    return grant

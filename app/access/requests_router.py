@@ -1,0 +1,246 @@
+"""HTTP routes for access requests (users ask, admins decide) and the grants they create."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
+
+from app.access import grants as grants_service
+from app.access import repository as repo
+from app.access import requests as requests_service
+from app.access.auth import AdminDep, UserDep
+from app.access.schemas import (
+    AccessRequestCreate,
+    AccessRequestOut,
+    ApproveIn,
+    BulkDecision,
+    BulkResult,
+    DenyIn,
+    GrantOut,
+)
+from app.catalogue import repository as catalogue_repo
+from app.catalogue.names import split_model_id
+from app.catalogue.visibility import model_not_found, visible_model
+from app.context import ClockDep, ContextDep
+from app.db import SessionDep
+from app.errors import NotFound, problems
+from app.models import AccessRequest, Model
+from app.pagination import Page, PageDep, encode_cursor
+
+router = APIRouter()
+MODEL = "/v1/models/{namespace}/{name}"
+Status = Literal["pending", "approved", "denied"]
+
+
+def _out(session: Session, req: AccessRequest) -> AccessRequestOut:
+    model = repo.model_names(session, [req.model_id]).get(req.model_id, "")
+    email = repo.user_emails(session, [req.user_id]).get(req.user_id, "")
+    return requests_service.request_out(req, model=model, email=email)
+
+
+def _page(
+    session: Session, rows: list[tuple[AccessRequest, str]], limit: int
+) -> Page[AccessRequestOut]:
+    names = repo.model_names(session, [r.model_id for r, _ in rows])
+    items = [
+        requests_service.request_out(r, model=names.get(r.model_id, ""), email=email)
+        for r, email in rows
+    ]
+    nxt = encode_cursor(rows[-1][0].id) if len(rows) == limit else None
+    return Page(items=items, next_cursor=nxt)
+
+
+def admin_model(session: Session, namespace: str, name: str) -> Model:
+    model = catalogue_repo.model_by_id(session, namespace, name)
+    if model is None:
+        raise model_not_found(namespace, name)
+    return model
+
+
+@router.post(
+    MODEL + "/access-requests", status_code=201, responses=problems(401, 403, 404, 409, 422)
+)
+def request_access(
+    namespace: str,
+    name: str,
+    body: AccessRequestCreate,
+    principal: UserDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> AccessRequestOut:
+    """Ask for access to a model: answer its request fields and accept its license (the
+    SHA-256 of the license text is recorded). Auto-approve models answer ``approved``."""
+    now = clock.now()
+    model, clearance = visible_model(session, principal, namespace, name, now=now)
+    req = requests_service.create_request(
+        session, principal=principal, model=model, clearance=clearance, body=body, now=now, ctx=ctx
+    )
+    return _out(session, req)
+
+
+@router.get("/v1/me/access-requests", responses=problems(401, 403, 422))
+def my_access_requests(
+    principal: UserDep,
+    session: SessionDep,
+    page: PageDep,
+    status: Status | None = None,
+) -> Page[AccessRequestOut]:
+    """The caller's own requests, oldest first."""
+    rows = repo.requests_page(
+        session, after=page.after, limit=page.limit, status=status, user_id=principal.user_id
+    )
+    return _page(session, [(r, e) for r, e in rows], page.limit)
+
+
+@router.get("/v1/access-requests", responses=problems(401, 403, 404, 422))
+def list_access_requests(
+    admin: AdminDep,
+    session: SessionDep,
+    page: PageDep,
+    status: Status | None = None,
+    model: Annotated[str | None, Query(max_length=193, examples=["acme/atlas-7b"])] = None,
+    user: Annotated[int | None, Query(ge=1)] = None,
+) -> Page[AccessRequestOut]:
+    """All requests, oldest first (``?status=pending`` is the approval queue)."""
+    model_id = None
+    if model is not None:
+        model_id = admin_model(session, *split_model_id(model)).id
+    rows = repo.requests_page(
+        session,
+        after=page.after,
+        limit=page.limit,
+        status=status,
+        model_id=model_id,
+        user_id=user,
+    )
+    return _page(session, [(r, e) for r, e in rows], page.limit)
+
+
+@router.post("/v1/access-requests/bulk", responses=problems(401, 403, 422))
+def bulk_decide(
+    body: BulkDecision, admin: AdminDep, session: SessionDep, clock: ClockDep, ctx: ContextDep
+) -> BulkResult:
+    """Approve or deny many pending requests in one call. Ids that are unknown or already
+    decided are listed under ``skipped``; the rest are decided together."""
+    return requests_service.decide_many(
+        session,
+        ids=body.ids,
+        approve=body.action == "approve",
+        reason=body.reason,
+        actor=admin,
+        now=clock.now(),
+        ctx=ctx,
+    )
+
+
+@router.get("/v1/access-requests/{request_id}", responses=problems(401, 403, 404))
+def get_access_request(
+    request_id: int, principal: UserDep, session: SessionDep
+) -> AccessRequestOut:
+    """One request: admins see any, a user only their own (others are "not found")."""
+    req = repo.access_request(session, request_id)
+    if req is None or (not principal.is_admin and req.user_id != principal.user_id):
+        raise NotFound(f"no access request {request_id}", code="access_request_not_found")
+    return _out(session, req)
+
+
+@router.post(
+    "/v1/access-requests/{request_id}/approve", responses=problems(401, 403, 404, 409, 422)
+)
+def approve(
+    request_id: int,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+    body: ApproveIn | None = None,
+) -> AccessRequestOut:
+    req = requests_service.decide_one(
+        session,
+        request_id=request_id,
+        approve=True,
+        reason=body.reason if body else None,
+        actor=admin,
+        now=clock.now(),
+        ctx=ctx,
+    )
+    return _out(session, req)
+
+
+@router.post("/v1/access-requests/{request_id}/deny", responses=problems(401, 403, 404, 409, 422))
+def deny(
+    request_id: int,
+    body: DenyIn,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> AccessRequestOut:
+    req = requests_service.decide_one(
+        session,
+        request_id=request_id,
+        approve=False,
+        reason=body.reason,
+        actor=admin,
+        now=clock.now(),
+        ctx=ctx,
+    )
+    return _out(session, req)
+
+
+# --- grants (admin) -----------------------------------------------------------------------
+
+
+@router.get(MODEL + "/grants", responses=problems(401, 403, 404, 422))
+def list_grants(
+    namespace: str,
+    name: str,
+    admin: AdminDep,
+    session: SessionDep,
+    page: PageDep,
+    include_revoked: bool = False,
+) -> Page[GrantOut]:
+    """Who holds research access to the model (``?include_revoked=true`` for history)."""
+    model = admin_model(session, namespace, name)
+    rows = repo.grants_page(
+        session, model.id, after=page.after, limit=page.limit, include_revoked=include_revoked
+    )
+    nxt = encode_cursor(rows[-1][0].id) if len(rows) == page.limit else None
+    return Page(
+        items=[grants_service.grant_out(g, model=model.repo_id, email=e) for g, e in rows],
+        next_cursor=nxt,
+    )
+
+
+@router.get(MODEL + "/grants/{user}", responses=problems(401, 403, 404))
+def get_grant(
+    namespace: str, name: str, user: str, admin: AdminDep, session: SessionDep
+) -> GrantOut:
+    """A user's grant (by user id or email): the active one, else the latest revoked."""
+    model = admin_model(session, namespace, name)
+    target = grants_service.resolve_user(session, user)
+    grant = grants_service.grant_of(session, model=model, user=target)
+    return grants_service.grant_out(grant, model=model.repo_id, email=target.email)
+
+
+@router.delete(MODEL + "/grants/{user}", status_code=204, responses=problems(401, 403, 404, 422))
+def revoke_grant(
+    namespace: str,
+    name: str,
+    user: str,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+    reason: Annotated[str | None, Query(max_length=2000)] = None,
+) -> Response:
+    """Revoke a user's grant now; their download tokens for the model are revoked with it."""
+    model = admin_model(session, namespace, name)
+    target = grants_service.resolve_user(session, user)
+    grants_service.revoke_grant(
+        session, model=model, user=target, reason=reason, actor=admin, now=clock.now(), ctx=ctx
+    )
+    return Response(status_code=204)

@@ -1,0 +1,210 @@
+"""Request and response bodies of the access routes: users, API keys, partners, access
+requests and grants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    model_validator,
+)
+
+# Enough for any approval queue an admin works through at once; bounded so one request
+# cannot hold the database for long.
+MAX_BULK = 5000
+
+
+class Strict(BaseModel):
+    # Unknown fields are refused: a typo must not silently do nothing (and nothing the caller
+    # sends, such as a status or a grant, is copied where it was not meant to go).
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- users and API keys -----------------------------------------------------------------
+
+
+class RegisterIn(Strict):
+    email: str = Field(max_length=320)
+    name: str = Field(default="", max_length=200)
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: str
+    created_at: datetime
+
+
+class RegisterOut(BaseModel):
+    user: UserOut
+    api_key: str = Field(description="shown once; store it now")
+
+
+class MeOut(BaseModel):
+    kind: Literal["user", "partner"]
+    id: int
+    name: str
+    email: str | None = None
+    role: str | None = None
+    client_id: str | None = None
+    created_at: datetime
+    models: list[str] | None = Field(
+        default=None, description="partners: the models their agreements cover now"
+    )
+
+
+class ApiKeyCreate(Strict):
+    name: str = Field(default="", max_length=100)
+    expires_at: AwareDatetime | None = None
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> Self:
+        if self.expires_at is not None and self.expires_in_days is not None:
+            raise ValueError("give expires_at or expires_in_days, not both")
+        return self
+
+
+class ApiKeyOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="shown once; store it now")
+
+
+# --- partners -----------------------------------------------------------------------------
+
+
+class AgreementIn(Strict):
+    model: str = Field(max_length=193, examples=["acme/atlas-7b"])
+    ends_at: AwareDatetime | None = None
+
+
+class PartnerCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    models: list[str | AgreementIn] = Field(default_factory=list, max_length=1000)
+    secret_expires_at: AwareDatetime | None = None
+
+
+class PartnerPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    models: list[str | AgreementIn] | None = Field(
+        default=None,
+        max_length=1000,
+        description="the full list of covered models; a model left out has its agreement "
+        "ended now (and the partner's tokens for it revoked)",
+    )
+    rotate_secret: bool = False
+    secret_expires_at: AwareDatetime | None = None
+    disabled: bool | None = None
+
+
+class AgreementOut(BaseModel):
+    model: str
+    created_at: datetime
+    ends_at: datetime | None
+    active: bool
+
+
+class PartnerOut(BaseModel):
+    id: int
+    name: str
+    client_id: str
+    created_at: datetime
+    disabled_at: datetime | None
+    secret_rotated_at: datetime | None
+    secret_expires_at: datetime | None
+    models: list[AgreementOut]
+
+
+class PartnerWithSecret(PartnerOut):
+    client_secret: str | None = Field(
+        default=None, description="only when created or rotated; shown once"
+    )
+
+
+# --- access requests and grants -----------------------------------------------------------
+
+
+class AccessRequestCreate(Strict):
+    answers: dict[StrictStr, StrictStr | StrictBool] = Field(default_factory=dict, max_length=32)
+    accept_license: bool
+    license_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the SHA-256 of the license text the user read; refused if it changed",
+    )
+
+
+class UserRef(BaseModel):
+    id: int
+    email: str
+
+
+class AccessRequestOut(BaseModel):
+    id: int
+    model: str
+    user: UserRef
+    status: Literal["pending", "approved", "denied"]
+    answers: dict[str, str | bool]
+    license_sha256: str
+    reason: str | None
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: int | None
+
+
+class ApproveIn(Strict):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class DenyIn(Strict):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class BulkDecision(Strict):
+    action: Literal["approve", "deny"]
+    ids: list[int] = Field(min_length=1, max_length=MAX_BULK)
+    reason: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _deny_needs_reason(self) -> Self:
+        if self.action == "deny" and not (self.reason and self.reason.strip()):
+            raise ValueError("denying needs a reason")
+        return self
+
+
+class BulkSkipped(BaseModel):
+    id: int
+    code: Literal["not_found", "not_pending"]
+
+
+class BulkResult(BaseModel):
+    action: Literal["approve", "deny"]
+    done: list[int]
+    skipped: list[BulkSkipped]
+
+
+class GrantOut(BaseModel):
+    model: str
+    user: UserRef
+    request_id: int | None
+    granted_by: int | None
+    created_at: datetime
+    revoked_at: datetime | None
+    revoke_reason: str | None
