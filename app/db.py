@@ -33,7 +33,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE: take the write lock up front. A deferred transaction that read and
+            # then writes fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT, which
+            # busy_timeout does not retry) whenever another connection committed in between,
+            # e.g. two concurrent downloads both appending to the audit chain. Queuing on
+            # busy_timeout instead is what a single-node embedded database should do.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
