@@ -188,7 +188,8 @@ def test_approval_grants_research_access(
     assert after["clearance"] == "research"
     assert [f["path"] for f in after["files"]] == ["config.json", "w.safetensors"]
     grant = db.scalar(select(Grant).where(Grant.user_id == user.id))
-    assert grant is not None and grant.request_id == req["id"]
+    assert grant is not None
+    assert grant.request_id == req["id"]
     event = audit_events(db, "access_request.approved")[-1]
     assert event.target_id == str(req["id"])
     assert event.before == {"status": "pending"}

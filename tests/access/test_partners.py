@@ -47,7 +47,8 @@ def test_create_shows_secret_once_and_stores_only_its_hash(
     event = audit_events(db, "partner.created")[-1]
     assert event.after is not None
     assert event.after["models"] == {"acme/atlas-7b": None}
-    assert secret not in str(event.after) and row.secret_hash not in str(event.after)
+    assert secret not in str(event.after)
+    assert row.secret_hash not in str(event.after)
 
 
 def test_partner_routes_are_admin_only(client: TestClient, db: Session, clock: FixedClock) -> None:
@@ -111,7 +112,8 @@ def test_rotation_returns_a_new_secret_once_and_kills_api_tokens(
         200,
     )
     new = rotated["client_secret"]
-    assert new.startswith("wgp_") and new != old
+    assert new.startswith("wgp_")
+    assert new != old
     assert rotated["secret_rotated_at"] is not None
     assert verify_partner_secret(db, body["client_id"], old, clock.now()) is None
     assert verify_partner_secret(db, body["client_id"], new, clock.now()) is not None
@@ -215,4 +217,5 @@ def test_rename_and_secret_expiry(
     assert out["secret_expires_at"].startswith(expires.date().isoformat())
     assert verify_partner_secret(db, body["client_id"], body["client_secret"], expires) is None
     page = check(client.get("/v1/partners", params={"limit": 1}, headers=admin_headers), 200)
-    assert len(page["items"]) == 1 and page["next_cursor"]
+    assert len(page["items"]) == 1
+    assert page["next_cursor"]
