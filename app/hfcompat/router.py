@@ -1,7 +1,296 @@
-"""HTTP routes of the hfcompat domain (thin: parse, call the service, shape the answer)."""
+"""Hugging Face Hub routes, so ``huggingface_hub`` and ``hf download`` work unchanged.
+
+What ``huggingface_hub`` 2.4 does (``_snapshot_download.py``, ``file_download.py``):
+``GET /api/models/{id}/revision/{rev}`` for the commit (skipped when ``rev`` is already a
+40-hex commit), ``GET /api/models/{id}/tree/{commit}?recursive=true`` following
+``Link: rel="next"``, then per file ``HEAD /{id}/resolve/{commit}/{path}`` — reading
+``X-Repo-Commit``, ``X-Linked-Etag``, ``X-Linked-Size`` — and a ``GET`` of whatever URL the
+HEAD ended on. The HEAD follows a redirect only on the same origin; a redirect elsewhere (a
+presigned S3 URL) is not followed, and its headers are taken from the 302 itself. Hence:
+in redirect mode both HEAD and GET answer 302 carrying every header, and in proxy mode (or
+with a store that cannot presign) both answer with the file (HEAD without the body).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.access.auth import get_principal
+from app.access.principals import Principal
+from app.context import ClockDep, ContextDep, RequestContext, SettingsDep
+from app.db import SessionDep
+from app.delivery.streaming import etag_for, file_response
+from app.errors import AppError, Unauthorized, problems
+from app.hfcompat import errors, schemas, service
+from app.hfcompat.service import HfRelease
+from app.models import ReleaseFile
+from app.pagination import decode_cursor, encode_cursor
+from app.storage import ObjectStore
+
+router = APIRouter(tags=["huggingface"])
+API = "/api/models/{namespace}/{name}"
+TREE_PAGE = 1000  # the Hub's own page size for recursive listings
+
+
+def hf_principal(request: Request, session: SessionDep, clock: ClockDep) -> Principal:
+    """The caller; an API key (``wg_…``) is accepted as the Hugging Face token."""
+    try:
+        return get_principal(request, session, clock)
+    except Unauthorized as e:
+        raise errors.with_invalid_credentials(e) from e
+
+
+HfPrincipalDep = Annotated[Principal, Depends(hf_principal)]
+
+
+@router.get(API, responses=problems(401, 404))
+def model_info(
+    namespace: str, name: str, session: SessionDep, principal: HfPrincipalDep, clock: ClockDep
+) -> schemas.ModelInfo:
+    """The latest published release, as the Hub's ``model_info``."""
+    target = service.open_release(
+        session, principal, namespace, name, service.MAIN, now=clock.now()
+    )
+    return service.model_info(session, target)
+
+
+@router.get(API + "/revision/{rev:path}", responses=problems(401, 404))
+def model_info_at(
+    namespace: str,
+    name: str,
+    rev: str,
+    session: SessionDep,
+    principal: HfPrincipalDep,
+    clock: ClockDep,
+) -> schemas.ModelInfo:
+    """``rev`` is a version, a revision id or ``main``. ``siblings`` lists only the files the
+    caller may download now; ``gated`` is set while some component is closed to the caller."""
+    target = service.open_release(session, principal, namespace, name, rev, now=clock.now())
+    return service.model_info(session, target)
+
+
+def _tree(
+    request: Request,
+    response: Response,
+    session: Session,
+    principal: Principal,
+    clock: ClockDep,
+    *,
+    namespace: str,
+    name: str,
+    rev: str,
+    path: str,
+    recursive: bool,
+    limit: int,
+    cursor: str | None,
+) -> list[schemas.TreeEntry]:
+    target = service.open_release(session, principal, namespace, name, rev, now=clock.now())
+    listing = service.tree(session, target, path=path, recursive=recursive)
+    start = decode_cursor(cursor) if cursor else 0
+    page = listing.entries[start : start + limit]
+    if start + limit < len(listing.entries):
+        # Absolute, as the client requests it verbatim; built from the URL the client used.
+        nxt = request.url.include_query_params(cursor=encode_cursor(start + limit))
+        response.headers["Link"] = f'<{nxt}>; rel="next"'
+    if listing.warning:
+        # huggingface_hub logs "X-HF-Warning: <topic>; <message>" as a warning.
+        message = errors.header_safe(listing.warning)
+        response.headers["X-HF-Warning"] = f"weightgate-closed; {message}"
+    return page
+
+
+Recursive = Annotated[bool, Query(description="list everything beneath the path")]
+Expand = Annotated[bool, Query(description="accepted for compatibility; no extra fields")]
+Limit = Annotated[int, Query(ge=1, le=TREE_PAGE)]
+Cursor = Annotated[str | None, Query(max_length=64)]
+
+
+@router.get(API + "/tree/{rev}", responses=problems(401, 403, 404, 422))
+def tree_root(
+    namespace: str,
+    name: str,
+    rev: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: HfPrincipalDep,
+    clock: ClockDep,
+    recursive: Recursive = False,
+    expand: Expand = False,
+    limit: Limit = TREE_PAGE,
+    cursor: Cursor = None,
+) -> list[schemas.TreeEntry]:
+    """Files and directories of the release the caller may download now, paginated with
+    ``Link: <…>; rel="next"``. A release with nothing open to the caller is a 403 GatedRepo."""
+    return _tree(
+        request,
+        response,
+        session,
+        principal,
+        clock,
+        namespace=namespace,
+        name=name,
+        rev=rev,
+        path="",
+        recursive=recursive,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get(API + "/tree/{rev}/{path:path}", responses=problems(401, 403, 404, 422))
+def tree_path(
+    namespace: str,
+    name: str,
+    rev: str,
+    path: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: HfPrincipalDep,
+    clock: ClockDep,
+    recursive: Recursive = False,
+    expand: Expand = False,
+    limit: Limit = TREE_PAGE,
+    cursor: Cursor = None,
+) -> list[schemas.TreeEntry]:
+    """The same listing, below the directory ``path``."""
+    return _tree(
+        request,
+        response,
+        session,
+        principal,
+        clock,
+        namespace=namespace,
+        name=name,
+        rev=rev,
+        path=path,
+        recursive=recursive,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def _hub_headers(target: HfRelease, row: ReleaseFile) -> dict[str, str]:
+    return {
+        "X-Repo-Commit": target.revision,
+        "X-Linked-Etag": etag_for(row.sha256),
+        "X-Linked-Size": str(row.size),
+    }
+
+
+def _audit(
+    session: Session,
+    *,
+    target: HfRelease,
+    principal: Principal,
+    clock: ClockDep,
+    ctx: RequestContext,
+    path: str,
+    outcome: str,
+    data: dict[str, object],
+) -> None:
+    audit.record(
+        session,
+        now=clock.now(),
+        actor=principal.subject,
+        action="hf.resolve",
+        target_type="file",
+        target_id=f"{target.model.repo_id}@{target.release.version}/{path}"[:256],
+        outcome=outcome,
+        data={"path": path, "tier": target.clearance.value, **data},
+        ctx=ctx,
+    )
+
+
+@router.api_route(
+    "/{namespace}/{name}/resolve/{rev}/{path:path}",
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    responses={
+        200: {"description": "the file (proxy mode)"},
+        206: {"description": "part of the file (Range)"},
+        302: {"description": "redirect to a presigned URL (redirect mode)"},
+        304: {"description": "not modified (If-None-Match)"},
+        **problems(401, 403, 404, 416),
+    },
+)
+def resolve(
+    namespace: str,
+    name: str,
+    rev: str,
+    path: str,
+    request: Request,
+    session: SessionDep,
+    principal: HfPrincipalDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+) -> Response:
+    """A file of a release, with the Hub's ``X-Repo-Commit``/``X-Linked-*`` headers."""
+    target = service.open_release(session, principal, namespace, name, rev, now=clock.now())
+    method = request.method
+    try:
+        row = service.resolve_file(session, target, path)
+    except AppError as err:
+        _audit(
+            session,
+            target=target,
+            principal=principal,
+            clock=clock,
+            ctx=ctx,
+            path=path,
+            outcome="denied",
+            data={"method": method, "code": err.code},
+        )
+        session.commit()  # the denial is recorded even though the request fails
+        raise
+    store: ObjectStore = request.app.state.store
+    hub = _hub_headers(target, row)
+    url = None
+    if settings.delivery_mode == "redirect":
+        url = store.presign_get(
+            row.sha256, expires_in=settings.presign_max_seconds, filename=row.path
+        )
+    if url is not None:
+        response = Response(
+            status_code=302,
+            headers={
+                **hub,
+                "Location": url,
+                "ETag": etag_for(row.sha256),
+                # The Location is a bearer credential until it expires: never cache it.
+                "Cache-Control": "no-store",
+            },
+        )
+        data: dict[str, object] = {"method": method, "mode": "redirect", "status": 302}
+    else:
+        response, plan = file_response(
+            method,
+            request.headers,
+            store,
+            sha256=row.sha256,
+            size=row.size,
+            filename=row.path,
+            extra_headers=hub,
+        )
+        data = {"method": method, "mode": "proxy", "status": plan.status}
+        if plan.status == 206:
+            data["range"] = [plan.start, plan.end]
+    _audit(
+        session,
+        target=target,
+        principal=principal,
+        clock=clock,
+        ctx=ctx,
+        path=path,
+        outcome="ok",
+        data=data,
+    )
+    # Commit before a possibly long stream: the audit append holds the chain's lock.
+    session.commit()
+    return response

@@ -1,0 +1,83 @@
+"""Response bodies of the Hugging Face Hub routes, in the Hub's own (camelCase) field names.
+
+Field names follow what ``huggingface_hub`` parses (``hf_api.py``: ``ModelInfo``,
+``RepoSibling``, ``RepoFile``, ``RepoFolder``); the ``weightgate`` block is ours and is kept
+by the client as an extra attribute.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from app.access.tiers import Tier
+
+
+class SiblingLfs(BaseModel):
+    size: int
+    sha256: str
+    pointerSize: int
+
+
+class Sibling(BaseModel):
+    rfilename: str
+    size: int
+    blobId: str
+    lfs: SiblingLfs
+
+
+class ComponentState(BaseModel):
+    name: str
+    tier: Tier
+    downloadable: bool
+    opens_to_you_at: datetime | None
+
+
+class WeightgateInfo(BaseModel):
+    version: str
+    clearance: Tier
+    components: list[ComponentState]
+
+
+class ModelInfo(BaseModel):
+    id: str
+    modelId: str
+    author: str
+    sha: str | None
+    private: bool = False
+    disabled: bool = False
+    # False, or how access requests are decided: "auto" (auto-approve) or "manual".
+    gated: Literal["auto", "manual", False]
+    createdAt: datetime
+    lastModified: datetime | None
+    tags: list[str]
+    downloads: int = 0
+    likes: int = 0
+    usedStorage: int
+    siblings: list[Sibling]
+    weightgate: WeightgateInfo | None
+
+
+class TreeLfs(BaseModel):
+    oid: str
+    size: int
+    pointerSize: int
+
+
+class TreeFile(BaseModel):
+    type: Literal["file"] = "file"
+    path: str
+    size: int
+    oid: str
+    lfs: TreeLfs
+
+
+class TreeDirectory(BaseModel):
+    type: Literal["directory"] = "directory"
+    path: str
+    oid: str
+
+
+TreeEntry = TreeFile | TreeDirectory

@@ -1,0 +1,209 @@
+"""The Hub's view of a release: which revision ``rev`` names, what the caller may list and
+fetch, and why the rest is closed.
+
+The access rule is the catalogue's (:mod:`app.catalogue.visibility`), applied at request
+time: a file is listed (``siblings``, ``tree``) and served (``resolve``) only while its
+component is open to the caller. Files of components the caller may not know about
+(``internal`` to non-staff) do not exist as far as these routes are concerned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy.orm import Session
+
+from app.access.principals import Principal
+from app.access.tiers import Tier
+from app.catalogue import repository as repo
+from app.catalogue.visibility import ComponentView, view_components, visible_model, visible_release
+from app.errors import AppError, NotFound
+from app.hfcompat import errors, schemas
+from app.hfcompat.tree import FileFacts, file_entry, list_tree, normalise_dir, under
+from app.models import Model, Release, ReleaseFile
+
+MAIN = "main"
+
+
+@dataclass(frozen=True)
+class HfRelease:
+    """A published release as one caller sees it now."""
+
+    model: Model
+    release: Release
+    clearance: Tier
+    views: dict[int, ComponentView]  # by component id
+
+    @property
+    def revision(self) -> str:
+        assert self.release.revision is not None  # published releases always have one
+        return self.release.revision
+
+    def downloadable(self, f: ReleaseFile) -> bool:
+        return self.views[f.component_id].downloadable
+
+    def known(self, f: ReleaseFile) -> bool:
+        return self.views[f.component_id].visible
+
+    def closed(self) -> list[ComponentView]:
+        """Components the caller may know about but not download now, soonest opening first."""
+        return sorted(
+            (v for v in self.views.values() if v.visible and not v.downloadable),
+            key=lambda v: (
+                v.opens_to_caller_at is None,
+                v.opens_to_caller_at.timestamp() if v.opens_to_caller_at else 0.0,
+                v.component.name,
+            ),
+        )
+
+    def gated_value(self) -> bool:
+        return bool(self.closed())
+
+
+def open_release(
+    session: Session, principal: Principal, namespace: str, name: str, rev: str, *, now: datetime
+) -> HfRelease:
+    """The published release ``rev`` names (a version, a revision id, or ``main``)."""
+    repo_id = f"{namespace}/{name}"
+    try:
+        model, clearance = visible_model(session, principal, namespace, name, now=now)
+    except NotFound as e:
+        raise errors.repo_not_found(repo_id) from e
+    try:
+        rel = visible_release(session, principal, model, rev)
+    except NotFound as e:
+        raise errors.revision_not_found(repo_id, rev) from e
+    # Drafts have no revision id yet, and the Hub client cannot work without one.
+    if rel.status != "published" or rel.revision is None:
+        raise errors.revision_not_found(repo_id, rev)
+    views = view_components(session, repo.components(session, rel.id), clearance=clearance, now=now)
+    return HfRelease(model, rel, clearance, {v.component.id: v for v in views})
+
+
+def closed_error(target: HfRelease, what: str) -> AppError:
+    """A GatedRepo error naming the soonest-opening closed component, or a plain one."""
+    closed = target.closed()
+    if not closed:
+        return errors.gated(
+            target.model.repo_id,
+            what,
+            clearance=target.clearance,
+            tier=Tier.INTERNAL,
+            opens_to_caller_at=None,
+        )
+    first = closed[0]
+    return errors.gated(
+        target.model.repo_id,
+        what,
+        clearance=target.clearance,
+        tier=first.tier,
+        opens_to_caller_at=first.opens_to_caller_at,
+    )
+
+
+def facts(files: Sequence[ReleaseFile]) -> list[FileFacts]:
+    return [FileFacts(f.path, f.size, f.sha256) for f in files]
+
+
+def model_info(session: Session, target: HfRelease) -> schemas.ModelInfo:
+    model, rel = target.model, target.release
+    files = [f for f in repo.files(session, rel.id) if target.downloadable(f)]
+    siblings = []
+    for f in files:
+        entry = file_entry(FileFacts(f.path, f.size, f.sha256))
+        siblings.append(
+            schemas.Sibling(
+                rfilename=f.path,
+                size=f.size,
+                blobId=entry.oid,
+                lfs=schemas.SiblingLfs(
+                    size=f.size, sha256=f.sha256, pointerSize=entry.lfs.pointerSize
+                ),
+            )
+        )
+    gated: Literal["auto", "manual", False] = False
+    if target.gated_value():
+        gated = "auto" if model.auto_approve else "manual"
+    return schemas.ModelInfo(
+        id=model.repo_id,
+        modelId=model.repo_id,
+        author=model.namespace,
+        sha=target.revision,
+        gated=gated,
+        createdAt=model.created_at,
+        lastModified=rel.published_at,
+        tags=["weightgate", f"version:{rel.version}"],
+        usedStorage=sum(f.size for f in files),
+        siblings=siblings,
+        weightgate=schemas.WeightgateInfo(
+            version=rel.version,
+            clearance=target.clearance,
+            components=[
+                schemas.ComponentState(
+                    name=v.component.name,
+                    tier=v.tier,
+                    downloadable=v.downloadable,
+                    opens_to_you_at=v.opens_to_caller_at,
+                )
+                for v in sorted(target.views.values(), key=lambda v: v.component.name)
+                if v.visible
+            ],
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class TreeListing:
+    entries: list[schemas.TreeEntry]
+    warning: str | None  # set when some files under the path are not open to the caller yet
+
+
+def tree(session: Session, target: HfRelease, *, path: str, recursive: bool) -> TreeListing:
+    directory = normalise_dir(path)
+    files = [f for f in repo.files(session, target.release.id) if target.known(f)]
+    inside = under(facts(files), directory)
+    if directory and not inside:
+        raise errors.entry_not_found(
+            target.model.repo_id, target.release.version, directory, commit=target.revision
+        )
+    open_paths = {f.path for f in files if target.downloadable(f)}
+    allowed = [f for f in inside if f.path in open_paths]
+    if inside and not allowed:
+        # Listing nothing would let `snapshot_download` "succeed" with an empty folder.
+        raise closed_error(target, f"release {target.release.version}")
+    entries = list_tree(allowed, revision=target.revision, directory=directory, recursive=recursive)
+    warning = None
+    if len(allowed) < len(inside):
+        first = target.closed()[0]
+        when = (
+            f" ({first.component.name} opens to you at {first.opens_to_caller_at.isoformat()})"
+            if first.opens_to_caller_at
+            else ""
+        )
+        warning = (
+            f"{len(inside) - len(allowed)} file(s) of {target.model.repo_id}@"
+            f"{target.release.version} are not open to you yet and were left out{when}"
+        )
+    return TreeListing(entries, warning)
+
+
+def resolve_file(session: Session, target: HfRelease, path: str) -> ReleaseFile:
+    """The file ``path`` if the caller may download it now."""
+    row = repo.file_by_path(session, target.release.id, path)
+    if row is None or not target.known(row):
+        raise errors.entry_not_found(
+            target.model.repo_id, target.release.version, path, commit=target.revision
+        )
+    if not target.downloadable(row):
+        view = target.views[row.component_id]
+        raise errors.gated(
+            target.model.repo_id,
+            f"file {path}",
+            clearance=target.clearance,
+            tier=view.tier,
+            opens_to_caller_at=view.opens_to_caller_at,
+        )
+    return row

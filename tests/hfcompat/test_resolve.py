@@ -1,0 +1,196 @@
+"""``/{ns}/{name}/resolve/{rev}/{path}``: Hub headers, proxy and redirect delivery, denials,
+and the audit trail, on both object stores."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.clock import FixedClock
+from app.models import AuditEvent
+from app.storage import ObjectStore
+from tests.factories.catalogue import Published, publish_release, sha256
+from tests.hfcompat.conftest import CONFIG, MODEL, WEIGHTS, grant
+
+BOTH = pytest.mark.parametrize("store", ["filesystem", "s3"], indirect=True)
+
+
+def resolve_url(rev: str, path: str) -> str:
+    return f"/{MODEL}/resolve/{rev}/{path}"
+
+
+def events(db: Session) -> list[AuditEvent]:
+    db.expire_all()
+    return list(
+        db.scalars(
+            select(AuditEvent).where(AuditEvent.action == "hf.resolve").order_by(AuditEvent.id)
+        )
+    )
+
+
+@pytest.fixture
+def proxy(app: FastAPI) -> None:
+    app.state.settings.delivery_mode = "proxy"
+
+
+@BOTH
+@pytest.mark.usefixtures("proxy")
+def test_proxy_mode_serves_bytes_with_hub_headers_on_head_and_get(
+    client: TestClient, mixed: Published, db: Session
+) -> None:
+    head = client.head(resolve_url("main", "config.json"))
+    assert head.status_code == 200
+    assert head.content == b""
+    expected = {
+        "x-repo-commit": mixed.revision,
+        "x-linked-etag": f'"{sha256(CONFIG)}"',
+        "x-linked-size": str(len(CONFIG)),
+        "etag": f'"{sha256(CONFIG)}"',
+        "content-length": str(len(CONFIG)),
+        "accept-ranges": "bytes",
+    }
+    assert {k: head.headers[k] for k in expected} == expected
+    got = client.get(resolve_url(mixed.revision, "config.json"))
+    assert got.status_code == 200
+    assert got.content == CONFIG
+    assert {k: got.headers[k] for k in expected} == expected
+    logged = events(db)
+    assert [(e.data["method"], e.data["mode"], e.outcome, e.actor) for e in logged] == [
+        ("HEAD", "proxy", "ok", "anonymous"),
+        ("GET", "proxy", "ok", "anonymous"),
+    ]
+    assert logged[0].target_id == f"{MODEL}@v1/config.json"
+
+
+@BOTH
+@pytest.mark.usefixtures("proxy")
+def test_proxy_mode_resumes_with_range(
+    client: TestClient,
+    mixed: Published,
+    db: Session,
+    clock: FixedClock,
+    researcher: tuple[int, dict[str, str]],
+) -> None:
+    user_id, headers = researcher
+    grant(db, clock, user_id)
+    r = client.get(
+        resolve_url("v1", "model.safetensors"), headers={**headers, "Range": "bytes=1000-"}
+    )
+    assert r.status_code == 206
+    assert r.content == WEIGHTS[1000:]
+    assert r.headers["content-range"] == f"bytes 1000-{len(WEIGHTS) - 1}/{len(WEIGHTS)}"
+    assert r.headers["x-linked-size"] == str(len(WEIGHTS))
+    last = events(db)[-1]
+    assert last.data["range"] == [1000, len(WEIGHTS) - 1]
+    assert last.actor == f"user:{user_id}"
+    assert last.data["tier"] == "research"
+
+
+@pytest.mark.parametrize("store", ["s3"], indirect=True)
+def test_redirect_mode_302_carries_every_header_and_a_short_presigned_url(
+    client: TestClient, mixed: Published, db: Session, app: FastAPI
+) -> None:
+    app.state.settings.presign_max_seconds = 120
+    for method in ("HEAD", "GET"):
+        r = client.request(method, resolve_url("main", "config.json"), follow_redirects=False)
+        assert r.status_code == 302
+        assert r.headers["x-repo-commit"] == mixed.revision
+        assert r.headers["x-linked-etag"] == f'"{sha256(CONFIG)}"'
+        assert r.headers["x-linked-size"] == str(len(CONFIG))
+        assert r.headers["cache-control"] == "no-store"
+        location = r.headers["location"]
+        query = parse_qs(urlparse(location).query)
+        assert int(query["X-Amz-Expires"][0]) <= 120
+        assert query["response-content-disposition"] == ['attachment; filename="config.json"']
+    # The presigned URL really serves the file (moto's S3 over HTTP).
+    assert httpx.get(location).content == CONFIG
+    assert [e.data["mode"] for e in events(db)] == ["redirect", "redirect"]
+
+
+def test_filesystem_store_serves_bytes_even_in_redirect_mode(
+    client: TestClient, mixed: Published, store: ObjectStore
+) -> None:
+    assert store.name == "filesystem"
+    r = client.get(resolve_url("main", "config.json"), follow_redirects=False)
+    assert r.status_code == 200
+    assert r.content == CONFIG
+
+
+@BOTH
+def test_gated_file_is_gated_repo_and_the_denial_is_audited(
+    client: TestClient, mixed: Published, db: Session
+) -> None:
+    for method in ("HEAD", "GET"):
+        r = client.request(method, resolve_url("main", "model.safetensors"))
+        assert r.status_code == 403
+        assert r.headers["X-Error-Code"] == "GatedRepo"
+        assert "needs an approved access request" in r.headers["X-Error-Message"]
+    assert r.json()["code"] == "access_grant_required"
+    assert r.json()["opens_to_you_at"] == "2026-07-01T12:00:00+00:00"
+    # An error body is never served as if it were the file.
+    assert "x-linked-size" not in r.headers
+    denied = events(db)
+    assert [(e.outcome, e.data["code"]) for e in denied] == [
+        ("denied", "access_grant_required"),
+        ("denied", "access_grant_required"),
+    ]
+
+
+def test_missing_and_unknowable_files_are_entry_not_found(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    clock: FixedClock,
+    mixed: Published,
+    db: Session,
+) -> None:
+    r = client.head(resolve_url("main", "nope.bin"))
+    assert r.status_code == 404
+    assert r.headers["X-Error-Code"] == "EntryNotFound"
+    assert r.headers["X-Repo-Commit"] == mixed.revision
+    # A component still internal is invisible to outsiders: its files "do not exist".
+    publish_release(
+        client,
+        admin_headers,
+        model=MODEL,
+        version="v2",
+        create=False,
+        components={
+            "config": [("open", clock.now() - timedelta(hours=1))],
+            "heads": [("open", clock.now() + timedelta(days=1))],
+        },
+        files={"config.json": ("config", b"{}"), "heads.bin": ("heads", b"h" * 10)},
+    )
+    r = client.get(resolve_url("v2", "heads.bin"))
+    assert r.status_code == 404
+    assert r.headers["X-Error-Code"] == "EntryNotFound"
+    admin = client.get(resolve_url("v2", "heads.bin"), headers=admin_headers)
+    assert admin.status_code == 200
+    assert admin.content == b"h" * 10
+    assert [e.outcome for e in events(db)] == ["denied", "denied", "ok"]
+
+
+def test_unknown_model_and_revision_answer_with_their_codes(
+    client: TestClient, mixed: Published
+) -> None:
+    r = client.get("/acme/ghost/resolve/main/config.json")
+    assert (r.status_code, r.headers["X-Error-Code"]) == (404, "RepoNotFound")
+    r = client.head(resolve_url("v5", "config.json"))
+    assert (r.status_code, r.headers["X-Error-Code"]) == (404, "RevisionNotFound")
+
+
+@pytest.mark.usefixtures("proxy")
+def test_if_none_match_and_bad_ranges(client: TestClient, mixed: Published) -> None:
+    etag = f'"{sha256(CONFIG)}"'
+    r = client.get(resolve_url("main", "config.json"), headers={"If-None-Match": etag})
+    assert r.status_code == 304
+    assert r.headers["x-repo-commit"] == mixed.revision
+    r = client.get(resolve_url("main", "config.json"), headers={"Range": "bytes=9999-"})
+    assert r.status_code == 416
+    assert r.headers["content-range"] == f"bytes */{len(CONFIG)}"
