@@ -3,6 +3,7 @@
 Called by the access domain (grant revoked, partner agreement ended), the schedule domain
 (component held or restricted below a token's tier) and the token routes. Rows are updated in
 the caller's transaction; verification re-reads ``revoked_at``, so revocation is immediate.
+Also here: revoking one token (its owner or an admin) and every token of a principal.
 """
 
 from __future__ import annotations
@@ -13,8 +14,14 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from app import audit
+from app.access.principals import Principal
 from app.access.tiers import Tier
+from app.context import RequestContext
+from app.errors import NotFound, Unprocessable
 from app.models import IssuedToken
+from app.tokens import repository as repo
+from app.tokens.claims import parse_subject
 
 
 def revoke_tokens(
@@ -59,3 +66,76 @@ def revoke_tokens(
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def visible_token(session: Session, jti: str, *, principal: Principal) -> IssuedToken:
+    """The token row if the caller owns it or is an admin; the same 404 otherwise."""
+    row = repo.token(session, jti) if len(jti) <= 64 else None
+    if row is None or not (principal.is_admin or row.subject == principal.subject):
+        raise NotFound("no such token", code="token_not_found")
+    return row
+
+
+def revoke_token(
+    session: Session,
+    *,
+    jti: str,
+    principal: Principal,
+    now: datetime,
+    reason: str,
+    ctx: RequestContext | None = None,
+) -> IssuedToken:
+    """Revoke one token (its owner or an admin). Revoking a revoked token changes nothing."""
+    row = visible_token(session, jti, principal=principal)
+    if repo.revoke(session, jti, now=now, reason=reason or f"revoked by {principal.subject}"):
+        audit.record(
+            session,
+            now=now,
+            actor=principal.subject,
+            action="token.revoked",
+            target_type="token",
+            target_id=jti,
+            data={"jti": jti, "subject": row.subject, "reason": reason},
+            ctx=ctx,
+        )
+        session.refresh(row)
+    return row
+
+
+def revoke_principal_tokens(
+    session: Session,
+    *,
+    principal_id: str,
+    admin: Principal,
+    now: datetime,
+    reason: str,
+    ctx: RequestContext | None = None,
+) -> int:
+    """Revoke every live token (download and partner access) of ``user:<id>``/``partner:<id>``."""
+    parsed = parse_subject(principal_id)
+    if parsed is None:
+        raise Unprocessable(
+            "principal id must look like user:12 or partner:3", code="invalid_principal"
+        )
+    kind, ident = parsed
+    exists = repo.user(session, ident) if kind == "user" else repo.partner(session, ident)
+    if exists is None:
+        raise NotFound(f"no principal {principal_id}", code="principal_not_found")
+    count = revoke_tokens(
+        session,
+        now=now,
+        reason=reason or f"all tokens revoked by {admin.subject}",
+        user_id=ident if kind == "user" else None,
+        partner_id=ident if kind == "partner" else None,
+    )
+    audit.record(
+        session,
+        now=now,
+        actor=admin.subject,
+        action="tokens.revoked",
+        target_type=kind,
+        target_id=principal_id,
+        data={"revoked": count, "reason": reason},
+        ctx=ctx,
+    )
+    return count

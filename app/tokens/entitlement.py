@@ -1,0 +1,37 @@
+"""Why a principal may not download a component now, in the words DESIGN.md promises:
+embargoed until a date (403, with the date), or needs an access grant (403).
+
+Used when a token is issued and again at every redemption, so a token never outlives the
+permission that issued it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from app.access.tiers import Tier, may_download
+from app.errors import AppError, EmbargoActive, GrantRequired
+from app.schedule.evaluate import ScheduleState, effective_tier, opens_to
+
+
+def usable_clearance(token_tier: Tier, clearance_now: Tier) -> Tier:
+    """A token grants neither more than it was issued with nor more than its holder has now."""
+    return token_tier if token_tier.rank >= clearance_now.rank else clearance_now
+
+
+def refusal(
+    state: ScheduleState, *, clearance: Tier, principal_kind: str, now: datetime, what: str
+) -> AppError | None:
+    """``None`` if ``clearance`` may download the component at ``now``; else the error."""
+    effective = effective_tier(state, now)
+    if may_download(clearance, effective):
+        return None
+    if principal_kind == "user" and clearance == Tier.OPEN and effective == Tier.RESEARCH:
+        return GrantRequired(
+            f"{what} is open to approved researchers: request access to this model first"
+        )
+    until = opens_to(state, now, clearance)
+    if until is None:
+        return EmbargoActive(f"{what} is embargoed, with no date set for you", until=None)
+    stamp = until.isoformat().replace("+00:00", "Z")
+    return EmbargoActive(f"{what} is embargoed until {stamp}", until=until)

@@ -1,0 +1,85 @@
+"""Audit events and log lines for token issue, redemption and denial.
+
+A denial must be on record although the request fails: :func:`record_denial` rolls back
+whatever the request had done, appends the denial event and commits it on its own. That is
+the one place in this domain where a service commits, and it is why.
+
+Log lines carry ids (jti, subject, file), never a token, key or presigned URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.context import RequestContext
+from app.errors import AppError
+
+log = logging.getLogger(__name__)
+
+
+def record(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    data: dict[str, Any],
+    ctx: RequestContext | None,
+) -> None:
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        data=data,
+        ctx=ctx,
+    )
+    log.info(action, extra={"actor": actor, "target": target_id, **_loggable(data)})
+
+
+def record_denial(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    error: AppError,
+    data: dict[str, Any],
+    ctx: RequestContext | None,
+) -> None:
+    session.rollback()
+    details = {**data, "code": error.code, "status": error.status}
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        outcome="denied",
+        data=details,
+        ctx=ctx,
+    )
+    session.commit()
+    log.info(action, extra={"actor": actor, "target": target_id, **_loggable(details)})
+
+
+_LOGGED = frozenset(
+    {"jti", "code", "status", "bytes", "range", "mode", "uses", "tier", "model", "version"}
+)
+
+
+def _loggable(data: dict[str, Any]) -> dict[str, Any]:
+    # An allow-list: whatever is added to audit data later does not reach logs by accident.
+    return {k: v for k, v in data.items() if k in _LOGGED}
