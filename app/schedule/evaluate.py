@@ -59,16 +59,20 @@ def effective_tier(state: ScheduleState, now: datetime) -> Tier:
 
 
 def next_stage(state: ScheduleState, now: datetime) -> StageView | None:
-    """The next stage that will open the component further, or ``None`` (held, restricted
-    below it, or nothing left)."""
+    """The next change of the effective tier, or ``None`` (held, or nothing ahead opens it
+    further). Under an emergency ceiling a stage above it still opens the component *up to*
+    the ceiling, so the change it brings is reported with the capped tier."""
     if state.held_at is not None:
         return None
     current = effective_tier(state, now)
     for stage in state.stages:
-        if stage.at > now and stage.tier.rank > current.rank:
-            if state.restricted_tier is not None and stage.tier.rank > state.restricted_tier.rank:
-                return None
-            return stage
+        if stage.at <= now:
+            continue
+        tier = stage.tier
+        if state.restricted_tier is not None:
+            tier = more_restricted(tier, state.restricted_tier)
+        if tier.rank > current.rank:
+            return StageView(tier, stage.at)
     return None
 
 

@@ -1,7 +1,203 @@
-"""HTTP routes of the schedule domain (thin: parse, call the service, shape the answer)."""
+"""Embargo control routes (admin): read, reschedule, hold, resume, lift now, restrict; and
+``GET /v1/embargoes``, every transition across all models."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from app.access.auth import AdminDep
+from app.catalogue import repository as catalogue_repo
+from app.catalogue.names import split_model_id
+from app.catalogue.visibility import model_not_found
+from app.context import ClockDep, ContextDep
+from app.db import SessionDep
+from app.errors import problems
+from app.pagination import MAX_LIMIT, Page
+from app.schedule import embargoes, service
+from app.schedule import repository as repo
+from app.schedule.schemas import (
+    EmbargoOut,
+    HoldIn,
+    LiftIn,
+    RestrictIn,
+    ResumeIn,
+    ScheduleIn,
+    ScheduleOut,
+)
+
+router = APIRouter(tags=["schedule"])
+SCHEDULE = "/v1/models/{namespace}/{name}/releases/{version}/components/{component}/schedule"
+WRITE_PROBLEMS = problems(401, 403, 404, 409, 422)
+
+
+@router.get(SCHEDULE, responses=problems(401, 403, 404))
+def get_schedule(
+    namespace: str,
+    name: str,
+    version: str,
+    component: str,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+) -> ScheduleOut:
+    """The component's stages with their state now (past, upcoming, held, capped)."""
+    target = service.load_target(session, namespace, name, version, component)
+    stages = repo.stages(session, target.component.id)
+    return service.schedule_out(target, stages, now=clock.now())
+
+
+@router.put(SCHEDULE, responses=WRITE_PROBLEMS)
+def put_schedule(
+    namespace: str,
+    name: str,
+    version: str,
+    component: str,
+    body: ScheduleIn,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> ScheduleOut:
+    """Reschedule: replace the stages that have not happened. Send the whole schedule;
+    stages already past must be repeated unchanged (422 ``stage_in_past`` otherwise)."""
+    now = clock.now()
+    target = service.load_target(session, namespace, name, version, component)
+    stages = service.reschedule(
+        session,
+        target=target,
+        schedule=[(s.tier, s.at) for s in body.schedule],
+        reason=body.reason,
+        actor=admin,
+        now=now,
+        ctx=ctx,
+    )
+    return service.schedule_out(target, stages, now=now)
+
+
+@router.post(SCHEDULE + "/hold", responses=WRITE_PROBLEMS)
+def hold(
+    namespace: str,
+    name: str,
+    version: str,
+    component: str,
+    body: HoldIn,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> ScheduleOut:
+    """Freeze the schedule now (reason required): no later stage applies until resumed."""
+    now = clock.now()
+    target = service.load_target(session, namespace, name, version, component)
+    stages = service.hold(session, target=target, reason=body.reason, actor=admin, now=now, ctx=ctx)
+    return service.schedule_out(target, stages, now=now)
+
+
+@router.post(SCHEDULE + "/resume", responses=WRITE_PROBLEMS)
+def resume(
+    namespace: str,
+    name: str,
+    version: str,
+    component: str,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+    body: ResumeIn | None = None,
+) -> ScheduleOut:
+    """Return to the schedule: ends a hold and any emergency restriction. Stages whose time
+    passed meanwhile take effect at once."""
+    now = clock.now()
+    target = service.load_target(session, namespace, name, version, component)
+    stages = service.resume(
+        session, target=target, reason=body.reason if body else None, actor=admin, now=now, ctx=ctx
+    )
+    return service.schedule_out(target, stages, now=now)
+
+
+@router.post(SCHEDULE + "/lift", responses=WRITE_PROBLEMS)
+def lift(
+    namespace: str,
+    name: str,
+    version: str,
+    component: str,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+    body: LiftIn | None = None,
+) -> ScheduleOut:
+    """Lift now: open to ``tier`` (default: the next stage's tier) at this instant. Future
+    stages that would not open it further are dropped."""
+    now = clock.now()
+    target = service.load_target(session, namespace, name, version, component)
+    stages = service.lift(
+        session,
+        target=target,
+        tier=body.tier if body else None,
+        reason=body.reason if body else None,
+        actor=admin,
+        now=now,
+        ctx=ctx,
+    )
+    return service.schedule_out(target, stages, now=now)
+
+
+@router.post(SCHEDULE + "/restrict", responses=WRITE_PROBLEMS)
+def restrict(
+    namespace: str,
+    name: str,
+    version: str,
+    component: str,
+    body: RestrictIn,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> ScheduleOut:
+    """Emergency: cap the component at ``tier`` (reason required) until resumed. Download
+    tokens issued for the release at clearances above the cap are revoked."""
+    now = clock.now()
+    target = service.load_target(session, namespace, name, version, component)
+    stages, revoked = service.restrict(
+        session, target=target, tier=body.tier, reason=body.reason, actor=admin, now=now, ctx=ctx
+    )
+    return service.schedule_out(target, stages, now=now, tokens_revoked=revoked)
+
+
+@router.get("/v1/embargoes", responses=problems(401, 403, 404, 422))
+def list_embargoes(
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    when: Literal["upcoming", "past", "all"] = "upcoming",
+    model: Annotated[str | None, Query(max_length=193, examples=["acme/atlas-7b"])] = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: Annotated[str | None, Query(max_length=128)] = None,
+) -> Page[EmbargoOut]:
+    """Scheduled transitions across all models: ``upcoming`` soonest first, ``past`` most
+    recent first, ``all`` in time order; filter by ``model`` and a ``since``/``until``
+    window on the transition time."""
+    model_id = None
+    if model is not None:
+        namespace, model_name = split_model_id(model)
+        found = catalogue_repo.model_by_id(session, namespace, model_name)
+        if found is None:
+            raise model_not_found(namespace, model_name)
+        model_id = found.id
+    items, nxt = embargoes.list_embargoes(
+        session,
+        now=clock.now(),
+        when=when,
+        model_id=model_id,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(items=items, next_cursor=nxt)

@@ -1,0 +1,197 @@
+"""The access rule applied to catalogue reads: what each caller may see and download now."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.access.principals import ANONYMOUS, Principal
+from app.access.tiers import Tier
+from app.catalogue import service
+from app.catalogue.visibility import visible_models, visible_release
+from app.clock import FixedClock
+from app.errors import NotFound
+from app.models import Model, Partner, PartnerAgreement
+from tests.factories.access import researcher
+from tests.factories.catalogue import check, publish_release
+
+MANIFEST = "/v1/models/acme/atlas-7b/releases/v1/manifest"
+
+
+@pytest.fixture
+def t0(client: TestClient, admin_headers: dict[str, str], clock: FixedClock) -> datetime:
+    """secret: internal forever; weights: partner now, research +1d, open +2d; config: open."""
+    now = clock.now()
+    publish_release(
+        client,
+        admin_headers,
+        components={
+            "secret": [],
+            "weights": [
+                ("partner", now),
+                ("research", now + timedelta(days=1)),
+                ("open", now + timedelta(days=2)),
+            ],
+            "config": [("open", now - timedelta(days=1))],
+        },
+        files={
+            "s.bin": ("secret", b"s"),
+            "w.bin": ("weights", b"w"),
+            "config.json": ("config", b"{}"),
+        },
+    )
+    return now
+
+
+def partner_for(db: Session, clock: FixedClock, model: str) -> Principal:
+    ns, name = model.split("/")
+    model_id = db.scalar(select(Model.id).where(Model.namespace == ns, Model.name == name))
+    p = Partner(
+        name=f"p-{model}", client_id=f"wgc_{name}", secret_hash="0" * 64, created_at=clock.now()
+    )
+    db.add(p)
+    db.flush()
+    db.add(PartnerAgreement(partner_id=p.id, model_id=model_id, created_at=clock.now()))
+    db.flush()
+    return Principal(kind="partner", id=p.id)
+
+
+def test_anonymous_sees_open_files_and_the_next_lift_but_not_internal(
+    client: TestClient, t0: datetime
+) -> None:
+    body = check(client.get(MANIFEST), 200)
+    assert body["clearance"] == "open"
+    assert [f["path"] for f in body["files"]] == ["config.json"]
+    comps = {c["name"]: c for c in body["components"]}
+    assert set(comps) == {"config", "weights"}  # "secret" is internal: invisible
+    assert comps["weights"]["tier"] == "partner"
+    assert comps["weights"]["downloadable"] is False
+    assert comps["weights"]["next"]["tier"] == "research"
+    assert comps["weights"]["opens_to_you_at"] is not None
+    assert "s.bin" not in str(body)
+
+
+def test_admins_see_everything(
+    client: TestClient, admin_headers: dict[str, str], t0: datetime
+) -> None:
+    body = check(client.get(MANIFEST, headers=admin_headers), 200)
+    assert body["clearance"] == "internal"
+    assert [f["path"] for f in body["files"]] == ["config.json", "s.bin", "w.bin"]
+
+
+def test_partner_under_agreement_sees_partner_files(
+    client: TestClient, db: Session, clock: FixedClock, t0: datetime
+) -> None:
+    partner = partner_for(db, clock, "acme/atlas-7b")
+    m = service.manifest(
+        db, principal=partner, namespace="acme", name="atlas-7b", version="v1", now=clock.now()
+    )
+    assert m.clearance == Tier.PARTNER
+    assert [f.path for f in m.files] == ["config.json", "w.bin"]
+    assert {c.name for c in m.components} == {"config", "weights"}
+    # One microsecond before the partner stage, nothing but config.
+    early = service.manifest(
+        db,
+        principal=partner,
+        namespace="acme",
+        name="atlas-7b",
+        version="v1",
+        now=t0 - timedelta(microseconds=1),
+    )
+    assert [f.path for f in early.files] == ["config.json"]
+
+
+def test_researcher_without_grant_waits_for_open(
+    client: TestClient, db: Session, clock: FixedClock, t0: datetime
+) -> None:
+    _, headers = researcher(db, clock)
+    clock.set(t0 + timedelta(days=1))
+    assert [f["path"] for f in check(client.get(MANIFEST, headers=headers), 200)["files"]] == [
+        "config.json"
+    ]
+    clock.set(t0 + timedelta(days=2) - timedelta(microseconds=1))
+    assert [f["path"] for f in check(client.get(MANIFEST, headers=headers), 200)["files"]] == [
+        "config.json"
+    ]
+    clock.set(t0 + timedelta(days=2))
+    assert [f["path"] for f in check(client.get(MANIFEST, headers=headers), 200)["files"]] == [
+        "config.json",
+        "w.bin",
+    ]
+
+
+def test_unannounced_models_answer_like_unknown_ones(
+    client: TestClient, admin_headers: dict[str, str], clock: FixedClock
+) -> None:
+    publish_release(
+        client,
+        admin_headers,
+        model="acme/hidden",
+        components={"weights": [("partner", clock.now() + timedelta(days=1))]},
+    )
+    for path in ("", "/releases", "/releases/v1", "/releases/v1/manifest"):
+        hidden = client.get(f"/v1/models/acme/hidden{path}")
+        unknown = client.get(f"/v1/models/acme/hiddem{path}")
+        assert hidden.status_code == unknown.status_code == 404, path
+        assert hidden.json()["code"] == unknown.json()["code"] == "model_not_found"
+        assert hidden.json()["detail"].replace("hidden", "X") == unknown.json()["detail"].replace(
+            "hiddem", "X"
+        )
+    listed = check(client.get("/v1/models"), 200)
+    assert "acme/hidden" not in [m["id"] for m in listed["items"]]
+    assert "acme/hidden" in [
+        m["id"] for m in check(client.get("/v1/models", headers=admin_headers), 200)["items"]
+    ]
+
+
+def test_unannounced_releases_answer_like_unknown_ones(
+    client: TestClient, admin_headers: dict[str, str], db: Session, clock: FixedClock, t0: datetime
+) -> None:
+    publish_release(
+        client,
+        admin_headers,
+        version="v2",
+        create=False,
+        components={"weights": [("open", t0 + timedelta(days=10))]},
+        files={"w2.bin": ("weights", b"w2")},
+    )
+    model = db.scalar(select(Model).where(Model.name == "atlas-7b"))
+    assert model is not None
+    now = clock.now()
+    with pytest.raises(NotFound) as hidden:
+        visible_release(db, ANONYMOUS, model, "v2", now=now)
+    with pytest.raises(NotFound) as unknown:
+        visible_release(db, ANONYMOUS, model, "v3", now=now)
+    assert hidden.value.code == unknown.value.code == "release_not_found"
+    # "main" is the latest release the caller may know about.
+    assert visible_release(db, ANONYMOUS, model, "main", now=now).version == "v1"
+    admin = Principal(kind="user", id=1, role="admin")
+    assert visible_release(db, admin, model, "main", now=now).version == "v2"
+    later = t0 + timedelta(days=10)
+    assert visible_release(db, ANONYMOUS, model, "main", now=later).version == "v2"
+
+
+def test_visible_models_batches_clearance(
+    client: TestClient, admin_headers: dict[str, str], db: Session, clock: FixedClock
+) -> None:
+    later = clock.now() + timedelta(days=1)
+    for name in ("a", "b", "c"):
+        publish_release(
+            client,
+            admin_headers,
+            model=f"acme/{name}",
+            components={"weights": [("partner", later)]},
+        )
+    publish_release(
+        client, admin_headers, model="acme/d", components={"weights": [("open", clock.now())]}
+    )
+    models = list(db.scalars(select(Model).order_by(Model.id)))
+    partner = partner_for(db, clock, "acme/b")
+    seen = visible_models(db, partner, models, now=clock.now())
+    by_name = {m.name: seen.get(m.id) for m in models}
+    assert by_name == {"a": None, "b": Tier.PARTNER, "c": None, "d": Tier.OPEN}
+    assert visible_models(db, ANONYMOUS, models, now=clock.now()) == {models[3].id: Tier.OPEN}
