@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print numbers and write their section of RESULTS.md."""
