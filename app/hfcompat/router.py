@@ -13,6 +13,8 @@ with a store that cannot presign) both answer with the file (HEAD without the bo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -29,11 +31,15 @@ from app.hfcompat import errors, schemas, service
 from app.hfcompat.service import HfRelease
 from app.models import ReleaseFile
 from app.pagination import decode_cursor, encode_cursor
+from app.settings import Settings
 from app.storage import ObjectStore
+from app.tokens import quotas
 
 router = APIRouter(tags=["huggingface"])
 API = "/api/models/{namespace}/{name}"
 TREE_PAGE = 1000  # the Hub's own page size for recursive listings
+# A presigned URL is a bearer credential nobody can revoke: short, whatever is configured.
+PRESIGN_CEILING = 300
 
 
 def hf_principal(request: Request, session: SessionDep, clock: ClockDep) -> Principal:
@@ -232,10 +238,14 @@ def resolve(
     ctx: ContextDep,
 ) -> Response:
     """A file of a release, with the Hub's ``X-Repo-Commit``/``X-Linked-*`` headers."""
-    target = service.open_release(session, principal, namespace, name, rev, now=clock.now())
+    now = clock.now()
+    target = service.open_release(session, principal, namespace, name, rev, now=now)
     method = request.method
     try:
         row = service.resolve_file(session, target, path)
+        ans = _answer(request, target, row, settings=settings)
+        if ans.sends:
+            _charge(session, principal, settings, ctx, size=ans.bytes, now=now)
     except AppError as err:
         _audit(
             session,
@@ -249,38 +259,6 @@ def resolve(
         )
         session.commit()  # the denial is recorded even though the request fails
         raise
-    store: ObjectStore = request.app.state.store
-    hub = _hub_headers(target, row)
-    url = None
-    if settings.delivery_mode == "redirect":
-        url = store.presign_get(
-            row.sha256, expires_in=settings.presign_max_seconds, filename=row.path
-        )
-    if url is not None:
-        response = Response(
-            status_code=302,
-            headers={
-                **hub,
-                "Location": url,
-                "ETag": etag_for(row.sha256),
-                # The Location is a bearer credential until it expires: never cache it.
-                "Cache-Control": "no-store",
-            },
-        )
-        data: dict[str, object] = {"method": method, "mode": "redirect", "status": 302}
-    else:
-        response, plan = file_response(
-            method,
-            request.headers,
-            store,
-            sha256=row.sha256,
-            size=row.size,
-            filename=row.path,
-            extra_headers=hub,
-        )
-        data = {"method": method, "mode": "proxy", "status": plan.status}
-        if plan.status == 206:
-            data["range"] = [plan.start, plan.end]
     _audit(
         session,
         target=target,
@@ -289,8 +267,90 @@ def resolve(
         ctx=ctx,
         path=path,
         outcome="ok",
-        data=data,
+        data={**ans.data, "bytes": ans.bytes},
     )
     # Commit before a possibly long stream: the audit append holds the chain's lock.
     session.commit()
-    return response
+    return ans.response
+
+
+@dataclass(frozen=True)
+class _Answer:
+    response: Response
+    sends: bool  # the answer hands out the bytes (directly, or by a presigned URL)
+    bytes: int
+    data: dict[str, object]  # for the audit event
+
+
+def _answer(
+    request: Request, target: HfRelease, row: ReleaseFile, *, settings: Settings
+) -> _Answer:
+    """The 302 (redirect mode) or the file itself, and what to audit about it."""
+    store: ObjectStore = request.app.state.store
+    hub = _hub_headers(target, row)
+    method = request.method
+    url = None
+    if settings.delivery_mode == "redirect":
+        url = store.presign_get(
+            row.sha256,
+            expires_in=min(settings.presign_max_seconds, PRESIGN_CEILING),
+            filename=row.path,
+        )
+    if url is not None:
+        redirect = Response(
+            status_code=302,
+            headers={
+                **hub,
+                "Location": url,
+                "ETag": etag_for(row.sha256),
+                # The Location is a bearer credential until it expires: never cache it.
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+        sends = method == "GET"
+        return _Answer(
+            redirect,
+            sends,
+            row.size if sends else 0,
+            {"method": method, "mode": "redirect", "status": 302},
+        )
+    response, plan = file_response(
+        method,
+        request.headers,
+        store,
+        sha256=row.sha256,
+        size=row.size,
+        filename=row.path,
+        extra_headers=hub,
+    )
+    sends = method == "GET" and plan.status in (200, 206)
+    data: dict[str, object] = {"method": method, "mode": "proxy", "status": plan.status}
+    if plan.status == 206:
+        data["range"] = [plan.start, plan.end]
+    return _Answer(response, sends, plan.length if sends else 0, data)
+
+
+def _charge(
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    ctx: RequestContext,
+    *,
+    size: int,
+    now: datetime,
+) -> None:
+    """The same quotas as ``/v1/files``: downloads per minute per address for anonymous
+    callers, bytes per day for everyone else. ``/resolve`` must not be a way around them."""
+    if principal.kind == "anonymous":
+        quotas.charge(
+            session,
+            quotas.anonymous_quota(settings),
+            key=ctx.client_addr or "unknown",
+            amount=1,
+            now=now,
+        )
+    else:
+        quotas.charge(
+            session, quotas.bytes_quota(settings), key=principal.subject, amount=size, now=now
+        )

@@ -7,13 +7,12 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clock import FixedClock
-from app.models import Grant, Model
 from tests.factories.catalogue import Published, publish_release
 from tests.factories.principals import make_user
+from tests.hfcompat import factories
 
 MODEL = "acme/atlas-7b"
 CONFIG = b'{"hidden_size": 4096}'
@@ -22,11 +21,7 @@ NESTED = b"tokenizer bytes"
 
 
 def grant(db: Session, clock: FixedClock, user_id: int, model: str = MODEL) -> None:
-    namespace, name = model.split("/")
-    model_id = db.scalar(select(Model.id).where(Model.namespace == namespace, Model.name == name))
-    assert model_id is not None
-    db.add(Grant(user_id=user_id, model_id=model_id, created_at=clock.now()))
-    db.commit()
+    factories.grant(db, clock, user_id, model)
 
 
 @pytest.fixture

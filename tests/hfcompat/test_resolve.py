@@ -194,3 +194,41 @@ def test_if_none_match_and_bad_ranges(client: TestClient, mixed: Published) -> N
     r = client.get(resolve_url("main", "config.json"), headers={"Range": "bytes=9999-"})
     assert r.status_code == 416
     assert r.headers["content-range"] == f"bytes */{len(CONFIG)}"
+
+
+@pytest.mark.usefixtures("proxy")
+def test_anonymous_resolves_share_the_per_address_download_quota(
+    client: TestClient, mixed: Published, app: FastAPI, db: Session
+) -> None:
+    app.state.settings.quota_anonymous_per_minute = 2
+    for _ in range(3):
+        assert client.head(resolve_url("main", "config.json")).status_code == 200  # free
+    assert client.get(resolve_url("main", "config.json")).status_code == 200
+    assert client.get(resolve_url("main", "config.json")).status_code == 200
+    r = client.get(resolve_url("main", "config.json"))
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) >= 1
+    assert r.json()["code"] == "quota_anonymous_downloads"
+    assert events(db)[-1].outcome == "denied"
+
+
+@pytest.mark.parametrize("store", ["s3"], indirect=True)
+def test_redirects_charge_the_daily_bytes_quota_of_the_key_holder(
+    client: TestClient,
+    mixed: Published,
+    app: FastAPI,
+    db: Session,
+    clock: FixedClock,
+    researcher: tuple[int, dict[str, str]],
+) -> None:
+    user_id, headers = researcher
+    grant(db, clock, user_id)
+    app.state.settings.quota_bytes_per_day = len(WEIGHTS)
+    url = resolve_url("main", "model.safetensors")
+    assert client.get(url, headers=headers, follow_redirects=False).status_code == 302
+    # HEAD hands out no bytes; the next GET is over the day's allowance.
+    assert client.head(url, headers=headers, follow_redirects=False).status_code == 302
+    r = client.get(url, headers=headers, follow_redirects=False)
+    assert r.status_code == 429
+    assert r.json()["code"] == "quota_bytes"
+    assert [e.data.get("bytes") for e in events(db)] == [len(WEIGHTS), 0, None]
