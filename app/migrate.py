@@ -7,7 +7,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.pool import NullPool
 
+from app.db import make_engine
 from app.settings import get_settings
 
 
@@ -29,3 +33,18 @@ def alembic_config(url: str | None = None) -> Config:
 def upgrade(revision: str = "head", url: str | None = None) -> None:
     get_settings().data_dir.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str | None:
+    """The revision the code expects (the single head of the migration chain)."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(url: str | None = None) -> str | None:
+    """The revision the database is at (``None`` for an empty database)."""
+    engine = make_engine(url or get_settings().effective_database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()

@@ -10,10 +10,29 @@ import typer
 admin_app = typer.Typer(help="Administration from the server's own machine.", no_args_is_help=True)
 
 
-def migrate(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+def migrate(
+    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="change nothing; exit 1 unless the database is at the code's head revision "
+            "(an init container waits on this while the migration job runs)",
+        ),
+    ] = False,
+) -> None:
     """Bring the database schema up to date (safe to run from several replicas at once)."""
-    from app.migrate import upgrade
+    from app.migrate import current_revision, head_revision, upgrade
 
+    if check:
+        current, head = current_revision(), head_revision()
+        if current != head:
+            typer.echo(
+                f"database is at {current or 'an empty schema'}, code expects {head}", err=True
+            )
+            raise typer.Exit(1)
+        typer.echo(f"database is at head ({head})")
+        return
     upgrade(revision)
     typer.echo(f"database migrated to {revision}")
 
@@ -25,6 +44,18 @@ def serve(
     migrate_first: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="run migrations before serving")
     ] = True,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            envvar="WEIGHTGATE_FORWARDED_ALLOW_IPS",
+            help="proxies whose X-Forwarded-For/-Proto are trusted (comma-separated IPs or "
+            "CIDRs, '*' for any: only when nothing but the proxy can reach the server)",
+        ),
+    ] = "127.0.0.1",
+    graceful_timeout: Annotated[
+        int,
+        typer.Option(min=0, help="seconds in-flight requests (uploads) get to finish on SIGTERM"),
+    ] = 30,
 ) -> None:
     """Run the HTTP server (uvicorn)."""
     import uvicorn
@@ -48,7 +79,8 @@ def serve(
         port=port,
         workers=workers,
         proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        forwarded_allow_ips=forwarded_allow_ips,
+        timeout_graceful_shutdown=graceful_timeout or None,
         log_level=settings.log_level.lower(),
         access_log=False,
         server_header=False,

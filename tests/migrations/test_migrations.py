@@ -3,7 +3,9 @@ form one linear chain, and be reversible on PostgreSQL (and SQLite) one step at 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,10 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, inspect, text
 
-from app.migrate import alembic_config, migrations_dir
+from app.migrate import alembic_config, current_revision, head_revision, migrations_dir
 from app.models import Base
 from tests.fixtures.databases import fresh_database
+from tests.fixtures.servers import VENV_BIN
 
 
 def scripts() -> ScriptDirectory:
@@ -113,3 +116,20 @@ def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
             assert [r[0] for r in rows] == [scripts().get_current_head()]
         finally:
             engine.dispose()
+
+
+def test_migrate_check_tells_whether_the_schema_is_current(tmp_path: Path) -> None:
+    """`weightgate migrate --check` (the Kubernetes init container) fails until migrated."""
+    url = f"sqlite:///{tmp_path / 'check.db'}"
+    env = {**os.environ, "WEIGHTGATE_DATABASE_URL": url, "WEIGHTGATE_DATA_DIR": str(tmp_path)}
+    cmd = [str(VENV_BIN / "weightgate"), "migrate", "--check"]
+    before = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    assert before.returncode == 1
+    head = head_revision()
+    assert f"database is at an empty schema, code expects {head}" in before.stderr
+    assert current_revision(url) is None
+    command.upgrade(alembic_config(url), "head")
+    after = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.strip() == f"database is at head ({head})"
+    assert current_revision(url) == head
