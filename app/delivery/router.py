@@ -1,7 +1,193 @@
-"""HTTP routes of the delivery domain (thin: parse, call the service, shape the answer)."""
+"""``GET|HEAD /v1/files/{namespace}/{name}/{version}/{path}``: where every byte leaves.
+
+The route is ``async``: the token is verified on the event loop (CPU only, with key objects
+built once), the database work runs as one transaction in a worker thread, and the answer is
+a 302 to a presigned URL (S3, ``redirect`` mode) or the bytes streamed by the server
+(``proxy`` mode, and always for the filesystem store).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
 
-router = APIRouter()
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from app.catalogue.names import check_file_path, routed_file_path
+from app.context import ClockDep, ContextDep, SettingsDep
+from app.delivery import service
+from app.delivery.service import Authorized, FileAddress, Mode
+from app.delivery.streaming import file_response
+from app.errors import BadRequest, TokenInvalid, problems
+from app.settings import Settings
+from app.storage import ObjectStore
+from app.tokens import codec
+from app.tokens.claims import DOWNLOAD_AUDIENCE, DownloadClaims
+from app.tokens.keys import KeysDep, KeySet
+
+router = APIRouter(tags=["delivery"])
+
+# Even if configured higher: a presigned URL is a bearer credential nobody can revoke.
+PRESIGN_CEILING = 300
+
+
+def download_expectation(settings: Settings) -> codec.Expectation:
+    return codec.Expectation(
+        typ=codec.DOWNLOAD_TYP,
+        audience=DOWNLOAD_AUDIENCE,
+        issuer=settings.issuer,
+        max_lifetime=settings.token_max_ttl,
+        leeway=settings.token_leeway_seconds,
+    )
+
+
+def token_from(request: Request) -> str | None:
+    """The download token, from ``?token=`` or ``Authorization: Bearer`` (not both)."""
+    values = request.query_params.getlist("token")
+    if len(values) > 1:
+        raise BadRequest("give the token once", code="ambiguous_token")
+    query = values[0] if values else None
+    header = request.headers.get("authorization")
+    bearer = None
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise BadRequest(
+                "Authorization header must be 'Bearer <token>'", code="malformed_authorization"
+            )
+        bearer = value.strip()
+    if query is not None and bearer is not None and query != bearer:
+        raise BadRequest("two different tokens given", code="ambiguous_token")
+    token = query if query is not None else bearer
+    if token is not None and token.startswith("wg_"):
+        raise TokenInvalid(
+            "an API key does not open /v1/files: exchange it for a download token at "
+            "POST /v1/tokens",
+            code="token_wrong_type",
+        )
+    return token
+
+
+def verified_claims(
+    token: str, *, keys: KeySet, settings: Settings, now: datetime
+) -> DownloadClaims:
+    return DownloadClaims.from_payload(
+        codec.verify(token, keys=keys, expect=download_expectation(settings), now=now)
+    )
+
+
+def delivery_mode(settings: Settings, store: ObjectStore) -> Mode:
+    return (
+        "redirect"
+        if settings.delivery_mode == "redirect" and store.name != "filesystem"
+        else "proxy"
+    )
+
+
+def presign_seconds(settings: Settings, allowed: Authorized, now: datetime) -> int:
+    """At most the configured cap (never above 5 minutes) and never past the token's expiry."""
+    seconds = min(settings.presign_max_seconds, PRESIGN_CEILING)
+    if allowed.token_expires is not None:
+        seconds = min(seconds, int(allowed.token_expires - now.timestamp()))
+    return max(1, seconds)
+
+
+def answer(
+    request: Request,
+    allowed: Authorized,
+    *,
+    address: FileAddress,
+    mode: Mode,
+    settings: Settings,
+    now: datetime,
+) -> Response:
+    store: ObjectStore = request.app.state.store
+    sends = request.method == "GET" and allowed.plan.status in (200, 206)
+    if sends and mode == "redirect":
+        url = store.presign_get(
+            allowed.sha256,
+            expires_in=presign_seconds(settings, allowed, now),
+            filename=address.path.rsplit("/", 1)[-1],
+        )
+        if url is not None:
+            return Response(
+                status_code=302,
+                headers={
+                    "Location": url,
+                    # The Location is a bearer credential until it expires.
+                    "Cache-Control": "no-store",
+                    "Referrer-Policy": "no-referrer",
+                    "X-Content-SHA256": allowed.sha256,
+                },
+            )
+    response, _ = file_response(
+        request.method,
+        request.headers,
+        store,
+        sha256=allowed.sha256,
+        size=allowed.size,
+        filename=address.path,
+    )
+    return response
+
+
+@router.api_route(
+    "/v1/files/{namespace}/{name}/{version}/{path:path}",
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    responses={
+        200: {"description": "the file (proxy mode, filesystem store)"},
+        206: {"description": "part of the file (Range)"},
+        302: {"description": "redirect to a presigned URL (redirect mode)"},
+        304: {"description": "not modified (If-None-Match)"},
+        **problems(400, 401, 403, 404, 416, 422, 429),
+    },
+)
+async def download(
+    namespace: str,
+    name: str,
+    version: str,
+    path: str,
+    request: Request,
+    keys: KeysDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> Response:
+    """A file, for a download token (``?token=`` or ``Authorization: Bearer``) covering it,
+    or for anyone when its component is open."""
+    now = clock.now()
+    address = FileAddress(
+        namespace, name, version, check_file_path(routed_file_path(request.url.path, path))
+    )
+    sessions = request.app.state.sessionmaker
+    token = token_from(request)
+    claims = None
+    if token is not None:
+        try:
+            claims = verified_claims(token, keys=keys, settings=settings, now=now)
+        except TokenInvalid as err:
+            await run_in_threadpool(
+                service.record_token_refusal,
+                sessions,
+                error=err,
+                address=address,
+                method=request.method,
+                now=now,
+                ctx=ctx,
+            )
+            raise
+    mode = delivery_mode(settings, request.app.state.store)
+    allowed = await run_in_threadpool(
+        service.authorize,
+        sessions,
+        claims=claims,
+        address=address,
+        method=request.method,
+        headers=request.headers,
+        mode=mode,
+        settings=settings,
+        now=now,
+        ctx=ctx,
+    )
+    return answer(request, allowed, address=address, mode=mode, settings=settings, now=now)

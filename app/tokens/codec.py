@@ -62,6 +62,15 @@ class Expectation:
     leeway: int
 
 
+class SignedButRefused(TokenInvalid):
+    """A token whose signature verified but whose claims are refused (expired, wrong
+    audience, …). The claims are ours, so the audit event may name the holder and jti."""
+
+    def __init__(self, error: TokenInvalid, claims: dict[str, Any]) -> None:
+        super().__init__(error.detail, code=error.code)
+        self.claims = claims
+
+
 # jose key objects per kid. A kid is the key's thumbprint, so one kid is one key forever:
 # building the objects once spares a PEM parse (and key validation) per request.
 _jose_keys: dict[str, tuple[Key, Key]] = {}
@@ -222,5 +231,8 @@ def verify(token: object, *, keys: KeySet, expect: Expectation, now: datetime) -
     except (TypeError, ValueError) as e:
         raise _refuse("token_malformed", "token could not be read") from e
     claims = _segment_json(parts[1], "payload")
-    _check_claims(claims, expect, now)
+    try:
+        _check_claims(claims, expect, now)
+    except TokenInvalid as e:
+        raise SignedButRefused(e, claims) from None
     return claims

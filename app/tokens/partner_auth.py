@@ -144,6 +144,9 @@ def authenticate_partner_token(
         if partner.disabled_at is not None:
             raise TokenInvalid("the partner is disabled", code="token_principal_disabled")
     except TokenInvalid as err:
+        if jti is None and isinstance(err, codec.SignedButRefused):
+            signed_jti = err.claims.get("jti")
+            jti = signed_jti[:64] if isinstance(signed_jti, str) else None
         events.record_denial(
             session,
             now=now,

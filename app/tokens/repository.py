@@ -102,10 +102,15 @@ class RedemptionFacts:
     component_name: str | None
     held_at: datetime | None
     restricted_tier: str | None
+    user_role: str | None
+    user_disabled_at: datetime | None
+    partner_name: str | None
+    partner_disabled_at: datetime | None
 
 
 def redemption_facts(session: Session, *, jti: str, path: str) -> RedemptionFacts | None:
-    """The token row joined to its release and (if it exists there) the file at ``path``."""
+    """The token row joined to its holder, its release and (if it is there) the file at
+    ``path``: everything a redemption checks, in one round trip."""
     row = session.execute(
         select(
             IssuedToken.jti,
@@ -124,6 +129,10 @@ def redemption_facts(session: Session, *, jti: str, path: str) -> RedemptionFact
             Component.name,
             Component.held_at,
             Component.restricted_tier,
+            User.role,
+            User.disabled_at,
+            Partner.name,
+            Partner.disabled_at,
         )
         .outerjoin(Release, Release.id == IssuedToken.release_id)
         .outerjoin(
@@ -131,6 +140,8 @@ def redemption_facts(session: Session, *, jti: str, path: str) -> RedemptionFact
             and_(ReleaseFile.release_id == IssuedToken.release_id, ReleaseFile.path == path),
         )
         .outerjoin(Component, Component.id == ReleaseFile.component_id)
+        .outerjoin(User, User.id == IssuedToken.user_id)
+        .outerjoin(Partner, Partner.id == IssuedToken.partner_id)
         .where(IssuedToken.jti == jti)
     ).one_or_none()
     return None if row is None else RedemptionFacts(*row)  # type: ignore[call-arg]
@@ -203,8 +214,10 @@ def start_file(session: Session, jti: str, path: str, *, now: datetime) -> bool:
         _insert(session, TokenFileStart)
         .values(jti=jti, path=path, started_at=now)
         .on_conflict_do_nothing(index_elements=["jti", "path"])
+        # RETURNING, not rowcount: psycopg reports a row for a conflicting no-op insert.
+        .returning(TokenFileStart.jti)
     )
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    return session.execute(stmt).scalar_one_or_none() is not None
 
 
 def add_to_counter(session: Session, key: str, window_start: datetime, amount: int) -> int:

@@ -1,0 +1,107 @@
+"""max_uses under real concurrency: a live server with two worker processes on PostgreSQL.
+
+Runs on PostgreSQL in both suite passes (it makes its own database), because SQLite
+serialises every writer and so proves nothing about races.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, select
+
+from app.models import AuditEvent, IssuedToken
+from tests.fixtures.databases import fresh_database
+from tests.fixtures.servers import VENV_BIN, live_server
+
+pytestmark = pytest.mark.slow
+
+
+def create_admin(env: dict[str, str], tmp: Path) -> str:
+    out = subprocess.run(
+        [
+            str(VENV_BIN / "weightgate"),
+            "admin",
+            "create-user",
+            "--email",
+            "ops@example.org",
+            "--role",
+            "admin",
+        ],
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def publish(url: str, headers: dict[str, str]) -> None:
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
+        c.post("/v1/models", json={"id": "acme/race", "license": "ok"}).raise_for_status()
+        c.post("/v1/models/acme/race/releases", json={"version": "v1"}).raise_for_status()
+        c.post(
+            "/v1/models/acme/race/releases/v1/components", json={"name": "weights", "schedule": []}
+        ).raise_for_status()
+        c.put(
+            "/v1/models/acme/race/releases/v1/files/w.bin",
+            params={"component": "weights"},
+            content=b"w" * 4096,
+        ).raise_for_status()
+        c.post("/v1/models/acme/race/releases/v1/publish").raise_for_status()
+
+
+def test_twenty_concurrent_redemptions_of_a_five_use_token(tmp_path: Path) -> None:
+    with fresh_database(tmp_path, kind="postgresql", label="race") as db_url:
+        env = {"WEIGHTGATE_DATABASE_URL": db_url, "WEIGHTGATE_SCHEDULER_ENABLED": "false"}
+        with live_server(env, tmp=tmp_path, workers=2) as server:
+            admin = {"Authorization": f"Bearer {create_admin(server.env, tmp_path)}"}
+            publish(server.url, admin)
+            issued = httpx.post(
+                server.url + "/v1/tokens",
+                json={"model": "acme/race", "max_uses": 5},
+                headers=admin,
+            )
+            assert issued.status_code == 201, issued.text
+            token, jti = issued.json()["token"], issued.json()["jti"]
+            barrier = threading.Barrier(20)
+            results: list[tuple[int, str]] = []
+            lock = threading.Lock()
+
+            def redeem() -> None:
+                with httpx.Client(timeout=30) as c:
+                    barrier.wait()
+                    resp = c.get(
+                        server.url + "/v1/files/acme/race/v1/w.bin", params={"token": token}
+                    )
+                code = resp.json()["code"] if resp.status_code != 200 else "ok"
+                with lock:
+                    results.append((resp.status_code, code))
+
+            threads = [threading.Thread(target=redeem) for _ in range(20)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        assert Counter(results) == {(200, "ok"): 5, (401, "token_uses_exhausted"): 15}
+        engine = create_engine(db_url)
+        try:
+            with engine.connect() as conn:
+                uses = conn.scalar(select(IssuedToken.uses).where(IssuedToken.jti == jti))
+                outcomes = Counter(
+                    conn.scalars(
+                        select(AuditEvent.outcome).where(
+                            AuditEvent.action.in_(["download.redeemed", "download.denied"])
+                        )
+                    ).all()
+                )
+        finally:
+            engine.dispose()
+        assert uses == 5
+        assert outcomes == {"ok": 5, "denied": 15}

@@ -1,0 +1,316 @@
+"""GET|HEAD /v1/files: proxy and redirect delivery, Range, re-checks, uses, quotas, audit."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.models import AuditEvent, Component, Grant, IssuedToken, User
+from tests.tokens.world import World, bearer
+
+URL = "/v1/files/acme/atlas-7b/v1/"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def use_settings(world: World, **changes: Any) -> None:
+    app: Any = world.client.app
+    app.state.settings = app.state.settings.model_copy(update=changes)
+
+
+def events(db: Session, action: str | None = None) -> list[AuditEvent]:
+    q = select(AuditEvent).order_by(AuditEvent.id)
+    if action is not None:
+        q = q.where(AuditEvent.action == action)
+    return list(db.scalars(q).all())
+
+
+def test_proxy_delivers_exact_bytes_with_token_in_query_or_header(
+    world: World, db: Session
+) -> None:
+    token = str(world.token(world.researcher, components=["config"])["token"])
+    data = world.files["config.json"]
+    resp = world.client.get(URL + "config.json", params={"token": token})
+    assert resp.status_code == 200
+    assert resp.content == data
+    assert resp.headers["etag"] == f'"{sha(data)}"'
+    assert resp.headers["content-length"] == str(len(data))
+    assert resp.headers["accept-ranges"] == "bytes"
+    assert resp.headers["content-disposition"].startswith('attachment; filename="config.json"')
+    again = world.client.get(URL + "config.json", headers=bearer(token))
+    assert again.content == data
+    (event, second) = events(db, "download.redeemed")
+    assert event.actor == f"user:{world.researcher_id}"
+    assert event.outcome == "ok"
+    assert event.client_addr == "testclient"
+    assert event.target_id == "acme/atlas-7b@v1/config.json"
+    assert event.data["jti"] == payload_jti(token)
+    assert event.data["bytes"] == len(data)
+    assert (event.data["mode"], event.data["status"], event.data["uses"]) == ("proxy", 200, 1)
+    assert second.data["uses"] == 2
+
+
+def payload_jti(token: str) -> str:
+    from tests.tokens.forge import payload_of
+
+    return str(payload_of(token)["jti"])
+
+
+@pytest.mark.parametrize("store", ["filesystem", "s3"], indirect=True)
+def test_range_through_proxy_returns_exactly_the_slice(world: World) -> None:
+    use_settings(world, delivery_mode="proxy")
+    token = str(world.token(world.partner(), components=["weights"])["token"])
+    data = world.files["model.safetensors"]
+    for header, start, end in (("bytes=100-1099", 100, 1099), ("bytes=-10", 2990, 2999)):
+        resp = world.client.get(
+            URL + "model.safetensors", params={"token": token}, headers={"Range": header}
+        )
+        assert resp.status_code == 206
+        assert resp.content == data[start : end + 1]
+        assert resp.headers["content-range"] == f"bytes {start}-{end}/{len(data)}"
+        assert resp.headers["content-length"] == str(end - start + 1)
+    unsatisfiable = world.client.get(
+        URL + "model.safetensors", params={"token": token}, headers={"Range": "bytes=5000-"}
+    )
+    assert unsatisfiable.status_code == 416
+    assert unsatisfiable.headers["content-range"] == f"bytes */{len(data)}"
+
+
+def test_head_and_not_modified_take_no_use(world: World, db: Session) -> None:
+    out = world.token(world.researcher, components=["config"], max_uses=1)
+    token, data = str(out["token"]), world.files["config.json"]
+    head = world.client.head(URL + "config.json", params={"token": token})
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(data))
+    cached = world.client.get(
+        URL + "config.json", params={"token": token}, headers={"If-None-Match": f'"{sha(data)}"'}
+    )
+    assert cached.status_code == 304
+    row = db.get(IssuedToken, str(out["jti"]))
+    db.refresh(row)
+    assert row is not None
+    assert row.uses == 0
+    assert world.client.get(URL + "config.json", params={"token": token}).content == data
+
+
+@pytest.mark.parametrize("store", ["s3"], indirect=True)
+def test_redirect_to_presigned_url_bounded_by_token_and_fetchable(
+    world: World, s3_endpoint: str
+) -> None:
+    token = str(world.token(world.partner(), components=["weights"], ttl_seconds=120)["token"])
+    world.clock.advance(30)
+    resp = world.client.get(
+        URL + "model.safetensors", params={"token": token}, follow_redirects=False
+    )
+    assert resp.status_code == 302
+    assert resp.headers["cache-control"] == "no-store"
+    location = resp.headers["location"]
+    assert location.startswith(s3_endpoint)
+    query = parse_qs(urlsplit(location).query)
+    # The token has 90 s left: the URL may not outlive it (and never lives past 5 min).
+    assert query["X-Amz-Expires"] == ["90"]
+    assert query["response-content-disposition"] == ['attachment; filename="model.safetensors"']
+    assert location not in resp.text
+    fetched = httpx.get(location)
+    assert fetched.status_code == 200
+    assert sha(fetched.content) == sha(world.files["model.safetensors"])
+    assert fetched.headers["content-disposition"] == 'attachment; filename="model.safetensors"'
+
+
+@pytest.mark.parametrize("store", ["s3"], indirect=True)
+def test_presigned_url_lives_at_most_the_configured_cap(world: World) -> None:
+    use_settings(world, presign_max_seconds=3600)
+    token = str(world.token(world.partner(), components=["weights"], ttl_seconds=7200)["token"])
+    resp = world.client.get(
+        URL + "model.safetensors", params={"token": token}, follow_redirects=False
+    )
+    assert parse_qs(urlsplit(resp.headers["location"]).query)["X-Amz-Expires"] == ["300"]
+    use_settings(world, presign_max_seconds=60)
+    resp = world.client.get(
+        URL + "model.safetensors", params={"token": token}, follow_redirects=False
+    )
+    assert parse_qs(urlsplit(resp.headers["location"]).query)["X-Amz-Expires"] == ["60"]
+
+
+def test_filesystem_store_is_always_proxied(world: World) -> None:
+    assert world.client.app.state.settings.delivery_mode == "redirect"  # type: ignore[attr-defined]
+    token = str(world.token(world.researcher, components=["config"])["token"])
+    resp = world.client.get(URL + "config.json", params={"token": token}, follow_redirects=False)
+    assert resp.status_code == 200
+    assert resp.content == world.files["config.json"]
+
+
+def test_open_components_download_without_a_token(world: World, db: Session) -> None:
+    resp = world.client.get(URL + "tokenizer.json")
+    assert resp.status_code == 200
+    assert resp.content == world.files["tokenizer.json"]
+    (event,) = events(db, "download.anonymous")
+    assert (event.actor, event.client_addr, event.data["bytes"]) == (
+        "anonymous",
+        "testclient",
+        len(world.files["tokenizer.json"]),
+    )
+    closed = world.client.get(URL + "config.json")
+    assert (closed.status_code, closed.json()["code"]) == (401, "token_required")
+    for hidden in ("classifier.bin", "nope.bin"):
+        resp = world.client.get(URL + hidden)
+        assert (resp.status_code, resp.json()["code"]) == (404, "file_not_found")
+    assert world.client.get("/v1/files/acme/atlas-7b/v9/tokenizer.json").status_code == 404
+    assert world.client.get("/v1/files/acme/nope/v1/tokenizer.json").status_code == 404
+
+
+def test_anonymous_downloads_are_limited_per_address(world: World, db: Session) -> None:
+    use_settings(world, quota_anonymous_per_minute=2)
+    world.clock.set(datetime(2026, 6, 1, 12, 0, 15, tzinfo=UTC))
+    assert world.client.get(URL + "tokenizer.json").status_code == 200
+    assert world.client.head(URL + "tokenizer.json").status_code == 200  # HEAD is free
+    assert world.client.get(URL + "tokenizer.json").status_code == 200
+    resp = world.client.get(URL + "tokenizer.json")
+    assert resp.status_code == 429
+    assert resp.headers["retry-after"] == "45"
+    assert resp.json()["code"] == "quota_anonymous_downloads"
+    world.clock.advance(45)
+    assert world.client.get(URL + "tokenizer.json").status_code == 200
+    (denied,) = events(db, "download.denied")
+    assert denied.data["code"] == "quota_anonymous_downloads"
+
+
+def test_bytes_per_day_quota(world: World) -> None:
+    use_settings(world, quota_bytes_per_day=4000)
+    token = str(world.token(world.partner(), components=["weights"])["token"])
+    url = URL + "model.safetensors"
+    assert world.client.get(url, params={"token": token}).status_code == 200  # 3000
+    assert world.client.get(url, params={"token": token}).status_code == 200  # crosses: served
+    resp = world.client.get(url, params={"token": token})
+    assert resp.status_code == 429
+    assert resp.json()["code"] == "quota_bytes"
+    # Until the next UTC midnight.
+    assert resp.headers["retry-after"] == str(12 * 3600)
+
+
+def test_max_uses_counts_files_not_range_continuations(world: World, db: Session) -> None:
+    use_settings(world, delivery_mode="proxy")
+    out = world.token(world.researcher, max_uses=2)
+    token = str(out["token"])
+    config = URL + "config.json"
+    assert world.client.get(config, params={"token": token}).status_code == 200  # use 1
+    # A resumed download of the same file does not take another use.
+    for _ in range(3):
+        part = world.client.get(config, params={"token": token}, headers={"Range": "bytes=5-"})
+        assert part.status_code == 206
+        assert part.content == world.files["config.json"][5:]
+    assert world.client.get(URL + "tokenizer.json", params={"token": token}).status_code == 200
+    # Both uses taken: a new full download is refused, a continuation still works.
+    resp = world.client.get(config, params={"token": token})
+    assert (resp.status_code, resp.json()["code"]) == (401, "token_uses_exhausted")
+    tail = world.client.get(config, params={"token": token}, headers={"Range": "bytes=10-"})
+    assert tail.status_code == 206
+    # A first Range request on a new path is a start, and takes a use.
+    row = db.get(IssuedToken, str(out["jti"]))
+    db.refresh(row)
+    assert row is not None
+    assert (row.uses, row.max_uses) == (2, 2)
+    redeemed = events(db, "download.redeemed")
+    assert [e.data.get("continuation", False) for e in redeemed] == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        True,
+    ]
+
+
+def test_access_is_rechecked_at_every_redemption(world: World, db: Session) -> None:
+    token = str(world.token(world.researcher, components=["config"])["token"])
+    assert world.client.get(URL + "config.json", params={"token": token}).status_code == 200
+    # Grant revoked without touching the token row: the re-check alone refuses it.
+    db.execute(
+        update(Grant)
+        .where(Grant.user_id == world.researcher_id)
+        .values(revoked_at=world.clock.now())
+    )
+    db.commit()
+    resp = world.client.get(URL + "config.json", params={"token": token})
+    assert (resp.status_code, resp.json()["code"]) == (403, "access_grant_required")
+    db.execute(update(Grant).values(revoked_at=None))
+    db.commit()
+    assert world.client.get(URL + "config.json", params={"token": token}).status_code == 200
+    db.execute(
+        update(Component).where(Component.name == "config").values(restricted_tier="partner")
+    )
+    db.commit()
+    resp = world.client.get(URL + "config.json", params={"token": token})
+    body = resp.json()
+    assert (resp.status_code, body["code"], body["until"]) == (403, "embargoed", None)
+    db.execute(update(Component).values(restricted_tier=None))
+    db.execute(
+        update(User).where(User.id == world.researcher_id).values(disabled_at=world.clock.now())
+    )
+    db.commit()
+    resp = world.client.get(URL + "config.json", params={"token": token})
+    assert (resp.status_code, resp.json()["code"]) == (401, "token_principal_disabled")
+
+
+def test_token_tier_is_a_ceiling_even_if_clearance_grows(world: World, db: Session) -> None:
+    # Issued as a plain researcher (research tier); promoted to admin later.
+    token = str(world.token(world.researcher, components=["config"])["token"])
+    db.execute(update(User).where(User.id == world.researcher_id).values(role="admin"))
+    db.commit()
+    assert world.client.get(URL + "config.json", params={"token": token}).status_code == 200
+
+
+def test_embargo_lift_is_seen_at_its_second(world: World) -> None:
+    partner_token = str(
+        world.token(world.partner(), components=["weights"], ttl_seconds=3600)["token"]
+    )
+    assert (
+        world.client.get(URL + "model.safetensors", params={"token": partner_token}).status_code
+        == 200
+    )
+    # Researchers: embargoed until T0+10d, then downloadable at that exact second.
+    resp = world.client.post(
+        "/v1/tokens",
+        json={"model": "acme/atlas-7b", "components": ["weights"]},
+        headers=world.researcher,
+    )
+    assert resp.json()["until"] == "2026-06-11T12:00:00+00:00"
+    world.clock.advance(timedelta(days=10).total_seconds() - 1)
+    assert (
+        world.client.post(
+            "/v1/tokens",
+            json={"model": "acme/atlas-7b", "components": ["weights"]},
+            headers=world.researcher,
+        ).status_code
+        == 403
+    )
+    world.clock.advance(1)
+    token = str(world.token(world.researcher, components=["weights"])["token"])
+    assert world.client.get(URL + "model.safetensors", params={"token": token}).status_code == 200
+
+
+def test_token_and_request_shape_errors(world: World) -> None:
+    token = str(world.token(world.researcher, components=["config"])["token"])
+    other = str(world.token(world.researcher, components=["config"])["token"])
+    resp = world.client.get(URL + "config.json", params={"token": token}, headers=bearer(other))
+    assert (resp.status_code, resp.json()["code"]) == (400, "ambiguous_token")
+    resp = world.client.get(URL + "config.json", params=[("token", token), ("token", token)])
+    assert resp.json()["code"] == "ambiguous_token"
+    resp = world.client.get(URL + "config.json", headers={"Authorization": "Basic abc"})
+    assert resp.json()["code"] == "malformed_authorization"
+    api_key = world.researcher["Authorization"].split()[1]
+    resp = world.client.get(URL + "config.json", headers=bearer(api_key))
+    assert (resp.status_code, resp.json()["code"]) == (401, "token_wrong_type")
+    assert api_key not in resp.text
+    resp = world.client.get(URL + "a/%2E%2E/config.json", params={"token": token})
+    assert (resp.status_code, resp.json()["code"]) == (422, "invalid_path")
