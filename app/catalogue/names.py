@@ -82,8 +82,13 @@ def check_component(name: str) -> None:
         raise _refuse("component name", name, "use 1-64 lowercase letters, digits, '-', '_' or '.'")
 
 
-def check_file_path(path: str) -> str:
-    """Return ``path`` if it is a safe relative path, else raise 422 saying what is wrong."""
+def check_file_path(path: str, *, max_bytes: int = MAX_PATH_BYTES) -> str:
+    """Return ``path`` if it is a safe relative path, else raise 422 saying what is wrong.
+
+    ``max_bytes`` (``WEIGHTGATE_MAX_PATH_BYTES``) can only lower the limit: the column
+    holds :data:`MAX_PATH_BYTES`.
+    """
+    max_bytes = min(max_bytes, MAX_PATH_BYTES)
     if not path:
         raise _refuse("file path", path, "it is empty", "invalid_path")
     if "\ufffd" in path:
@@ -96,8 +101,8 @@ def check_file_path(path: str) -> str:
         encoded = path.encode("utf-8")
     except UnicodeEncodeError as e:  # lone surrogates
         raise _refuse("file path", path, "it is not valid UTF-8", "invalid_path") from e
-    if len(encoded) > MAX_PATH_BYTES:
-        raise _refuse("file path", path, f"longer than {MAX_PATH_BYTES} bytes", "invalid_path")
+    if len(encoded) > max_bytes:
+        raise _refuse("file path", path, f"longer than {max_bytes} bytes", "invalid_path")
     if "\\" in path:
         raise _refuse("file path", path, "backslashes are not allowed", "invalid_path")
     if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in path):

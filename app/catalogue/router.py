@@ -187,7 +187,7 @@ def get_release(
     clock: ClockDep,
 ) -> schemas.ReleaseOut:
     model, _ = visible_model(session, principal, namespace, name, now=clock.now())
-    rel = visible_release(session, principal, model, version)
+    rel = visible_release(session, principal, model, version, now=clock.now())
     return release_out(model, rel, repo.release_stats(session, [rel.id]).get(rel.id))
 
 
@@ -305,6 +305,7 @@ async def upload_file(
         version=version,
         path=path,
         component=component,
+        max_path_bytes=settings.max_path_bytes,
     )
     # End the read transaction before a possibly hour-long stream.
     await run_in_threadpool(session.commit)
@@ -318,7 +319,12 @@ async def upload_file(
             # Re-read under the write transaction: the release may have been published
             # while the bytes streamed.
             fresh = uploads.resolve_target(
-                session, model=model, version=version, path=path, component=component
+                session,
+                model=model,
+                version=version,
+                path=path,
+                component=component,
+                max_path_bytes=settings.max_path_bytes,
             )
             row, _new = uploads.register_file(
                 session, target=fresh, blob=blob, actor=admin, now=clock.now(), ctx=ctx

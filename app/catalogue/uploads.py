@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect
 from app import audit
 from app.access.principals import Principal
 from app.catalogue import repository as repo
-from app.catalogue.names import check_component, check_file_path
+from app.catalogue.names import MAX_PATH_BYTES, check_component, check_file_path
 from app.catalogue.service import audit_target, require_draft, require_release
 from app.context import RequestContext
 from app.errors import (
@@ -49,11 +49,17 @@ class UploadTarget:
 
 
 def resolve_target(
-    session: Session, *, model: Model, version: str, path: str, component: str | None
+    session: Session,
+    *,
+    model: Model,
+    version: str,
+    path: str,
+    component: str | None,
+    max_path_bytes: int = MAX_PATH_BYTES,
 ) -> UploadTarget:
     rel = require_release(session, model, version)
     require_draft(model, rel)
-    check_file_path(path)
+    check_file_path(path, max_bytes=max_path_bytes)
     existing = repo.file_by_path(session, rel.id, path)
     comp_name = component or None
     if comp_name is not None:

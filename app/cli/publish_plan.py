@@ -111,6 +111,12 @@ def parse_schedules(values: list[str], components: list[ComponentSpec]) -> None:
         ats = [s.at for s in spec.schedule]
         if ats != sorted(ats) or len(set(ats)) != len(ats):
             raise PlanError(f"--schedule {name}: stages must be in strictly increasing time order")
+        ranks = [TIERS.index(s.tier) for s in spec.schedule]
+        if ranks != sorted(ranks) or len(set(ranks)) != len(ranks) or ranks[0] == 0:
+            raise PlanError(
+                f"--schedule {name}: each stage must open further than the one before "
+                f"({' < '.join(TIERS)}; components start internal)"
+            )
 
 
 def matches(pattern: str, path: str) -> bool:

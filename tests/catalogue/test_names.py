@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -111,6 +112,30 @@ def test_ordinary_paths_are_accepted(
         201,
     )
     assert body["path"] == path
+
+
+@pytest.mark.usefixtures("draft")
+def test_max_path_bytes_setting_lowers_the_limit(
+    client: TestClient, admin_headers: dict[str, str], app: FastAPI
+) -> None:
+    app.state.settings.max_path_bytes = 20
+    r = client.put(
+        FILES + "x" * 21, params={"component": "weights"}, content=b"x", headers=admin_headers
+    )
+    assert r.status_code == 422
+    assert "longer than 20 bytes" in r.json()["detail"]
+    check(
+        client.put(
+            FILES + "x" * 20, params={"component": "weights"}, content=b"x", headers=admin_headers
+        ),
+        201,
+    )
+    # It cannot raise it past what the column holds.
+    app.state.settings.max_path_bytes = 10_000
+    r = client.put(
+        FILES + "y" * 1025, params={"component": "weights"}, content=b"x", headers=admin_headers
+    )
+    assert "longer than 1024 bytes" in r.json()["detail"]
 
 
 def test_path_checker_explains_the_first_problem() -> None:

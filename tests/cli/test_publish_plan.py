@@ -76,6 +76,8 @@ def test_schedules_parse_to_utc_stages() -> None:
             "strictly increasing",
         ),
         ("weights=partner@2026-12-01T00:00:00Z,open@2026-12-01T00:00:00Z", "strictly increasing"),
+        ("weights=open@2026-12-01T00:00:00Z,partner@2027-01-01T00:00:00Z", "open further"),
+        ("weights=internal@2026-12-01T00:00:00Z", "open further"),
     ],
 )
 def test_malformed_schedules(value: str, why: str) -> None:
