@@ -36,6 +36,23 @@ COPY_CONFIG = TransferConfig(
 )
 
 
+# S3's limits: at most 10,000 parts, each (but the last) at least 5 MiB.
+MAX_PARTS = 10_000
+MIN_PART = 5 * 1024 * 1024
+
+
+def part_size(chunk: int, max_bytes: int | None) -> int:
+    """The configured part size, raised (in whole MiB) when the largest object this upload
+    may become would not fit in 10,000 parts of it. Parts are buffered in memory, so this
+    is also the upload's memory bound: 16 MiB by default, ~21 MiB for a 200 GiB limit."""
+    size = max(chunk, MIN_PART)
+    if max_bytes is not None and max_bytes > size * MAX_PARTS:
+        mib = 1024 * 1024
+        per_part = -(-max_bytes // MAX_PARTS)  # ceiling division
+        size = -(-per_part // mib) * mib
+    return size
+
+
 def _is_missing(err: ClientError) -> bool:
     code = str(err.response.get("Error", {}).get("Code", ""))
     return code in ("404", "NoSuchKey", "NotFound")
@@ -46,6 +63,7 @@ class S3Writer:
         self._s = store
         self._expected = expected
         self._hash = HashingCounter(max_bytes)
+        self._part_size = part_size(store.multipart_chunk, max_bytes)
         self._buf = bytearray()
         self._upload_id: str | None = None
         self._staging_key = f"{store.prefix}/staging/{uuid.uuid4().hex}".lstrip("/")
@@ -62,9 +80,9 @@ class S3Writer:
                 )
                 self._upload_id = resp["UploadId"]
             if self._upload_id is not None:
-                while len(self._buf) >= self._s.multipart_chunk:
-                    self._flush_part(bytes(self._buf[: self._s.multipart_chunk]))
-                    del self._buf[: self._s.multipart_chunk]
+                while len(self._buf) >= self._part_size:
+                    self._flush_part(bytes(self._buf[: self._part_size]))
+                    del self._buf[: self._part_size]
         except (BotoCoreError, ClientError) as e:
             self.abort()
             raise StorageError("object store write failed") from e
@@ -75,6 +93,10 @@ class S3Writer:
     def _flush_part(self, data: bytes) -> None:
         assert self._upload_id is not None
         number = len(self._parts) + 1
+        if number > MAX_PARTS:
+            raise StorageError(
+                f"object needs more than {MAX_PARTS} parts of {self._part_size} bytes"
+            )
         resp = self._s.client.upload_part(
             Bucket=self._s.bucket,
             Key=self._staging_key,

@@ -16,7 +16,7 @@ import pytest
 
 from app.storage import HashMismatch, ObjectStore, StorageError, StoredBlob, TooLarge
 from app.storage.filesystem import FilesystemStore
-from app.storage.s3 import S3Store
+from app.storage.s3 import S3Store, part_size
 from tests.storage.inventory import address, contents, pending_multipart
 
 BOTH = pytest.mark.parametrize("store", ["filesystem", "s3"], indirect=True)
@@ -300,3 +300,19 @@ def test_s3_write_failure_is_a_storage_error(s3_endpoint: str, size: int) -> Non
     )
     with pytest.raises(StorageError, match="write failed"):
         write(store, patterned(size), chunk=MiB)
+
+
+def test_part_size_grows_so_the_largest_upload_fits_in_10000_parts() -> None:
+    assert part_size(16 * MiB, None) == 16 * MiB
+    assert part_size(16 * MiB, 16 * MiB * 10_000) == 16 * MiB
+    assert part_size(16 * MiB, 200 * 1024**3) == 21 * MiB  # the default upload limit
+    assert part_size(1, None) == 5 * MiB  # S3's minimum
+
+
+@S3_ONLY
+def test_s3_writer_uses_the_raised_part_size(store: ObjectStore, s3_calls: list[str]) -> None:
+    assert isinstance(store, S3Store)  # 5 MiB parts configured
+    data = patterned(17 * MiB)
+    blob = write(store, data, chunk=MiB, max_bytes=15 * MiB * 10_000)  # needs 15 MiB parts
+    assert s3_calls.count("UploadPart") == 2  # 15 + 2 MiB, not 5 + 5 + 5 + 2
+    assert read_all(store, blob.sha256) == data
