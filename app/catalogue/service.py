@@ -291,7 +291,7 @@ def manifest(
     now: datetime,
 ) -> schemas.Manifest:
     model, clearance = visible_model(session, principal, namespace, name, now=now)
-    rel = visible_release(session, principal, model, version)
+    rel = visible_release(session, principal, model, version, now=now)
     views = view_components(session, repo.components(session, rel.id), clearance=clearance, now=now)
     by_id = {v.component.id: v for v in views}
     files = [

@@ -73,7 +73,7 @@ def open_release(
     except NotFound as e:
         raise errors.repo_not_found(repo_id) from e
     try:
-        rel = visible_release(session, principal, model, rev)
+        rel = visible_release(session, principal, model, rev, now=now)
     except NotFound as e:
         raise errors.revision_not_found(repo_id, rev) from e
     # Drafts have no revision id yet, and the Hub client cannot work without one.

@@ -173,6 +173,24 @@ def test_unannounced_releases_answer_like_unknown_ones(
     assert visible_release(db, admin, model, "main", now=now).version == "v2"
     later = t0 + timedelta(days=10)
     assert visible_release(db, ANONYMOUS, model, "main", now=later).version == "v2"
+    # The same over HTTP.
+    for path in ("/releases/v2", "/releases/v2/manifest"):
+        hidden = client.get(f"/v1/models/acme/atlas-7b{path}")
+        unknown = client.get(f"/v1/models/acme/atlas-7b{path.replace('v2', 'v3')}")
+        assert hidden.status_code == unknown.status_code == 404
+        assert hidden.json()["detail"].replace("v2", "X") == unknown.json()["detail"].replace(
+            "v3", "X"
+        )
+    main = check(client.get("/v1/models/acme/atlas-7b/releases/main/manifest"), 200)
+    assert main["version"] == "v1"
+    staff = check(
+        client.get("/v1/models/acme/atlas-7b/releases/v2/manifest", headers=admin_headers), 200
+    )
+    assert staff["version"] == "v2"
+    clock.set(later)
+    assert (
+        check(client.get("/v1/models/acme/atlas-7b/releases/main/manifest"), 200)["version"] == "v2"
+    )
 
 
 def test_visible_models_batches_clearance(
