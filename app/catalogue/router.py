@@ -17,6 +17,7 @@ from app.catalogue.names import check_model_id, routed_file_path
 from app.catalogue.service import require_release
 from app.catalogue.visibility import (
     announced_models,
+    announced_release_ids,
     model_not_found,
     view_components,
     visible_model,
@@ -172,8 +173,12 @@ def list_releases(
     rels = repo.releases_page(
         session, model.id, after=page.after, limit=page.limit, published_only=not principal.is_admin
     )
-    stats = repo.release_stats(session, [r.id for r in rels])
     nxt = encode_cursor(rels[-1].id) if len(rels) == page.limit else None
+    if not principal.is_admin:
+        # A release whose components are all still internal answers like an unknown one.
+        announced = announced_release_ids(session, rels, now=clock.now())
+        rels = [r for r in rels if r.id in announced]
+    stats = repo.release_stats(session, [r.id for r in rels])
     return Page(items=[release_out(model, r, stats.get(r.id)) for r in rels], next_cursor=nxt)
 
 

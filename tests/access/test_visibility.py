@@ -181,6 +181,10 @@ def test_unannounced_releases_answer_like_unknown_ones(
         assert hidden.json()["detail"].replace("v2", "X") == unknown.json()["detail"].replace(
             "v3", "X"
         )
+    listed = check(client.get("/v1/models/acme/atlas-7b/releases"), 200)
+    assert [r["version"] for r in listed["items"]] == ["v1"]
+    everything = check(client.get("/v1/models/acme/atlas-7b/releases", headers=admin_headers), 200)
+    assert [r["version"] for r in everything["items"]] == ["v1", "v2"]
     main = check(client.get("/v1/models/acme/atlas-7b/releases/main/manifest"), 200)
     assert main["version"] == "v1"
     staff = check(
