@@ -11,10 +11,15 @@ PORT ?= 8000
 # xdist workers per suite run; the machine has 2 cores.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
+# JUnit reports of each backend's pass; .ci/run checks the PostgreSQL one really ran tests.
+REPORTS := var/test-reports
+LINTED := app tests bench migrations
 
 .PHONY: run test test-sqlite test-postgres lint format install clean bench
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
+		"weightgate needs Python >= 3.11; run make PYTHON=python3.11 (or newer)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
@@ -28,26 +33,30 @@ run: $(STAMP)
 	$(BIN)/weightgate migrate
 	@echo ""
 	@echo "weightgate is starting on http://$(HOST):$(PORT)  (SQLite + ./var/objects)"
-	@echo "Next: create an admin key in another terminal:"
+	@echo "Next, in another terminal: create an admin key and publish a model,"
 	@echo "    $(BIN)/weightgate admin create-user --email you@example.org --role admin"
-	@echo "then follow the quickstart in README.md."
+	@echo "as in the quickstart of README.md."
 	@echo ""
 	$(BIN)/weightgate serve --host $(HOST) --port $(PORT) --no-migrate
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests bench migrations
-	$(BIN)/ruff format --check app tests bench migrations
-	$(BIN)/mypy
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy $(LINTED)
 
 format: $(STAMP)
-	$(BIN)/ruff format app tests bench migrations
-	$(BIN)/ruff check --fix app tests bench migrations
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 test-sqlite: $(STAMP)
-	WEIGHTGATE_TEST_DB=sqlite $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	@mkdir -p $(REPORTS)
+	WEIGHTGATE_TEST_DB=sqlite $(BIN)/pytest -n $(PYTEST_WORKERS) \
+		--junitxml=$(REPORTS)/sqlite.xml -o junit_suite_name=sqlite $(PYTEST_ARGS)
 
 test-postgres: $(STAMP)
-	WEIGHTGATE_TEST_DB=postgresql $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	@mkdir -p $(REPORTS)
+	WEIGHTGATE_TEST_DB=postgresql $(BIN)/pytest -n $(PYTEST_WORKERS) \
+		--junitxml=$(REPORTS)/postgresql.xml -o junit_suite_name=postgresql $(PYTEST_ARGS)
 
 test: lint test-sqlite test-postgres
 

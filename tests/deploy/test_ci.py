@@ -1,0 +1,81 @@
+""".ci/run must fail when the PostgreSQL pass did not really run: its report check, run
+against reports made up for each way that can happen."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def report_check() -> str:
+    """The Python program .ci/run feeds to the interpreter after `make test`."""
+    script = (ROOT / ".ci" / "run").read_text("utf-8")
+    match = re.search(r"<<'PY'\n(.*?)\nPY\n", script, re.DOTALL)
+    assert match, ".ci/run no longer checks the test reports"
+    assert script.index("make test") < match.start(), "reports are checked after make test"
+    assert 'rm -rf "$reports"' in script, "stale reports are removed before the run"
+    return match.group(1)
+
+
+def junit(name: str, *, tests: int, skipped: int = 0, failures: int = 0) -> str:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests">'
+        f'<testsuite name="{name}" errors="0" failures="{failures}" skipped="{skipped}" '
+        f'tests="{tests}" time="1.0" /></testsuites>'
+    )
+
+
+def run_check(tmp_path: Path, reports: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    for backend, xml in reports.items():
+        (tmp_path / f"{backend}.xml").write_text(xml)
+    return subprocess.run(
+        [sys.executable, "-", str(tmp_path)],
+        input=report_check(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_both_passes_with_tests_pass(tmp_path: Path) -> None:
+    result = run_check(
+        tmp_path,
+        {"sqlite": junit("sqlite", tests=900), "postgresql": junit("postgresql", tests=900)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert ".ci/run: postgresql: 900 tests, 0 skipped, 0 failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("postgresql", "why"),
+    [
+        (None, "no test report for postgresql"),
+        (junit("postgresql", tests=0), "must run tests and skip none"),
+        (junit("postgresql", tests=900, skipped=3), "must run tests and skip none"),
+        (junit("postgresql", tests=900, failures=1), "must run tests and skip none"),
+        (junit("sqlite", tests=900), "report is from another pass"),
+    ],
+)
+def test_a_postgresql_pass_that_did_not_really_run_fails_ci(
+    tmp_path: Path, postgresql: str | None, why: str
+) -> None:
+    reports = {"sqlite": junit("sqlite", tests=900)}
+    if postgresql is not None:
+        reports["postgresql"] = postgresql
+    result = run_check(tmp_path, reports)
+    assert result.returncode == 1
+    assert why in result.stderr
+
+
+def test_makefile_writes_the_reports_ci_checks() -> None:
+    makefile = (ROOT / "Makefile").read_text("utf-8")
+    for backend in ("sqlite", "postgresql"):
+        assert f"--junitxml=$(REPORTS)/{backend}.xml -o junit_suite_name={backend}" in makefile
+    assert "REPORTS := var/test-reports" in makefile
+    assert re.search(r"^test: lint test-sqlite test-postgres$", makefile, re.MULTILINE)
