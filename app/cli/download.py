@@ -206,8 +206,8 @@ class FileFetcher:
             try:
                 self._get(f, part)
             except _Retry as r:
-                # Progress since the last failure means the link works: start counting anew.
-                failures = 0 if part.offset > before else failures + 1
+                # Failures in a row; one that came after some progress starts a new row.
+                failures = 1 if part.offset > before else failures + 1
                 if failures > self.retries:
                     raise NetworkError(
                         f"downloading {f.path}: {r.reason}; gave up after {self.retries} "
