@@ -124,7 +124,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         database_url=db_url,
         scheduler_enabled=False,
         _env_file=None,
-    )  # type: ignore[call-arg]
+    )
 
 
 @pytest.fixture
