@@ -154,7 +154,7 @@ def seed(engine: Engine, factor: int) -> dict[str, str]:
         ):
             s.execute(insert(User), chunk)
         user_ids = list(s.scalars(select(User.id)))
-        pairs = set()
+        pairs: set[tuple[int, int]] = set()
         while len(pairs) < n_grants:
             pairs.add((rng.choice(user_ids), rng.choice(model_ids)))
         for chunk in _chunks([{"user_id": u, "model_id": m, "created_at": NOW} for u, m in pairs]):
@@ -296,7 +296,7 @@ def setup(url: str, factor: int, tmp: Path) -> Iterator[Setup]:
         scheduler_enabled=False,
         log_level="WARNING",
         _env_file=None,
-    )  # type: ignore[call-arg]
+    )
     app = create_app(
         settings, store=FilesystemStore(tmp / "objects"), engine=engine, run_background=False
     )

@@ -175,12 +175,12 @@ def test_unannounced_releases_answer_like_unknown_ones(
     assert visible_release(db, ANONYMOUS, model, "main", now=later).version == "v2"
     # The same over HTTP.
     for path in ("/releases/v2", "/releases/v2/manifest"):
-        hidden = client.get(f"/v1/models/acme/atlas-7b{path}")
-        unknown = client.get(f"/v1/models/acme/atlas-7b{path.replace('v2', 'v3')}")
-        assert hidden.status_code == unknown.status_code == 404
-        assert hidden.json()["detail"].replace("v2", "X") == unknown.json()["detail"].replace(
-            "v3", "X"
-        )
+        hidden_resp = client.get(f"/v1/models/acme/atlas-7b{path}")
+        unknown_resp = client.get(f"/v1/models/acme/atlas-7b{path.replace('v2', 'v3')}")
+        assert hidden_resp.status_code == unknown_resp.status_code == 404
+        assert hidden_resp.json()["detail"].replace("v2", "X") == unknown_resp.json()[
+            "detail"
+        ].replace("v3", "X")
     listed = check(client.get("/v1/models/acme/atlas-7b/releases"), 200)
     assert [r["version"] for r in listed["items"]] == ["v1"]
     everything = check(client.get("/v1/models/acme/atlas-7b/releases", headers=admin_headers), 200)

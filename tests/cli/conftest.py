@@ -65,7 +65,8 @@ def cli(
         # --parallel 1 here (the live-server tests cover real parallelism).
         tc = TestClient(app, base_url=base_url, raise_server_exceptions=True)
         tc.event_hooks = {"request": transport_hook, "response": []}
-        return tc
+        # Starlette's TestClient is an httpx2.Client: the same interface, another class.
+        return tc  # type: ignore[return-value]
 
     monkeypatch.setattr(cli_http, "make_httpx_client", in_process)
     return Cli(CliRunner(), monkeypatch, tmp_path)

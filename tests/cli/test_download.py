@@ -183,7 +183,7 @@ def test_an_expired_token_is_renewed_mid_download(
     clock: FixedClock,
     transport_hook: Hooks,
 ) -> None:
-    moved = []
+    moved: list[bool] = []
 
     def expire_after_first_file(request: httpx.Request) -> None:
         second_file = request.url.path.startswith("/v1/files/") and len(files_requests(seen)) == 2

@@ -81,14 +81,15 @@ def test_schedule_routes_are_admin_only(
     client: TestClient, db: Session, clock: FixedClock, t0: datetime
 ) -> None:
     _, headers = researcher(db, clock)
-    for method, suffix, body in [
+    calls: list[tuple[str, str, dict[str, object] | None]] = [
         ("GET", "", None),
         ("PUT", "", {"schedule": []}),
         ("POST", "/hold", {"reason": "x"}),
         ("POST", "/resume", {}),
         ("POST", "/lift", {}),
         ("POST", "/restrict", {"tier": "internal", "reason": "x"}),
-    ]:
+    ]
+    for method, suffix, body in calls:
         r = client.request(method, BASE + suffix, json=body, headers=headers)
         assert r.status_code == 403, (method, suffix)
         assert r.json()["code"] == "admin_required"

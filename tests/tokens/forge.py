@@ -11,6 +11,7 @@ import hmac
 import json
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
@@ -24,7 +25,7 @@ def segment(value: Any) -> str:
 
 
 def es256(signing_input: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
-    r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(ec.hashes.SHA256())))
+    r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 

@@ -96,7 +96,7 @@ def test_embargoed_component_says_until_when(world: World, db: Session) -> None:
     out = world.token(world.researcher, 403, components=["weights"])
     assert out["code"] == "embargoed"
     assert out["until"] == "2026-06-11T12:00:00+00:00"
-    assert "2026-06-11T12:00:00Z" in out["detail"]
+    assert "2026-06-11T12:00:00Z" in str(out["detail"])
     action, outcome, data = audit_actions(db)[-1]
     assert (action, outcome, data["code"]) == ("token.denied", "denied", "embargoed")
     assert db.scalars(select(IssuedToken)).all() == []
@@ -160,7 +160,9 @@ def test_mass_assignment_is_refused(world: World, db: Session, extra: dict[str, 
     out = world.token(world.researcher, 422, components=["config"], **extra)
     assert out["code"] == "validation_error"
     (field,) = extra
-    assert any(e["loc"][-1] == field and e["type"] == "extra_forbidden" for e in out["errors"])
+    errors = out["errors"]
+    assert isinstance(errors, list)
+    assert any(e["loc"][-1] == field and e["type"] == "extra_forbidden" for e in errors)
     assert db.scalars(select(IssuedToken)).all() == []
 
 
