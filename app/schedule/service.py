@@ -350,12 +350,13 @@ def lift(
             )
         tier = Tier(future[0].tier)
     already = scheduled_tier(state, now)
-    if tier.rank <= already.rank:
+    ceiling = Tier(comp.restricted_tier) if comp.restricted_tier else None
+    if tier.rank <= already.rank and (ceiling is None or tier.rank <= ceiling.rank):
         raise Unprocessable(
-            f"{target.label} is already open to '{already}'; a lift must open further",
+            f"{target.label} is already open to '{effective_tier(state, now)}'; a lift must "
+            "open further",
             code="not_more_open",
         )
-    ceiling = Tier(comp.restricted_tier) if comp.restricted_tier else None
     if ceiling is not None and tier.rank > ceiling.rank:
         raise Conflict(
             f"{target.label} is restricted to '{ceiling}'; resume (or restrict to a more open "
