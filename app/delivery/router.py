@@ -8,7 +8,7 @@ a 302 to a presigned URL (S3, ``redirect`` mode) or the bytes streamed by the se
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from app.catalogue.names import check_file_path, routed_file_path
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.delivery import service
+from app.delivery.presign import PresignCache
 from app.delivery.service import Authorized, FileAddress, Mode
 from app.delivery.streaming import file_response
 from app.errors import BadRequest, TokenInvalid, problems
@@ -26,9 +27,6 @@ from app.tokens.claims import DOWNLOAD_AUDIENCE, DownloadClaims
 from app.tokens.keys import KeysDep, KeySet
 
 router = APIRouter(tags=["delivery"])
-
-# Even if configured higher: a presigned URL is a bearer credential nobody can revoke.
-PRESIGN_CEILING = 300
 
 
 def download_expectation(settings: Settings) -> codec.Expectation:
@@ -84,12 +82,11 @@ def delivery_mode(settings: Settings, store: ObjectStore) -> Mode:
     )
 
 
-def presign_seconds(settings: Settings, allowed: Authorized, now: datetime) -> int:
-    """At most the configured cap (never above 5 minutes) and never past the token's expiry."""
-    seconds = min(settings.presign_max_seconds, PRESIGN_CEILING)
-    if allowed.token_expires is not None:
-        seconds = min(seconds, int(allowed.token_expires - now.timestamp()))
-    return max(1, seconds)
+def presign_cache(request: Request) -> PresignCache:
+    cache = getattr(request.app.state, "presign_cache", None)
+    if cache is None:
+        cache = request.app.state.presign_cache = PresignCache()
+    return cache
 
 
 def answer(
@@ -104,10 +101,15 @@ def answer(
     store: ObjectStore = request.app.state.store
     sends = request.method == "GET" and allowed.plan.status in (200, 206)
     if sends and mode == "redirect":
-        url = store.presign_get(
-            allowed.sha256,
-            expires_in=presign_seconds(settings, allowed, now),
+        url = presign_cache(request).url(
+            store,
+            sha256=allowed.sha256,
             filename=address.path.rsplit("/", 1)[-1],
+            now=now,
+            cap_seconds=settings.presign_max_seconds,
+            not_after=None
+            if allowed.token_expires is None
+            else datetime.fromtimestamp(allowed.token_expires, UTC),
         )
         if url is not None:
             return Response(

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.access.principals import Principal
@@ -114,6 +115,8 @@ def authorize(
     if claims is not None:
         data["jti"] = claims.jti
     with sessions() as session:
+        if settings.delivery_async_commit and session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         try:
             if claims is None:
                 allowed = _anonymous(session, address, method, headers, settings, now, ctx, data)

@@ -314,3 +314,23 @@ def test_token_and_request_shape_errors(world: World) -> None:
     assert api_key not in resp.text
     resp = world.client.get(URL + "a/%2E%2E/config.json", params={"token": token})
     assert (resp.status_code, resp.json()["code"]) == (422, "invalid_path")
+
+
+def test_async_commit_option_changes_only_the_commit(world: World, engine: Any) -> None:
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    use_settings(world, delivery_async_commit=True)
+    token = str(world.token(world.researcher, components=["config"])["token"])
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        resp = world.client.get(URL + "config.json", params={"token": token})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert resp.content == world.files["config.json"]
+    async_commit = "SET LOCAL synchronous_commit TO OFF" in seen
+    assert async_commit == (engine.dialect.name == "postgresql")
