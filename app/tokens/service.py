@@ -69,13 +69,20 @@ def file_url(settings: Settings, model: Model, rel: Release, path: str) -> str:
     return f"{base}/v1/files/{model.namespace}/{model.name}/{rel.version}/{quote(path)}"
 
 
-def _release(session: Session, principal: Principal, model: Model, version: str | None) -> Release:
+def _release(
+    session: Session, principal: Principal, model: Model, version: str | None, *, now: datetime
+) -> Release:
     if version is None:
-        rel = catalogue.latest_published(session, model.id)
-        if rel is None:
-            raise NotFound(f"{model.repo_id} has no published release", code="release_not_found")
+        # The latest release the caller may know about: one published ahead of its embargo
+        # (all components still internal) must not shadow the release before it.
+        try:
+            rel = visible_release(session, principal, model, "main", now=now)
+        except NotFound as e:
+            raise NotFound(
+                f"{model.repo_id} has no published release", code="release_not_found"
+            ) from e
     else:
-        rel = visible_release(session, principal, model, version)
+        rel = visible_release(session, principal, model, version, now=now)
     if rel.status != "published" or rel.revision is None:
         raise Conflict(f"release {rel.version} is not published", code="release_not_published")
     return rel
@@ -211,7 +218,7 @@ def _issue(
 ) -> IssuedDownload:
     namespace, name = split_model_id(model_id)
     model, clearance = visible_model(session, principal, namespace, name, now=now)
-    rel = _release(session, principal, model, version)
+    rel = _release(session, principal, model, version, now=now)
     assert rel.revision is not None
     views = view_components(
         session, catalogue.components(session, rel.id), clearance=clearance, now=now
