@@ -191,6 +191,15 @@ def test_unannounced_releases_answer_like_unknown_ones(
         client.get("/v1/models/acme/atlas-7b/releases/v2/manifest", headers=admin_headers), 200
     )
     assert staff["version"] == "v2"
+    # A token request without a version takes the latest release the caller may know about.
+    _, headers = researcher(db, clock)
+    token = check(
+        client.post(
+            "/v1/tokens", json={"model": "acme/atlas-7b", "components": ["config"]}, headers=headers
+        ),
+        201,
+    )
+    assert [f["path"] for f in token["files"]] == ["config.json"]
     clock.set(later)
     assert (
         check(client.get("/v1/models/acme/atlas-7b/releases/main/manifest"), 200)["version"] == "v2"
