@@ -1,12 +1,17 @@
-"""Application factory: wires settings, database, store, keys, clock, routers and handlers."""
+"""Application factory: wires settings, database, store, keys, clock, routers and handlers,
+and runs the background loops (scheduler, webhook deliveries) for the app's lifetime."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from app import __version__
 from app.access.router import router as access_router
@@ -15,15 +20,27 @@ from app.catalogue.router import router as catalogue_router
 from app.clock import Clock, SystemClock
 from app.db import make_engine, make_sessionmaker
 from app.delivery.router import router as delivery_router
-from app.errors import register_error_handlers
+from app.errors import AppError, problem_response, register_error_handlers
 from app.hfcompat.router import router as hf_router
+from app.observability.logging import configure_logging
+from app.observability.metrics import DatabaseCollector, count_denial
+from app.observability.middleware import RequestObservability
+from app.observability.probe import make_probe_engine
 from app.observability.router import router as ops_router
+from app.schedule.loop import SqliteSchedulerLock, run_scheduler
 from app.schedule.router import router as schedule_router
 from app.settings import Settings, get_settings
 from app.storage import ObjectStore, open_store
 from app.tokens.keys import load_key_set
 from app.tokens.router import router as tokens_router
 from app.webhooks.router import router as webhooks_router
+from app.webhooks.worker import DeliveryWorker
+
+log = logging.getLogger(__name__)
+
+# How long shutdown waits for a pass in progress (its transaction is short; HTTP deliveries
+# are bounded by webhook_timeout_seconds) before abandoning it to the next replica.
+_SHUTDOWN_GRACE = 15.0
 
 
 def create_app(
@@ -41,9 +58,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if own_engine:
-            engine.dispose()
+        try:
+            if app.state.run_background:
+                async with _background(app):
+                    yield
+            else:
+                yield
+        finally:
+            app.state.probe_engine.dispose()
+            if own_engine:
+                engine.dispose()
 
     app = FastAPI(
         title="weightgate",
@@ -61,7 +85,13 @@ def create_app(
         settings.scheduler_enabled if run_background is None else run_background
     )
 
+    app.state.probe_engine = make_probe_engine(engine.url)
+    app.state.database_metrics = DatabaseCollector(app.state.probe_engine, app.state.clock.now)
+
+    configure_logging(settings)
     register_error_handlers(app)
+    app.add_exception_handler(AppError, _counting_app_error_handler)
+    app.add_middleware(RequestObservability)
     app.include_router(ops_router)
     app.include_router(catalogue_router)
     app.include_router(schedule_router)
@@ -73,3 +103,49 @@ def create_app(
     # Last: its /{namespace}/{name}/resolve/... paths are the most generic.
     app.include_router(hf_router)
     return app
+
+
+async def _counting_app_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    """The problem+json answer, plus the denial counter for 401/403/429 (by stable code)."""
+    assert isinstance(exc, AppError)
+    if exc.status in (401, 403, 429):
+        count_denial(exc.code)
+    return problem_response(exc)
+
+
+@asynccontextmanager
+async def _background(app: FastAPI) -> AsyncIterator[None]:
+    """Run the scheduler and the delivery loop while the app serves; stop them on shutdown."""
+    settings: Settings = app.state.settings
+    lock = SqliteSchedulerLock(settings.effective_database_url) if settings.is_sqlite else None
+    if lock is not None:
+        lock.acquire()  # refuses to start a second scheduler on one SQLite database
+    stop, wake = asyncio.Event(), asyncio.Event()
+    worker = DeliveryWorker(
+        sessions=app.state.sessionmaker, clock=app.state.clock, settings=settings
+    )
+    tasks = [
+        asyncio.create_task(
+            run_scheduler(
+                app.state.sessionmaker,
+                clock=app.state.clock,
+                settings=settings,
+                stop=stop,
+                wake_deliveries=wake,
+            ),
+            name="weightgate-scheduler",
+        ),
+        asyncio.create_task(worker.run(stop, wake), name="weightgate-webhooks"),
+    ]
+    try:
+        yield
+    finally:
+        stop.set()
+        _, pending = await asyncio.wait(tasks, timeout=_SHUTDOWN_GRACE)
+        for task in pending:
+            log.warning("background.abandoned", extra={"task": task.get_name()})
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if lock is not None:
+            lock.release()

@@ -63,6 +63,18 @@ class Settings(BaseSettings):
     reminder_before_seconds: int = 24 * 3600
     webhook_horizon_seconds: int = 24 * 3600
     webhook_allow_private: bool = False
+    # Background work across replicas (docs/operations.md).
+    replica_name: str = ""  # recorded with each transition; default "<hostname>:<pid>"
+    scheduler_batch: int = Field(default=100, ge=1, le=10_000)
+    credentials_reminder_before_seconds: int = 7 * 24 * 3600
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A claimed delivery is someone else's to retry once its lease runs out (crashed
+    # replica); keep it well above the timeout.
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_concurrency: int = Field(default=8, ge=1, le=256)
+    webhook_batch: int = Field(default=50, ge=1, le=1000)
 
     log_level: str = "INFO"
     log_json: bool = True

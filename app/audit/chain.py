@@ -4,13 +4,42 @@ from __future__ import annotations
 
 import hashlib
 import json
-
-from app.models import AuditEvent
+from datetime import datetime
+from typing import Any, Protocol
 
 GENESIS = "0" * 64
 
 
-def event_hash(event: AuditEvent, prev_hash: str) -> str:
+class HashedFields(Protocol):
+    """What the hash covers: an :class:`~app.models.AuditEvent` or a row of its table."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def target_type(self) -> str: ...
+    @property
+    def target_id(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def before(self) -> dict[str, Any] | None: ...
+    @property
+    def after(self) -> dict[str, Any] | None: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+    @property
+    def client_addr(self) -> str | None: ...
+    @property
+    def request_id(self) -> str | None: ...
+
+
+def event_hash(event: HashedFields, prev_hash: str) -> str:
     body = {
         "id": int(event.id),
         "at": event.at.isoformat(timespec="microseconds"),

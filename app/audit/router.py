@@ -1,7 +1,68 @@
-"""HTTP routes of the audit domain (thin: parse, call the service, shape the answer)."""
+"""The audit API: admins read events (filtered, newest first) and check the hash chain."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+
+from app.access.auth import AdminDep
+from app.audit import repository as repo
+from app.audit.schemas import AuditEventOut, ChainVerification
+from app.audit.verify import verify_chain
+from app.db import SessionDep
+from app.errors import Unprocessable, problems
+from app.pagination import Page, PageDep, encode_cursor
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+def _aware(name: str, value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise Unprocessable(f"{name} needs a timezone (use Z for UTC)", code="invalid_time")
+    return value
+
+
+@router.get("", responses=problems(401, 403, 422))
+def list_events(
+    session: SessionDep,
+    _: AdminDep,
+    page: PageDep,
+    action: Annotated[
+        str | None,
+        Query(max_length=64, description="exact action, or a prefix ending in '.*'"),
+    ] = None,
+    actor: Annotated[str | None, Query(max_length=64, description="e.g. user:3")] = None,
+    target_type: Annotated[str | None, Query(max_length=32)] = None,
+    target_id: Annotated[str | None, Query(max_length=256)] = None,
+    since: Annotated[datetime | None, Query(description="events at or after")] = None,
+    until: Annotated[datetime | None, Query(description="events strictly before")] = None,
+) -> Page[AuditEventOut]:
+    """Audit events, newest first, filtered by action, actor, target and time."""
+    flt = repo.AuditFilter(
+        action=action,
+        actor=actor,
+        target_type=target_type,
+        target_id=target_id,
+        since=_aware("since", since),
+        until=_aware("until", until),
+    )
+    rows = repo.events_page(session, flt, before_id=page.after, limit=page.limit + 1)
+    items = [AuditEventOut.model_validate(r) for r in rows[: page.limit]]
+    more = len(rows) > page.limit
+    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+@router.get("/verify", responses=problems(401, 403), response_model_exclude_none=True)
+def verify(session: SessionDep, _: AdminDep) -> ChainVerification:
+    """Walk the whole chain; name the first event that was edited, deleted or cut off."""
+    report = verify_chain(session)
+    return ChainVerification(
+        ok=report.ok,
+        events=report.events,
+        last_id=report.last_id,
+        last_hash=report.last_hash,
+        first_bad=report.first_bad,
+        reason=report.reason,
+    )

@@ -4,6 +4,8 @@ written in the caller's transaction so the event exists iff the change it report
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +33,17 @@ EVENT_TYPES = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class OutboxEvent:
+    event_type: str
+    data: dict[str, Any]
+    event_id: str = field(default_factory=lambda: f"evt_{uuid.uuid4().hex}")
+
+    def __post_init__(self) -> None:
+        if self.event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown webhook event type {self.event_type}")
+
+
 def enqueue_event(
     session: Session,
     *,
@@ -44,30 +57,43 @@ def enqueue_event(
     ``event_id`` is the idempotency id receivers deduplicate on; pass a deterministic one
     (e.g. derived from a transition id) when the same event could be produced twice.
     """
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown webhook event type {event_type}")
-    event_id = event_id or f"evt_{uuid.uuid4().hex}"
+    event = OutboxEvent(event_type, data, event_id) if event_id else OutboxEvent(event_type, data)
+    return enqueue_events(session, [event], now=now)
+
+
+def enqueue_events(session: Session, events: Sequence[OutboxEvent], *, now: datetime) -> int:
+    """:func:`enqueue_event` for many events at once: one subscription lookup, one flush."""
+    if not events:
+        return 0
     subs = session.scalars(
-        select(WebhookSubscription).where(WebhookSubscription.disabled_at.is_(None))
+        select(WebhookSubscription)
+        .where(WebhookSubscription.disabled_at.is_(None))
+        .order_by(WebhookSubscription.id)
     ).all()
     n = 0
-    for sub in subs:
-        if event_type not in sub.events and "*" not in sub.events:
-            continue
-        payload = {"id": event_id, "type": event_type, "created_at": now.isoformat(), "data": data}
-        session.add(
-            WebhookDelivery(
-                subscription_id=sub.id,
-                event_id=event_id,
-                event_type=event_type,
-                payload=payload,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
+    for event in events:
+        payload = {
+            "id": event.event_id,
+            "type": event.event_type,
+            "created_at": now.isoformat(),
+            "data": event.data,
+        }
+        for sub in subs:
+            if event.event_type not in sub.events and "*" not in sub.events:
+                continue
+            session.add(
+                WebhookDelivery(
+                    subscription_id=sub.id,
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    payload=payload,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
             )
-        )
-        n += 1
+            n += 1
     if n:
         session.flush()
     return n
