@@ -9,18 +9,18 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.access.auth import AdminDep, PrincipalDep
-from app.access.rule import clearance_for
 from app.access.tiers import Tier
 from app.catalogue import repository as repo
 from app.catalogue import schemas, service, uploads
 from app.catalogue.names import check_model_id, routed_file_path
 from app.catalogue.service import require_release
 from app.catalogue.visibility import (
-    announced_models,
     announced_release_ids,
+    latest_visible_releases,
     model_not_found,
     view_components,
     visible_model,
+    visible_models,
     visible_release,
 )
 from app.context import ClockDep, ContextDep, SettingsDep
@@ -104,12 +104,12 @@ def list_models(
         if not batch:
             after = None
             break
-        announced = set() if principal.is_admin else announced_models(session, batch, now=now)
-        latest = repo.latest_published_versions(session, [m.id for m in batch])
+        visible = visible_models(session, principal, batch, now=now)
+        latest = latest_visible_releases(session, principal, batch, now=now)
         for m in batch:
             after = m.id
-            clearance = clearance_for(session, principal, m.id, now=now)
-            if clearance == Tier.OPEN and m.id not in announced:
+            clearance = visible.get(m.id)
+            if clearance is None:
                 continue
             items.append(model_out(m, latest.get(m.id), clearance))
             if len(items) == page.limit:
@@ -124,8 +124,10 @@ def list_models(
 def get_model(
     namespace: str, name: str, session: SessionDep, principal: PrincipalDep, clock: ClockDep
 ) -> schemas.ModelOut:
-    model, clearance = visible_model(session, principal, namespace, name, now=clock.now())
-    return model_out(model, repo.latest_published(session, model.id), clearance)
+    now = clock.now()
+    model, clearance = visible_model(session, principal, namespace, name, now=now)
+    latest = latest_visible_releases(session, principal, [model], now=now).get(model.id)
+    return model_out(model, latest, clearance)
 
 
 @router.patch(MODEL, responses=problems(401, 403, 404, 422))

@@ -175,3 +175,23 @@ def visible_release(
     if hidden or rel is None:
         raise NotFound(f"release {version} of {model.repo_id} not found", code="release_not_found")
     return rel
+
+
+def latest_visible_releases(
+    session: Session, principal: Principal, models: Sequence[Model], *, now: datetime
+) -> dict[int, Release]:
+    """Each model's latest published release the caller may know about (what ``main``
+    resolves to for it), in a constant number of queries for the whole batch."""
+    if not models:
+        return {}
+    published = _published_releases(session, [m.id for m in models])
+    shown = (
+        {r.id for r in published}
+        if principal.is_admin
+        else announced_release_ids(session, published, now=now)
+    )
+    out: dict[int, Release] = {}
+    for rel in published:  # newest first
+        if rel.id in shown:
+            out.setdefault(rel.model_id, rel)
+    return out

@@ -183,6 +183,12 @@ def test_unannounced_releases_answer_like_unknown_ones(
         ].replace("v3", "X")
     listed = check(client.get("/v1/models/acme/atlas-7b/releases"), 200)
     assert [r["version"] for r in listed["items"]] == ["v1"]
+    # Nor does the model's latest_version give v2 away.
+    assert check(client.get("/v1/models/acme/atlas-7b"), 200)["latest_version"] == "v1"
+    public = check(client.get("/v1/models"), 200)["items"]
+    assert [(m["id"], m["latest_version"]) for m in public] == [("acme/atlas-7b", "v1")]
+    staff_model = check(client.get("/v1/models/acme/atlas-7b", headers=admin_headers), 200)
+    assert staff_model["latest_version"] == "v2"
     everything = check(client.get("/v1/models/acme/atlas-7b/releases", headers=admin_headers), 200)
     assert [r["version"] for r in everything["items"]] == ["v1", "v2"]
     main = check(client.get("/v1/models/acme/atlas-7b/releases/main/manifest"), 200)
