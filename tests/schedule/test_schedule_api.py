@@ -348,3 +348,32 @@ def test_restricting_caps_future_stages(
     later = sched(client, admin_headers)
     assert later["tier"] == "research"
     assert later["next"] is None
+
+
+def test_a_lift_now_is_recorded_by_the_claimer_and_then_immutable(
+    client: TestClient, admin_headers: dict[str, str], db: Session, clock: FixedClock, t0: datetime
+) -> None:
+    from app.schedule.claimer import claim_due_transitions
+
+    subscribe(db, clock, ["embargo.lifted"])
+    clock.set(t0 + timedelta(hours=1))
+    check(client.post(BASE + "/lift", json={"tier": "research"}, headers=admin_headers), 200)
+    recorded = claim_due_transitions(db, now=clock.now(), replica="test")
+    db.commit()
+    # config's own (long past) open stage is recorded too; ours is the one at "now".
+    assert sorted((t.kind, t.tier, t.at == clock.now()) for t in recorded) == [
+        ("lifted", "open", False),
+        ("lifted", "research", True),
+    ]
+    hooks = {h["data"]["component"]: h["data"] for h in enqueued(db, "embargo.lifted")}
+    assert hooks["weights"]["tier"] == "research"
+    assert hooks["weights"]["previous_tier"] == "internal"
+    body = sched(client, admin_headers)
+    assert body["stages"][0]["recorded_at"] == iso(clock.now())
+    # Recorded stages are history, even if their time were moved to the future.
+    clock.advance(1)
+    moved = put(client, admin_headers, [("research", clock.now() + timedelta(days=1))])
+    assert moved.status_code == 422
+    assert moved.json()["code"] == "stage_in_past"
+    # And the claimer records nothing twice.
+    assert claim_due_transitions(db, now=clock.now(), replica="other") == []
