@@ -33,7 +33,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.access.principals import Principal
 from app.access.rule import clearance_for
 from app.access.tiers import Tier
-from app.catalogue import repository as catalogue
 from app.context import RequestContext
 from app.delivery.streaming import RangePlan, plan_range
 from app.errors import AppError, NotFound, TokenInvalid, Unauthorized
@@ -88,8 +87,7 @@ def _not_found(address: FileAddress) -> NotFound:
 def _state(
     component_id: int, held_at: datetime | None, restricted: str | None, session: Session
 ) -> ScheduleState:
-    stages = catalogue.stages_for(session, [component_id])[component_id]
-    return ScheduleState.of([(s.tier, s.at) for s in stages], held_at, restricted)
+    return ScheduleState.of(repo.stages_of(session, component_id), held_at, restricted)
 
 
 def _sends_bytes(method: str, plan: RangePlan) -> bool:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -24,14 +25,10 @@ from app.models import (
     QuotaCounter,
     Release,
     ReleaseFile,
+    Stage,
     TokenFileStart,
     User,
 )
-
-
-def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def add_token(session: Session, row: IssuedToken) -> None:
@@ -108,43 +105,60 @@ class RedemptionFacts:
     partner_disabled_at: datetime | None
 
 
+# The redemption's statements are built once: constructing a select() costs more CPU than
+# executing it against a warm PostgreSQL, and these run on every download.
+_FACTS = (
+    select(
+        IssuedToken.jti,
+        IssuedToken.kind,
+        IssuedToken.subject,
+        IssuedToken.revoked_at,
+        IssuedToken.max_uses,
+        IssuedToken.uses,
+        IssuedToken.model_id,
+        IssuedToken.release_id,
+        Release.revision,
+        Release.status,
+        ReleaseFile.sha256,
+        ReleaseFile.size,
+        Component.id,
+        Component.name,
+        Component.held_at,
+        Component.restricted_tier,
+        User.role,
+        User.disabled_at,
+        Partner.name,
+        Partner.disabled_at,
+    )
+    .outerjoin(Release, Release.id == IssuedToken.release_id)
+    .outerjoin(
+        ReleaseFile,
+        and_(
+            ReleaseFile.release_id == IssuedToken.release_id,
+            ReleaseFile.path == bindparam("path"),
+        ),
+    )
+    .outerjoin(Component, Component.id == ReleaseFile.component_id)
+    .outerjoin(User, User.id == IssuedToken.user_id)
+    .outerjoin(Partner, Partner.id == IssuedToken.partner_id)
+    .where(IssuedToken.jti == bindparam("jti"))
+)
+
+
 def redemption_facts(session: Session, *, jti: str, path: str) -> RedemptionFacts | None:
     """The token row joined to its holder, its release and (if it is there) the file at
     ``path``: everything a redemption checks, in one round trip."""
-    row = session.execute(
-        select(
-            IssuedToken.jti,
-            IssuedToken.kind,
-            IssuedToken.subject,
-            IssuedToken.revoked_at,
-            IssuedToken.max_uses,
-            IssuedToken.uses,
-            IssuedToken.model_id,
-            IssuedToken.release_id,
-            Release.revision,
-            Release.status,
-            ReleaseFile.sha256,
-            ReleaseFile.size,
-            Component.id,
-            Component.name,
-            Component.held_at,
-            Component.restricted_tier,
-            User.role,
-            User.disabled_at,
-            Partner.name,
-            Partner.disabled_at,
-        )
-        .outerjoin(Release, Release.id == IssuedToken.release_id)
-        .outerjoin(
-            ReleaseFile,
-            and_(ReleaseFile.release_id == IssuedToken.release_id, ReleaseFile.path == path),
-        )
-        .outerjoin(Component, Component.id == ReleaseFile.component_id)
-        .outerjoin(User, User.id == IssuedToken.user_id)
-        .outerjoin(Partner, Partner.id == IssuedToken.partner_id)
-        .where(IssuedToken.jti == jti)
-    ).one_or_none()
+    row = session.execute(_FACTS, {"jti": jti, "path": path}).one_or_none()
     return None if row is None else RedemptionFacts(*row)  # type: ignore[call-arg]
+
+
+_STAGES = (
+    select(Stage.tier, Stage.at).where(Stage.component_id == bindparam("cid")).order_by(Stage.at)
+)
+
+
+def stages_of(session: Session, component_id: int) -> list[tuple[str, datetime]]:
+    return [(tier, at) for tier, at in session.execute(_STAGES, {"cid": component_id})]
 
 
 @dataclass(frozen=True)
@@ -189,45 +203,62 @@ def file_facts(
     return None if row is None else OpenFileFacts(*row)  # type: ignore[call-arg]
 
 
+_TAKE_USE = (
+    update(IssuedToken)
+    .where(
+        IssuedToken.jti == bindparam("b_jti"),
+        IssuedToken.revoked_at.is_(None),
+        or_(IssuedToken.max_uses.is_(None), IssuedToken.uses < IssuedToken.max_uses),
+    )
+    .values(uses=IssuedToken.uses + 1, last_used_at=bindparam("b_now"))
+    .returning(IssuedToken.uses)
+    .execution_options(synchronize_session=False)
+)
+
+
 def take_use(session: Session, jti: str, *, now: datetime) -> int | None:
     """Count one use if the token is live and under ``max_uses``; the new count, or ``None``.
 
     One statement: concurrent redemptions queue on the row lock and each re-evaluates the
     ``WHERE`` after the one before it committed, so no two can take the last use.
     """
-    return session.scalar(
-        update(IssuedToken)
-        .where(
-            IssuedToken.jti == jti,
-            IssuedToken.revoked_at.is_(None),
-            or_(IssuedToken.max_uses.is_(None), IssuedToken.uses < IssuedToken.max_uses),
-        )
-        .values(uses=IssuedToken.uses + 1, last_used_at=now)
-        .returning(IssuedToken.uses)
-        .execution_options(synchronize_session=False)
+    uses: int | None = session.execute(_TAKE_USE, {"b_jti": jti, "b_now": now}).scalar()
+    return uses
+
+
+@cache
+def _upserts(dialect: str) -> tuple[Any, Any]:
+    """(file start, counter charge) for one dialect, built once."""
+    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    start = (
+        ins(TokenFileStart)
+        .values(jti=bindparam("b_jti"), path=bindparam("b_path"), started_at=bindparam("b_now"))
+        .on_conflict_do_nothing(index_elements=["jti", "path"])
+        # RETURNING, not rowcount: with psycopg the rowcount of a no-op insert is not 0.
+        .returning(TokenFileStart.jti)
     )
+    counter = ins(QuotaCounter).values(
+        key=bindparam("b_key"), window_start=bindparam("b_start"), amount=bindparam("b_amount")
+    )
+    charge = counter.on_conflict_do_update(
+        index_elements=["key", "window_start"],
+        set_={"amount": QuotaCounter.amount + counter.excluded.amount},
+    ).returning(QuotaCounter.amount)
+    return start, charge
 
 
 def start_file(session: Session, jti: str, path: str, *, now: datetime) -> bool:
     """Record the first redemption of ``path`` with ``jti``; ``False`` if it was started."""
-    stmt = (
-        _insert(session, TokenFileStart)
-        .values(jti=jti, path=path, started_at=now)
-        .on_conflict_do_nothing(index_elements=["jti", "path"])
-        # RETURNING, not rowcount: psycopg reports a row for a conflicting no-op insert.
-        .returning(TokenFileStart.jti)
-    )
-    return session.execute(stmt).scalar_one_or_none() is not None
+    stmt = _upserts(session.get_bind().dialect.name)[0]
+    params = {"b_jti": jti, "b_path": path, "b_now": now}
+    return session.execute(stmt, params).scalar_one_or_none() is not None
 
 
 def add_to_counter(session: Session, key: str, window_start: datetime, amount: int) -> int:
     """Add ``amount`` to a fixed-window counter; the window's new total."""
-    ins = _insert(session, QuotaCounter).values(key=key, window_start=window_start, amount=amount)
-    stmt = ins.on_conflict_do_update(
-        index_elements=["key", "window_start"],
-        set_={"amount": QuotaCounter.amount + ins.excluded.amount},
-    ).returning(QuotaCounter.amount)
-    total: int = session.execute(stmt).scalar_one()
+    stmt = _upserts(session.get_bind().dialect.name)[1]
+    params = {"b_key": key, "b_start": window_start, "b_amount": amount}
+    total: int = session.execute(stmt, params).scalar_one()
     return total
 
 
