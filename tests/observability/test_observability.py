@@ -88,7 +88,7 @@ def test_a_request_id_is_made_up_echoed_and_logged(
     "incoming", ["x" * 65, "has space", "new\nline", "", "-leading-dash", "é-accent"]
 )
 def test_an_unsafe_incoming_request_id_is_replaced(client: TestClient, incoming: str) -> None:
-    resp = client.get("/healthz", headers={"X-Request-Id": incoming.encode("utf-8")})
+    resp = client.get("/healthz", headers={b"X-Request-Id": incoming.encode("utf-8")})
     assert re.fullmatch(r"[0-9a-f]{32}", resp.headers["x-request-id"])
 
 

@@ -110,7 +110,7 @@ def background_app(url: str, tmp_path: Path, clock: FixedClock, name: str) -> Te
         scheduler_interval=0.05,
         webhook_allow_private=True,
         _env_file=None,
-    )  # type: ignore[call-arg]
+    )
     app = create_app(settings, clock=clock, store=FilesystemStore(tmp_path / "objects"))
     return TestClient(app)
 
@@ -126,7 +126,7 @@ def test_the_app_runs_the_scheduler_and_webhooks_in_its_lifespan(
         make_component(db, T0, release=rel, name="weights", stages=[("open", T0)])
         db.commit()
         with background_app(sqlite_url, tmp_path, clock, "a"):
-            assert receiver.wait_for(lambda got: len(got) == 1 and got[0].status, timeout=20)
+            assert receiver.wait_for(lambda got: len(got) == 1 and bool(got[0].status), timeout=20)
             # A second server with a scheduler on the same SQLite file refuses to start.
             with (
                 pytest.raises(SchedulerAlreadyRunning),

@@ -201,6 +201,7 @@ def test_a_delivery_is_given_up_after_the_horizon(
             break
         assert d.next_attempt_at <= horizon
         clock.set(d.next_attempt_at)
+    assert d is not None
     assert d.status == "failed"
     assert d.last_error == "gave up: HTTP 503"
     assert d.attempts == len(receiver.snapshot()) >= 3
@@ -277,9 +278,10 @@ def test_redirects_are_not_followed_and_network_errors_are_recorded(
     assert [r.status for r in receiver.snapshot()] == [307]
     errors = {a.status_code: a.error for a in db.scalars(select(WebhookAttempt)).all()}
     assert errors[307] is None
-    assert errors[None] is not None
-    assert errors[None].startswith("ConnectError")
-    assert "receiver-secret" not in errors[None]
+    refused = errors[None]
+    assert refused is not None
+    assert refused.startswith("ConnectError")
+    assert "receiver-secret" not in refused
     statuses = db.scalars(select(WebhookDelivery.status)).all()
     assert statuses == ["pending", "pending"]
 
