@@ -334,3 +334,32 @@ def test_async_commit_option_changes_only_the_commit(world: World, engine: Any) 
     assert resp.content == world.files["config.json"]
     async_commit = "SET LOCAL synchronous_commit TO OFF" in seen
     assert async_commit == (engine.dialect.name == "postgresql")
+
+
+@pytest.mark.parametrize("store", ["s3"], indirect=True)
+def test_redirect_mode_answers_head_and_conditional_requests_itself(world: World) -> None:
+    # A HEAD cannot follow a URL presigned for GET, and a 304 needs no round trip to S3.
+    token = str(world.token(world.partner(), components=["weights"])["token"])
+    data = world.files["model.safetensors"]
+    head = world.client.head(URL + "model.safetensors", params={"token": token})
+    assert head.status_code == 200
+    assert "location" not in head.headers
+    assert head.headers["content-length"] == str(len(data))
+    assert head.headers["etag"] == f'"{sha(data)}"'
+    cached = world.client.get(
+        URL + "model.safetensors",
+        params={"token": token},
+        headers={"If-None-Match": f'"{sha(data)}"'},
+        follow_redirects=False,
+    )
+    assert cached.status_code == 304
+    ranged = world.client.get(
+        URL + "model.safetensors",
+        params={"token": token},
+        headers={"Range": "bytes=0-9"},
+        follow_redirects=False,
+    )
+    assert ranged.status_code == 302
+    fetched = httpx.get(ranged.headers["location"], headers={"Range": "bytes=0-9"})
+    assert fetched.status_code == 206
+    assert fetched.content == data[:10]
