@@ -15,11 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import httpx
 
@@ -291,24 +293,67 @@ class FileFetcher:
             part.reset()
         elif response.status_code == 206 and not _range_starts_at(response, part.offset):
             raise _Retry("the server answered a different range")
+        received = part.offset
         with part.path.open("r+b") as fh:
             fh.seek(part.offset)
             fh.truncate()
-            for chunk in response.iter_bytes(CHUNK):
-                if self.stop.is_set():
-                    raise Stopped
-                if part.offset + len(chunk) > f.size:
-                    raise IntegrityError(
-                        f"{f.path}: the server sent more than the {f.size} bytes the manifest "
-                        "lists",
-                        code="size_mismatch",
-                    )
-                fh.write(chunk)
-                part.digest.update(chunk)
-                part.offset += len(chunk)
-                self.reporter.advance(f.path, len(chunk))
+            sink = _ChunkSink(fh, part, lambda n: self.reporter.advance(f.path, n))
+            try:
+                for chunk in response.iter_bytes(CHUNK):
+                    if self.stop.is_set():
+                        raise Stopped
+                    received += len(chunk)
+                    if received > f.size:
+                        raise IntegrityError(
+                            f"{f.path}: the server sent more than the {f.size} bytes the "
+                            "manifest lists",
+                            code="size_mismatch",
+                        )
+                    sink.put(chunk)
+            finally:
+                sink.close()
         if part.offset < f.size:
             raise _Retry("the connection closed early")
+
+
+class _ChunkSink:
+    """Writes and hashes received chunks on a thread of its own, so the disk and SHA-256
+    (both release the GIL) overlap with reading the socket (which holds it). ``close``
+    drains the queue, so afterwards ``part`` describes exactly the bytes on disk."""
+
+    DEPTH = 8  # chunks in flight: bounds memory to DEPTH x CHUNK
+
+    def __init__(self, fh: BinaryIO, part: _Partial, advance: Callable[[int], None]) -> None:
+        self._fh = fh
+        self._part = part
+        self._advance = advance
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.DEPTH)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="download-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep draining so put() never blocks forever
+            try:
+                self._fh.write(chunk)
+                self._part.digest.update(chunk)
+                self._part.offset += len(chunk)
+                self._advance(len(chunk))
+            except BaseException as e:  # surfaced by put()/close() in the reading thread
+                self._error = e
+
+    def put(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _token_rejected(response: httpx.Response) -> bool:
