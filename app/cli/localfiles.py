@@ -22,12 +22,13 @@ HASH_CHUNK = 4 * 1024 * 1024
 def local_path(root: Path, rel: str) -> Path:
     """Where file ``rel`` of a release goes under ``root``. The path comes from the server:
     refuse anything that could land outside ``root`` or in our own record directory."""
-    pure = PurePosixPath(rel)
-    parts = pure.parts
+    # Check the raw segments: PurePosixPath would quietly fold "a//b" and "./a".
+    parts = rel.split("/")
     if (
         not rel
-        or pure.is_absolute()
+        or PurePosixPath(rel).is_absolute()
         or "\\" in rel
+        or "\x00" in rel
         or any(p in ("", ".", "..") for p in parts)
         or parts[0] == RECORD_DIR
         or rel.endswith((".part", ".part.json"))
