@@ -61,8 +61,8 @@ TOKENS_ISSUED = Counter(
 )
 TOKENS_REDEEMED = Counter(
     "weightgate_tokens_redeemed",
-    "Successful file requests, by the tier they were served under ('open' with no token).",
-    ["tier"],
+    "Successful file requests, by kind (token, anonymous) and mode (redirect, proxy).",
+    ["kind", "mode"],
 )
 DENIALS = Counter(
     "weightgate_denials",
@@ -94,8 +94,8 @@ def count_token_issued(tier: str) -> None:
     TOKENS_ISSUED.labels(tier=tier).inc()
 
 
-def count_token_redeemed(tier: str) -> None:
-    TOKENS_REDEEMED.labels(tier=tier).inc()
+def count_token_redeemed(kind: str, mode: str) -> None:
+    TOKENS_REDEEMED.labels(kind=kind, mode=mode).inc()
 
 
 def count_denial(reason: str) -> None:

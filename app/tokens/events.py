@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.context import RequestContext
 from app.errors import AppError
+from app.observability.metrics import count_token_issued, count_token_redeemed
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,17 @@ def record(
         ctx=ctx,
     )
     log.info(action, extra={"actor": actor, "target": target_id, **_loggable(data)})
+    _count(action, data)
+
+
+def _count(action: str, data: dict[str, Any]) -> None:
+    # Prometheus counters (app/observability/metrics.py); denials are counted by the app's
+    # error handler, so only successes are counted here.
+    if action == "token.issued":
+        count_token_issued(str(data.get("tier", "")))
+    elif action in ("download.redeemed", "download.anonymous"):
+        kind = "token" if action == "download.redeemed" else "anonymous"
+        count_token_redeemed(kind, str(data.get("mode", "")))
 
 
 def record_denial(

@@ -34,6 +34,7 @@ from app.settings import Settings
 from app.storage.filesystem import FilesystemStore
 from app.webhooks.outbox import enqueue_event
 from tests.conftest import T0
+from tests.factories.catalogue import publish_release
 from tests.factories.schedules import make_component, make_release, make_subscription
 from tests.fixtures.databases import fresh_database
 
@@ -178,7 +179,7 @@ def test_denials_are_counted_by_their_code(
 
 def test_token_and_lag_metrics_are_exposed(client: TestClient) -> None:
     count_token_issued("partner")
-    count_token_redeemed("open")
+    count_token_redeemed("anonymous", "proxy")
     observe_scheduler_lag(0.3)
     text = client.get("/metrics").text
     for family in (
@@ -193,7 +194,9 @@ def test_token_and_lag_metrics_are_exposed(client: TestClient) -> None:
         assert f"# TYPE {family}" in text
     got = samples(text)
     assert got[("weightgate_tokens_issued_total", (("tier", "partner"),))] >= 1
-    assert got[("weightgate_tokens_redeemed_total", (("tier", "open"),))] >= 1
+    assert (
+        got[("weightgate_tokens_redeemed_total", (("kind", "anonymous"), ("mode", "proxy")))] >= 1
+    )
     assert got[("weightgate_scheduler_lag_seconds_bucket", (("le", "0.5"),))] >= 1
 
 
@@ -268,3 +271,42 @@ def test_readyz_fails_when_the_store_is_unreachable(
         resp = c.get("/readyz")
     assert resp.status_code == 503
     assert resp.json()["code"] == "storage_unreachable"
+
+
+def test_issued_tokens_redemptions_and_download_bytes_are_counted(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    payload = b"\x01" * 4096
+    publish_release(
+        client,
+        admin_headers,
+        model="acme/metered",
+        components={"weights": [("open", T0 - timedelta(days=1))]},
+        files={"w.bin": ("weights", payload)},
+    )
+    route = "/v1/files/{namespace}/{name}/{version}/{path:path}"
+    issued = metric(client, "weightgate_tokens_issued_total", tier="internal")
+    redeemed = metric(client, "weightgate_tokens_redeemed_total", kind="token", mode="proxy")
+    anonymous = metric(client, "weightgate_tokens_redeemed_total", kind="anonymous", mode="proxy")
+    served = metric(client, "weightgate_bytes_served_total", route=route)
+
+    resp = client.post("/v1/tokens", json={"model": "acme/metered"}, headers=admin_headers)
+    assert resp.status_code == 201, resp.text
+    token = resp.json()["token"]
+    got = client.get("/v1/files/acme/metered/v1/w.bin", params={"token": token})
+    assert got.status_code == 200
+    assert got.content == payload
+    assert client.get("/v1/files/acme/metered/v1/w.bin").content == payload  # open: no token
+
+    assert metric(client, "weightgate_tokens_issued_total", tier="internal") - issued == 1
+    assert (
+        metric(client, "weightgate_tokens_redeemed_total", kind="token", mode="proxy") - redeemed
+        == 1
+    )
+    assert (
+        metric(client, "weightgate_tokens_redeemed_total", kind="anonymous", mode="proxy")
+        - anonymous
+        == 1
+    )
+    assert metric(client, "weightgate_bytes_served_total", route=route) - served == 2 * 4096
+    assert token not in client.get("/metrics").text
