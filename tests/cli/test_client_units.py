@@ -4,12 +4,14 @@ limits, error mapping, unsafe paths, and servers that misbehave mid-download."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
 
 from app.cli import http as cli_http
 from app.cli.config import ClientConfig
@@ -27,7 +29,7 @@ from app.cli.errors import (
 from app.cli.http import ApiClient
 from app.cli.localfiles import local_path
 from app.cli.plan import Plan, RemoteFile, Target
-from app.cli.progress import PlainReporter
+from app.cli.progress import PlainReporter, RichReporter, make_reporter
 
 Handler = Callable[[httpx.Request], httpx.Response]
 DATA = bytes(range(256)) * 64  # 16 KiB
@@ -256,3 +258,30 @@ def test_no_progress_at_all_stops_after_the_retries(
     api = api_with(monkeypatch, lambda _: problem(503, "unavailable"))
     with pytest.raises(NetworkError, match="gave up after 2 retries"):
         fetcher(api, tmp_path, retries=2).fetch(FILE)
+
+
+def test_rich_progress_on_a_terminal_and_plain_lines_elsewhere() -> None:
+    screen = io.StringIO()
+    rich = RichReporter(
+        total_bytes=300, console=Console(file=screen, force_terminal=True, color_system=None)
+    )
+    rich.start("a.bin", total=200, resumed_at=50)
+    rich.advance("a.bin", 100)
+    rich.restart("a.bin")
+    rich.advance("a.bin", 200)
+    rich.finish("a.bin", "sha256 ok")
+    rich.note("component weights opens later")
+    rich.close()
+    assert "done a.bin: sha256 ok" in screen.getvalue()
+    assert "component weights opens later" in screen.getvalue()
+
+    lines = io.StringIO()
+    plain = PlainReporter(lines)
+    plain.start("a.bin", total=2048, resumed_at=1024)
+    plain.finish("a.bin", "sha256 ok")
+    assert lines.getvalue().splitlines() == [
+        "resume  a.bin at 1.0 KiB of 2.0 KiB (1024 bytes)",
+        "done    a.bin: sha256 ok",
+    ]
+    # Under pytest stderr is not a terminal: plain lines.
+    assert isinstance(make_reporter(total_bytes=1), PlainReporter)
