@@ -305,55 +305,25 @@ async def upload_file(
             code="file_too_large",
         )
     model = await run_in_threadpool(admin_model, session, namespace, name)
-    await run_in_threadpool(
-        uploads.resolve_target,
+    row, component_name, replaced = await uploads.receive(
         session,
+        store=request.app.state.store,
+        body=request.stream(),
         model=model,
         version=version,
         path=path,
         component=component,
-        max_path_bytes=settings.max_path_bytes,
+        expected_sha256=expected,
+        settings=settings,
+        actor=admin,
+        clock=clock,
+        ctx=ctx,
     )
-    # End the read transaction before a possibly hour-long stream.
-    await run_in_threadpool(session.commit)
-    store = request.app.state.store
-    blob = await uploads.stream_to_store(
-        store, request.stream(), expected_sha256=expected, max_bytes=settings.max_upload_bytes
-    )
-    try:
-
-        def write_rows() -> tuple[schemas.FileOut, bool]:
-            # Re-read under the write transaction: the release may have been published
-            # while the bytes streamed.
-            fresh = uploads.resolve_target(
-                session,
-                model=model,
-                version=version,
-                path=path,
-                component=component,
-                max_path_bytes=settings.max_path_bytes,
-            )
-            row, _new = uploads.register_file(
-                session, target=fresh, blob=blob, actor=admin, now=clock.now(), ctx=ctx
-            )
-            session.commit()
-            return schemas.FileOut(
-                path=row.path, size=row.size, sha256=row.sha256, component=fresh.component.name
-            ), fresh.replaces is not None
-
-        out, replaced = await run_in_threadpool(write_rows)
-    except BaseException:
-        await run_in_threadpool(_discard_if_unreferenced, request, session, blob.sha256)
-        raise
     if replaced:
         response.status_code = 200
-    return out
-
-
-def _discard_if_unreferenced(request: Request, session: Session, sha256: str) -> None:
-    session.rollback()
-    if repo.object_references(session, sha256) == 0 and repo.stored_object(session, sha256) is None:
-        request.app.state.store.delete(sha256)
+    return schemas.FileOut(
+        path=row.path, size=row.size, sha256=row.sha256, component=component_name
+    )
 
 
 @router.delete(

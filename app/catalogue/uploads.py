@@ -8,6 +8,7 @@ neither a registered file nor an orphan object.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from app.access.principals import Principal
 from app.catalogue import repository as repo
 from app.catalogue.names import MAX_PATH_BYTES, check_component, check_file_path
 from app.catalogue.service import audit_target, require_draft, require_release
+from app.clock import Clock
 from app.context import RequestContext
 from app.errors import (
     BadRequest,
@@ -32,8 +34,11 @@ from app.errors import (
     Unprocessable,
 )
 from app.models import Component, Model, Release, ReleaseFile, StoredObject
+from app.settings import Settings
 from app.storage import HashMismatch, ObjectStore, StorageError, StoredBlob, TooLarge
 from app.storage.base import SHA256_RE
+
+log = logging.getLogger(__name__)
 
 # Hand the store ~4 MiB at a time: few thread hops, small and flat memory.
 WRITE_BATCH = 4 * 1024 * 1024
@@ -127,6 +132,71 @@ async def stream_to_store(
     except BaseException:
         await run_in_threadpool(writer.abort)
         raise
+
+
+async def receive(
+    session: Session,
+    *,
+    store: ObjectStore,
+    body: AsyncIterator[bytes],
+    model: Model,
+    version: str,
+    path: str,
+    component: str | None,
+    expected_sha256: str | None,
+    settings: Settings,
+    actor: Principal,
+    clock: Clock,
+    ctx: RequestContext | None,
+) -> tuple[ReleaseFile, str, bool]:
+    """The whole upload: check the target, stream the body into the store, then register
+    the file. Returns (file row, component name, whether it replaced a file)."""
+
+    def target() -> UploadTarget:
+        return resolve_target(
+            session,
+            model=model,
+            version=version,
+            path=path,
+            component=component,
+            max_path_bytes=settings.max_path_bytes,
+        )
+
+    await run_in_threadpool(target)
+    # End the read transaction before a possibly hour-long stream.
+    await run_in_threadpool(session.commit)
+    blob = await stream_to_store(
+        store, body, expected_sha256=expected_sha256, max_bytes=settings.max_upload_bytes
+    )
+
+    def write_rows() -> tuple[ReleaseFile, str, bool]:
+        # Re-read under the write transaction: the release may have been published, or the
+        # component deleted, while the bytes streamed.
+        fresh = target()
+        row, _ = register_file(
+            session, target=fresh, blob=blob, actor=actor, now=clock.now(), ctx=ctx
+        )
+        session.commit()
+        return row, fresh.component.name, fresh.replaces is not None
+
+    try:
+        return await run_in_threadpool(write_rows)
+    except BaseException:
+        await run_in_threadpool(discard_if_unreferenced, session, store, blob.sha256)
+        raise
+
+
+def discard_if_unreferenced(session: Session, store: ObjectStore, sha256: str) -> None:
+    """After a failed registration, delete the object just stored unless a row knows it
+    (it may have been there before, shared by other files)."""
+    session.rollback()
+    if repo.object_references(session, sha256) or repo.stored_object(session, sha256):
+        return
+    try:
+        store.delete(sha256)
+    except StorageError:
+        # The original error matters more; an unreferenced object is only wasted space.
+        log.warning("uploads.orphan_left", extra={"sha256": sha256})
 
 
 def register_file(
