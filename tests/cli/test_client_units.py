@@ -3,10 +3,11 @@ limits, error mapping, unsafe paths, and servers that misbehave mid-download."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -285,3 +286,31 @@ def test_rich_progress_on_a_terminal_and_plain_lines_elsewhere() -> None:
     ]
     # Under pytest stderr is not a terminal: plain lines.
     assert isinstance(make_reporter(total_bytes=1), PlainReporter)
+
+
+class Streamed(httpx.SyncByteStream):
+    """A body that arrives in pieces, like a socket's (not pre-read like ``content=``)."""
+
+    def __init__(self, data: bytes, piece: int = 4096) -> None:
+        self._pieces = [data[i : i + piece] for i in range(0, len(data), piece)]
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._pieces
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+def test_streamed_bodies_raw_or_compressed_by_a_proxy_arrive_intact(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, encoding: str | None
+) -> None:
+    seen: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("accept-encoding"))
+        if encoding == "gzip":
+            body = gzip.compress(DATA)
+            return httpx.Response(200, stream=Streamed(body), headers={"Content-Encoding": "gzip"})
+        return httpx.Response(200, stream=Streamed(DATA))
+
+    fetcher(api_with(monkeypatch, answer), tmp_path).fetch(FILE)
+    assert seen == ["identity"]
+    assert (tmp_path / "w.bin").read_bytes() == DATA
