@@ -61,7 +61,7 @@ class Method:
     samples: list[Sample] = field(default_factory=list)
 
     def median(self, attr: str) -> float:
-        return statistics.median(getattr(s, attr) for s in self.samples)
+        return float(statistics.median(float(getattr(s, attr)) for s in self.samples))
 
 
 @dataclass
