@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import socket
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import IO
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 # One pass records at most this many batches, so reminders and shutdown are never starved.
 _MAX_BATCHES_PER_PASS = 50
+# Reminders announce dates hours or days ahead: looking for them every pass would only add
+# queries, so the loop does it at most this often.
+_REMINDER_EVERY_SECONDS = 30.0
 
 
 def replica_name(settings: Settings) -> str:
@@ -86,10 +90,15 @@ class SqliteSchedulerLock:
 
 
 def scheduler_pass(
-    sessions: sessionmaker[Session], *, clock: Clock, settings: Settings, replica: str
+    sessions: sessionmaker[Session],
+    *,
+    clock: Clock,
+    settings: Settings,
+    replica: str,
+    reminders: bool = True,
 ) -> int:
-    """Record every due lift (batch by batch), then send due reminders. Returns how many
-    lifts this pass recorded. Blocking: run it in a worker thread."""
+    """Record every due lift (batch by batch), then (if ``reminders``) send due reminders.
+    Returns how many lifts this pass recorded. Blocking: run it in a worker thread."""
     recorded = 0
     for _ in range(_MAX_BATCHES_PER_PASS):
         with sessions() as session:
@@ -114,6 +123,8 @@ def scheduler_pass(
         recorded += len(transitions)
         if len(transitions) < settings.scheduler_batch:
             break
+    if not reminders:
+        return recorded
     with sessions() as session:
         now = clock.now()
         remind_upcoming_lifts(
@@ -139,11 +150,20 @@ async def run_scheduler(
     """Until ``stop``: a pass every ``scheduler_interval`` seconds."""
     replica = replica_name(settings)
     log.info("schedule.started", extra={"replica": replica})
+    reminded = -_REMINDER_EVERY_SECONDS
     while not stop.is_set():
+        remind = time.monotonic() - reminded >= _REMINDER_EVERY_SECONDS
         try:
             recorded = await asyncio.to_thread(
-                scheduler_pass, sessions, clock=clock, settings=settings, replica=replica
+                scheduler_pass,
+                sessions,
+                clock=clock,
+                settings=settings,
+                replica=replica,
+                reminders=remind,
             )
+            if remind:
+                reminded = time.monotonic()
             SCHEDULER_TICKS.labels(outcome="ok").inc()
         except OperationalError as e:
             # SQLite answers "database is locked" when a request wrote between our read and

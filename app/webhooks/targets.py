@@ -141,12 +141,16 @@ OwnEndpoint = tuple[Target, list[IPAddress]] | None
 
 
 def own_endpoint(settings: Settings) -> OwnEndpoint:
-    """This server's public address (blocking DNS), to refuse webhooks pointing back at it."""
+    """This server's public address (blocking DNS), to refuse webhooks pointing back at it.
+    If its name does not resolve here, the name and port alone are compared."""
     try:
         own = parse_target(settings.public_url)
-        return own, resolve(own)
     except TargetRefused:
         return None
+    try:
+        return own, resolve(own)
+    except TargetRefused:
+        return own, []
 
 
 def check_addresses(

@@ -50,7 +50,11 @@ def test_a_pass_drains_every_batch_records_lag_and_sends_reminders(
     before = lag_count()
     tuned = settings.model_copy(update={"scheduler_batch": 3})
 
-    recorded = scheduler_pass(session_factory, clock=clock, settings=tuned, replica="unit")
+    recorded = scheduler_pass(
+        session_factory, clock=clock, settings=tuned, replica="unit", reminders=False
+    )
+    assert db.scalars(select(WebhookDelivery.event_type)).all() == ["embargo.lifted"] * 7
+    assert scheduler_pass(session_factory, clock=clock, settings=tuned, replica="unit") == 0
 
     assert recorded == 7
     assert lag_count() - before == 7

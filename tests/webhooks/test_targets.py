@@ -81,3 +81,16 @@ def test_pinning_resolves_names_and_applies_the_rules(settings: Settings) -> Non
         asyncio.run(pin_target("http://localhost:9/x", settings, own=None))
     with pytest.raises(TargetRefused, match="cannot resolve"):
         asyncio.run(pin_target("http://no-such-host.invalid/", relaxed, own=None))
+
+
+def test_the_server_itself_is_recognised_by_name_even_when_its_name_does_not_resolve(
+    settings: Settings,
+) -> None:
+    public = settings.model_copy(update={"public_url": "https://weights.internal.example"})
+    own = (parse_target(public.public_url), [])
+    target = parse_target("https://WEIGHTS.internal.example/v1/webhooks")
+    with pytest.raises(TargetRefused, match="this server itself"):
+        check_addresses(target, [ipaddress.ip_address("93.184.215.14")], public, own=own)
+    other_port = parse_target("https://weights.internal.example:8443/hook")
+    address = ipaddress.ip_address("93.184.215.14")
+    assert check_addresses(other_port, [address], public, own=own) == address
