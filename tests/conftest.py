@@ -33,6 +33,20 @@ for _k, _v in AWS_TEST_ENV.items():
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that make their own database of a fixed kind give the same result in both
+    passes; run them once, in the PostgreSQL pass, instead of twice. They are deselected
+    (not skipped) on SQLite, and the PostgreSQL pass fails if any of them fails."""
+    if backend() != "sqlite":
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("own_database") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pytest_report_header() -> str:
     return f"weightgate test database backend: {backend()}"
 

@@ -32,7 +32,7 @@ from tests.fixtures.databases import fresh_database
 from tests.fixtures.receiver import Receiver, fail_first, webhook_receiver
 from tests.fixtures.servers import LiveServer, live_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 SECRET = "replica-test-signing-secret"
 

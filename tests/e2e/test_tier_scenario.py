@@ -21,7 +21,7 @@ import pytest
 from tests.fixtures.databases import fresh_database
 from tests.fixtures.servers import VENV_BIN, LiveServer, live_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 MODEL = "acme/atlas-7b"
 MANIFEST = f"/v1/models/{MODEL}/releases/v1/manifest"

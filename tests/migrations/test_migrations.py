@@ -66,6 +66,7 @@ def test_migration_files_follow_the_naming_template() -> None:
         assert re.fullmatch(r"\d{4}_\d{2}_\d{2}_\d{4}-[a-z0-9_]+\.py", name), name
 
 
+@pytest.mark.own_database
 @pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
 def test_upgrade_downgrade_upgrade(tmp_path: Path, kind: str) -> None:
     """head → base → head leaves the same schema, and base really is empty."""
@@ -88,6 +89,7 @@ def test_upgrade_downgrade_upgrade(tmp_path: Path, kind: str) -> None:
             engine.dispose()
 
 
+@pytest.mark.own_database
 def test_every_step_goes_down_and_up_again_on_postgresql(tmp_path: Path) -> None:
     """The stairway: for each revision, upgrade to it, step back one, upgrade again. Catches
     a downgrade that forgets something a later upgrade then trips over."""

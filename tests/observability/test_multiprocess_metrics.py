@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fixtures.databases import fresh_database
 from tests.fixtures.servers import live_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 
 def healthz_count(text: str) -> float:

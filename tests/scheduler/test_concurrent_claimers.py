@@ -78,6 +78,9 @@ def claimer(*args: str) -> subprocess.Popen[bytes]:
     )
 
 
+pytestmark = pytest.mark.own_database
+
+
 @pytest.fixture
 def pg_url(tmp_path: Path) -> Iterator[str]:
     with fresh_database(tmp_path, kind="postgresql", label="claim") as url:
