@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.catalogue.names import check_file_path, routed_file_path
-from app.context import ClockDep, ContextDep, SettingsDep
+from app.context import get_context
 from app.delivery import service
 from app.delivery.presign import PresignCache
 from app.delivery.service import Authorized, FileAddress, Mode
@@ -24,7 +24,7 @@ from app.settings import Settings
 from app.storage import ObjectStore
 from app.tokens import codec
 from app.tokens.claims import DOWNLOAD_AUDIENCE, DownloadClaims
-from app.tokens.keys import KeysDep, KeySet
+from app.tokens.keys import KeySet
 
 router = APIRouter(tags=["delivery"])
 
@@ -146,23 +146,21 @@ def answer(
     },
 )
 async def download(
-    namespace: str,
-    name: str,
-    version: str,
-    path: str,
-    request: Request,
-    keys: KeysDep,
-    settings: SettingsDep,
-    clock: ClockDep,
-    ctx: ContextDep,
+    namespace: str, name: str, version: str, path: str, request: Request
 ) -> Response:
     """A file, for a download token (``?token=`` or ``Authorization: Bearer``) covering it,
     or for anyone when its component is open."""
-    now = clock.now()
+    # The hot path reads the app's state directly instead of through four dependencies:
+    # FastAPI's dependency solving was a tenth of a redemption's CPU on the event loop.
+    state = request.app.state
+    settings: Settings = state.settings
+    keys: KeySet = state.keys
+    now = state.clock.now()
+    ctx = get_context(request)
     address = FileAddress(
         namespace, name, version, check_file_path(routed_file_path(request.url.path, path))
     )
-    sessions = request.app.state.sessionmaker
+    sessions = state.sessionmaker
     token = token_from(request)
     claims = None
     if token is not None:
@@ -179,7 +177,7 @@ async def download(
                 ctx=ctx,
             )
             raise
-    mode = delivery_mode(settings, request.app.state.store)
+    mode = delivery_mode(settings, state.store)
     allowed = await run_in_threadpool(
         service.authorize,
         sessions,

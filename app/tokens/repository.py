@@ -105,6 +105,12 @@ class RedemptionFacts:
     partner_disabled_at: datetime | None
 
 
+def _core(session: Session, stmt: Any, params: dict[str, Any]) -> Any:
+    """Run a statement on the session's connection, in its transaction, without the ORM's
+    execution machinery (none of these statements loads or changes mapped objects)."""
+    return session.connection().execute(stmt, params)
+
+
 # The redemption's statements are built once: constructing a select() costs more CPU than
 # executing it against a warm PostgreSQL, and these run on every download.
 _FACTS = (
@@ -148,8 +154,8 @@ _FACTS = (
 def redemption_facts(session: Session, *, jti: str, path: str) -> RedemptionFacts | None:
     """The token row joined to its holder, its release and (if it is there) the file at
     ``path``: everything a redemption checks, in one round trip."""
-    row = session.execute(_FACTS, {"jti": jti, "path": path}).one_or_none()
-    return None if row is None else RedemptionFacts(*row)  # type: ignore[call-arg]
+    row = _core(session, _FACTS, {"jti": jti, "path": path}).one_or_none()
+    return None if row is None else RedemptionFacts(*row)
 
 
 _STAGES = (
@@ -158,7 +164,7 @@ _STAGES = (
 
 
 def stages_of(session: Session, component_id: int) -> list[tuple[str, datetime]]:
-    return [(tier, at) for tier, at in session.execute(_STAGES, {"cid": component_id})]
+    return [(tier, at) for tier, at in _core(session, _STAGES, {"cid": component_id})]
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,7 @@ def take_use(session: Session, jti: str, *, now: datetime) -> int | None:
     One statement: concurrent redemptions queue on the row lock and each re-evaluates the
     ``WHERE`` after the one before it committed, so no two can take the last use.
     """
-    uses: int | None = session.execute(_TAKE_USE, {"b_jti": jti, "b_now": now}).scalar()
+    uses: int | None = _core(session, _TAKE_USE, {"b_jti": jti, "b_now": now}).scalar()
     return uses
 
 
@@ -251,14 +257,14 @@ def start_file(session: Session, jti: str, path: str, *, now: datetime) -> bool:
     """Record the first redemption of ``path`` with ``jti``; ``False`` if it was started."""
     stmt = _upserts(session.get_bind().dialect.name)[0]
     params = {"b_jti": jti, "b_path": path, "b_now": now}
-    return session.execute(stmt, params).scalar_one_or_none() is not None
+    return _core(session, stmt, params).scalar_one_or_none() is not None
 
 
 def add_to_counter(session: Session, key: str, window_start: datetime, amount: int) -> int:
     """Add ``amount`` to a fixed-window counter; the window's new total."""
     stmt = _upserts(session.get_bind().dialect.name)[1]
     params = {"b_key": key, "b_start": window_start, "b_amount": amount}
-    total: int = session.execute(stmt, params).scalar_one()
+    total: int = _core(session, stmt, params).scalar_one()
     return total
 
 
