@@ -22,6 +22,7 @@ from app.db import make_engine, make_sessionmaker
 from app.delivery.router import router as delivery_router
 from app.errors import AppError, problem_response, register_error_handlers
 from app.hfcompat.router import router as hf_router
+from app.http_guard import RefuseNulInUrl
 from app.observability.logging import configure_logging
 from app.observability.metrics import DatabaseCollector, count_denial
 from app.observability.middleware import RequestObservability
@@ -91,6 +92,8 @@ def create_app(
     configure_logging(settings)
     register_error_handlers(app)
     app.add_exception_handler(AppError, _counting_app_error_handler)
+    app.add_middleware(RefuseNulInUrl)
+    # Added last = outermost: even refused URLs get a request id and are counted.
     app.add_middleware(RequestObservability)
     app.include_router(ops_router)
     app.include_router(catalogue_router)

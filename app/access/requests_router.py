@@ -26,6 +26,7 @@ from app.catalogue.visibility import model_not_found, visible_model
 from app.context import ClockDep, ContextDep
 from app.db import SessionDep
 from app.errors import NotFound, problems
+from app.ids import IdPath
 from app.models import AccessRequest, Model
 from app.pagination import Page, PageDep, encode_cursor
 
@@ -138,7 +139,7 @@ def bulk_decide(
 
 @router.get("/v1/access-requests/{request_id}", responses=problems(401, 403, 404))
 def get_access_request(
-    request_id: int, principal: UserDep, session: SessionDep
+    request_id: IdPath, principal: UserDep, session: SessionDep
 ) -> AccessRequestOut:
     """One request: admins see any, a user only their own (others are "not found")."""
     req = repo.access_request(session, request_id)
@@ -151,7 +152,7 @@ def get_access_request(
     "/v1/access-requests/{request_id}/approve", responses=problems(401, 403, 404, 409, 422)
 )
 def approve(
-    request_id: int,
+    request_id: IdPath,
     admin: AdminDep,
     session: SessionDep,
     clock: ClockDep,
@@ -172,7 +173,7 @@ def approve(
 
 @router.post("/v1/access-requests/{request_id}/deny", responses=problems(401, 403, 404, 409, 422))
 def deny(
-    request_id: int,
+    request_id: IdPath,
     body: DenyIn,
     admin: AdminDep,
     session: SessionDep,

@@ -29,6 +29,7 @@ from app.clock import Clock
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import NotFound, Unauthorized, problems
+from app.ids import IdPath
 from app.models import ApiKey, Partner, User
 from app.pagination import Page, PageDep, encode_cursor
 
@@ -132,7 +133,7 @@ def list_api_keys(principal: UserDep, session: SessionDep, page: PageDep) -> Pag
 
 @router.delete("/v1/me/api-keys/{key_id}", status_code=204, responses=problems(401, 403, 404))
 def delete_api_key(
-    key_id: int, principal: UserDep, session: SessionDep, clock: ClockDep, ctx: ContextDep
+    key_id: IdPath, principal: UserDep, session: SessionDep, clock: ClockDep, ctx: ContextDep
 ) -> Response:
     """Revoke one of the caller's keys (it stops working at once)."""
     assert principal.id is not None
@@ -177,7 +178,7 @@ def list_partners(
 
 @router.get("/v1/partners/{partner_id}", responses=problems(401, 403, 404))
 def get_partner(
-    partner_id: int, admin: AdminDep, session: SessionDep, clock: ClockDep
+    partner_id: IdPath, admin: AdminDep, session: SessionDep, clock: ClockDep
 ) -> PartnerOut:
     partner = repo.partner(session, partner_id)
     if partner is None:
@@ -187,7 +188,7 @@ def get_partner(
 
 @router.patch("/v1/partners/{partner_id}", responses=problems(401, 403, 404, 409, 422))
 def update_partner(
-    partner_id: int,
+    partner_id: IdPath,
     body: PartnerPatch,
     admin: AdminDep,
     session: SessionDep,

@@ -9,22 +9,21 @@ from typing import Literal, Self
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    ConfigDict,
     Field,
     StrictBool,
     StrictStr,
     model_validator,
 )
 
+from app.ids import IdField
+from app.inputs import StrictInput
+
 # Enough for any approval queue an admin works through at once; bounded so one request
 # cannot hold the database for long.
 MAX_BULK = 5000
 
 
-class Strict(BaseModel):
-    # Unknown fields are refused: a typo must not silently do nothing (and nothing the caller
-    # sends, such as a status or a grant, is copied where it was not meant to go).
-    model_config = ConfigDict(extra="forbid")
+Strict = StrictInput
 
 
 # --- users and API keys -----------------------------------------------------------------
@@ -179,7 +178,7 @@ class DenyIn(Strict):
 
 class BulkDecision(Strict):
     action: Literal["approve", "deny"]
-    ids: list[int] = Field(min_length=1, max_length=MAX_BULK)
+    ids: list[IdField] = Field(min_length=1, max_length=MAX_BULK)
     reason: str | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")

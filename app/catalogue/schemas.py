@@ -5,15 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from app.access.tiers import Tier
+from app.inputs import StrictInput
 
-
-class Strict(BaseModel):
-    # Unknown fields are refused rather than ignored: a typo must not silently do nothing,
-    # and nothing the caller sends is copied anywhere it was not meant to go.
-    model_config = ConfigDict(extra="forbid")
+Strict = StrictInput
 
 
 class RequestField(Strict):

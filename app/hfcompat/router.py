@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
@@ -213,17 +213,29 @@ def _audit(
     )
 
 
-@router.api_route(
-    "/{namespace}/{name}/resolve/{rev}/{path:path}",
-    methods=["GET", "HEAD"],
+RESOLVE_PATH = "/{namespace}/{name}/resolve/{rev}/{path:path}"
+RESOLVE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the file (proxy mode)"},
+    206: {"description": "part of the file (Range)"},
+    302: {"description": "redirect to a presigned URL (redirect mode)"},
+    304: {"description": "not modified (If-None-Match)"},
+    **problems(401, 403, 404, 416),
+}
+
+
+# Two decorators rather than one api_route(methods=[GET, HEAD]): FastAPI gives a multi-method
+# route one operation id, which makes the OpenAPI document invalid (duplicate ids).
+@router.get(
+    RESOLVE_PATH,
     response_class=Response,
-    responses={
-        200: {"description": "the file (proxy mode)"},
-        206: {"description": "part of the file (Range)"},
-        302: {"description": "redirect to a presigned URL (redirect mode)"},
-        304: {"description": "not modified (If-None-Match)"},
-        **problems(401, 403, 404, 416),
-    },
+    responses=RESOLVE_RESPONSES,
+    operation_id="hf_resolve_get",
+)
+@router.head(
+    RESOLVE_PATH,
+    response_class=Response,
+    responses=RESOLVE_RESPONSES,
+    operation_id="hf_resolve_head",
 )
 def resolve(
     namespace: str,

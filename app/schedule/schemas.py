@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from app.access.tiers import Tier
+from app.inputs import StrictInput
 from app.schedule.rules import MAX_STAGES
 
 StageStateName = Literal["past", "upcoming", "held", "capped"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Strict = StrictInput
 
 
 class StageIn(Strict):

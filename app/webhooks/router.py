@@ -10,6 +10,7 @@ from app.access.auth import AdminDep
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import problems
+from app.ids import IdPath
 from app.models import WebhookSubscription
 from app.pagination import Page, PageDep, encode_cursor
 from app.webhooks import repository as repo
@@ -68,13 +69,13 @@ def list_webhooks(
 
 
 @router.get("/{webhook_id}", responses=problems(401, 403, 404))
-def get_webhook(webhook_id: int, session: SessionDep, _: AdminDep) -> WebhookOut:
+def get_webhook(webhook_id: IdPath, session: SessionDep, _: AdminDep) -> WebhookOut:
     return _out(service.require_subscription(session, webhook_id))
 
 
 @router.delete("/{webhook_id}", status_code=204, responses=problems(401, 403, 404))
 def delete_webhook(
-    webhook_id: int, session: SessionDep, admin: AdminDep, clock: ClockDep, ctx: ContextDep
+    webhook_id: IdPath, session: SessionDep, admin: AdminDep, clock: ClockDep, ctx: ContextDep
 ) -> Response:
     service.delete_subscription(session, sub_id=webhook_id, actor=admin, now=clock.now(), ctx=ctx)
     return Response(status_code=204)
@@ -82,7 +83,7 @@ def delete_webhook(
 
 @router.get("/{webhook_id}/deliveries", responses=problems(401, 403, 404, 422))
 def list_deliveries(
-    webhook_id: int,
+    webhook_id: IdPath,
     session: SessionDep,
     _: AdminDep,
     page: PageDep,
