@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import BadRequest, problem_response
+from app.errors import Unprocessable, problem_response
 
 
 class RefuseNulInUrl:
@@ -24,7 +24,10 @@ class RefuseNulInUrl:
                 + bytes(scope.get("query_string", b""))
             )
             if b"\x00" in raw or b"%00" in raw.lower() or "\x00" in scope.get("path", ""):
-                err = BadRequest("NUL bytes are not allowed in URLs", code="nul_in_url")
+                err = Unprocessable(
+                    "invalid URL: NUL characters are not allowed in names, paths or query values",
+                    code="nul_in_url",
+                )
                 await problem_response(err)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

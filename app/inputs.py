@@ -11,16 +11,27 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 
 
-def contains_nul(value: Any) -> bool:
+def find_nul(value: Any, where: str = "") -> str | None:
+    """The dotted location of the first string containing NUL, or ``None``."""
     if isinstance(value, str):
-        return "\x00" in value
+        return (where or "body") if "\x00" in value else None
     if isinstance(value, dict):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(contains_nul(v) for v in value)
-    return False
+        for k, v in value.items():
+            here = f"{where}.{k}" if where else str(k)
+            if "\x00" in str(k):
+                return here
+            found = find_nul(v, here)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = find_nul(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
 
 
 class StrictInput(BaseModel):
@@ -29,6 +40,11 @@ class StrictInput(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
-        if contains_nul(data):
-            raise ValueError("text fields cannot contain NUL characters")
+        where = find_nul(data)
+        if where is not None:
+            raise PydanticCustomError(
+                "nul_character",
+                "{where} contains a NUL character, which is not allowed",
+                {"where": where.replace("\x00", "\\0")},
+            )
         return data

@@ -101,7 +101,7 @@ def test_request_records_answers_and_license_hash(
         ({**GOOD, "contact": "nope"}, "contact", "email"),
         ({**GOOD, "affiliation": True}, "affiliation", "must be text"),
         ({**GOOD, "affiliation": "x" * 2001}, "affiliation", "longer than"),
-        ({**GOOD, "affiliation": "a\x00b"}, "affiliation", "control characters"),
+        ({**GOOD, "affiliation": "a\x01b"}, "affiliation", "control characters"),
         ({**GOOD, "shoe_size": "44"}, "shoe_size", "not a field"),
     ],
 )
