@@ -3,6 +3,9 @@ client commands stay light."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -35,6 +38,19 @@ def migrate(
         return
     upgrade(revision)
     typer.echo(f"database migrated to {revision}")
+
+
+def _prepare_multiprocess_metrics(data_dir: Path) -> None:
+    """With several workers each process keeps its own counters; prometheus_client's
+    multiprocess mode (files in a shared directory) lets any worker answer /metrics for all.
+    The directory is emptied at start: files left by a previous run would be counted again."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = (data_dir / "prometheus-multiproc").resolve()
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)  # inherited by the workers
 
 
 def serve(
@@ -73,6 +89,8 @@ def serve(
         raise typer.Exit(2)
     if migrate_first:
         upgrade("head")
+    if workers > 1:
+        _prepare_multiprocess_metrics(settings.data_dir)
     uvicorn.run(
         "app.asgi:app",
         host=host,
