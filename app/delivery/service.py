@@ -276,7 +276,8 @@ def _take_use(
             return
     uses = repo.take_use(session, jti, now=now)
     if uses is None:
-        # Revoked between the check above and now, or every use is taken.
+        if max_uses is None:  # revoked since the row was read
+            raise TokenInvalid("token has been revoked", code="token_revoked")
         raise TokenInvalid(f"token has been used {max_uses} times", code="token_uses_exhausted")
     data["uses"] = uses
 

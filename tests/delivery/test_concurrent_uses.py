@@ -75,7 +75,7 @@ def test_twenty_concurrent_redemptions_of_a_five_use_token(tmp_path: Path) -> No
             lock = threading.Lock()
 
             def redeem() -> None:
-                with httpx.Client(timeout=30) as c:
+                with httpx.Client(timeout=120) as c:
                     barrier.wait()
                     resp = c.get(
                         server.url + "/v1/files/acme/race/v1/w.bin", params={"token": token}
@@ -88,7 +88,7 @@ def test_twenty_concurrent_redemptions_of_a_five_use_token(tmp_path: Path) -> No
             for t in threads:
                 t.start()
             for t in threads:
-                t.join(60)
+                t.join(180)
         assert Counter(results) == {(200, "ok"): 5, (401, "token_uses_exhausted"): 15}
         engine = create_engine(db_url)
         try:
