@@ -9,6 +9,7 @@ a 302 to a presigned URL (S3, ``redirect`` mode) or the bytes streamed by the se
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -133,17 +134,26 @@ def answer(
     return response
 
 
-@router.api_route(
-    "/v1/files/{namespace}/{name}/{version}/{path:path}",
-    methods=["GET", "HEAD"],
+FILES_PATH = "/v1/files/{namespace}/{name}/{version}/{path:path}"
+FILES_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the file (proxy mode, filesystem store)"},
+    206: {"description": "part of the file (Range)"},
+    302: {"description": "redirect to a presigned URL (redirect mode)"},
+    304: {"description": "not modified (If-None-Match)"},
+    **problems(400, 401, 403, 404, 416, 422, 429),
+}
+
+
+# Two decorators rather than api_route(methods=[GET, HEAD]): FastAPI gives a multi-method
+# route a single operation id, which makes the OpenAPI document invalid (duplicate ids).
+@router.get(
+    FILES_PATH, response_class=Response, responses=FILES_RESPONSES, operation_id="download_file_get"
+)
+@router.head(
+    FILES_PATH,
     response_class=Response,
-    responses={
-        200: {"description": "the file (proxy mode, filesystem store)"},
-        206: {"description": "part of the file (Range)"},
-        302: {"description": "redirect to a presigned URL (redirect mode)"},
-        304: {"description": "not modified (If-None-Match)"},
-        **problems(400, 401, 403, 404, 416, 422, 429),
-    },
+    responses=FILES_RESPONSES,
+    operation_id="download_file_head",
 )
 async def download(
     namespace: str, name: str, version: str, path: str, request: Request

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from starlette.responses import Response, StreamingResponse
 
 from app.storage import ObjectStore
+from app.storage.disposition import content_disposition
 
 CHUNK = 1024 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -75,12 +75,6 @@ def plan_range(headers: Mapping[str, str], *, size: int, sha256: str) -> RangePl
     if start >= size:
         return RangePlan(416)
     return RangePlan(206, start, end)
-
-
-def content_disposition(filename: str) -> str:
-    name = filename.rsplit("/", 1)[-1]
-    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def file_headers(*, sha256: str, size: int, filename: str) -> dict[str, str]:

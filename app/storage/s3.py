@@ -25,6 +25,7 @@ from app.storage.base import (
     StoredBlob,
     object_key,
 )
+from app.storage.disposition import content_disposition
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -239,13 +240,12 @@ class S3Store:
             raise StorageError("object store delete failed") from e
 
     def presign_get(self, sha256: str, *, expires_in: int, filename: str) -> str | None:
-        safe = filename.replace('"', "").replace("\\", "")
         return self.client.generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": self.bucket,
                 "Key": object_key(self.prefix, sha256),
-                "ResponseContentDisposition": f'attachment; filename="{safe}"',
+                "ResponseContentDisposition": content_disposition(filename),
             },
             ExpiresIn=max(1, int(expires_in)),
         )

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.models import AuditEvent, Component, Grant, IssuedToken, User
+from app.storage.disposition import content_disposition
 from tests.tokens.world import World, bearer
 
 URL = "/v1/files/acme/atlas-7b/v1/"
@@ -119,12 +120,12 @@ def test_redirect_to_presigned_url_bounded_by_token_and_fetchable(
     query = parse_qs(urlsplit(location).query)
     # The token has 90 s left: the URL may not outlive it (and never lives past 5 min).
     assert query["X-Amz-Expires"] == ["90"]
-    assert query["response-content-disposition"] == ['attachment; filename="model.safetensors"']
+    assert query["response-content-disposition"] == [content_disposition("model.safetensors")]
     assert location not in resp.text
     fetched = httpx.get(location)
     assert fetched.status_code == 200
     assert sha(fetched.content) == sha(world.files["model.safetensors"])
-    assert fetched.headers["content-disposition"] == 'attachment; filename="model.safetensors"'
+    assert fetched.headers["content-disposition"] == content_disposition("model.safetensors")
 
 
 @pytest.mark.parametrize("store", ["s3"], indirect=True)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.clock import FixedClock
 from app.models import AuditEvent
 from app.storage import ObjectStore
+from app.storage.disposition import content_disposition
 from tests.factories.catalogue import Published, publish_release, sha256
 from tests.hfcompat.conftest import CONFIG, MODEL, WEIGHTS, grant
 
@@ -108,7 +109,7 @@ def test_redirect_mode_302_carries_every_header_and_a_short_presigned_url(
         location = r.headers["location"]
         query = parse_qs(urlparse(location).query)
         assert int(query["X-Amz-Expires"][0]) <= 120
-        assert query["response-content-disposition"] == ['attachment; filename="config.json"']
+        assert query["response-content-disposition"] == [content_disposition("config.json")]
     # The presigned URL really serves the file (moto's S3 over HTTP).
     assert httpx.get(location).content == CONFIG
     assert [e.data["mode"] for e in events(db)] == ["redirect", "redirect"]

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from app.storage import HashMismatch, ObjectStore, StorageError, StoredBlob, TooLarge
+from app.storage.disposition import content_disposition
 from app.storage.filesystem import FilesystemStore
 from app.storage.s3 import S3Store, part_size
 from tests.storage.inventory import address, contents, pending_multipart
@@ -237,7 +238,7 @@ def test_s3_presigned_url_serves_the_bytes_with_the_filename(store: ObjectStore)
     resp = httpx.get(url)
     assert resp.status_code == 200
     assert resp.content == data
-    assert resp.headers["content-disposition"] == 'attachment; filename="model 1.safetensors"'
+    assert resp.headers["content-disposition"] == content_disposition('model "1".safetensors')
 
 
 def test_s3_check_fails_for_a_missing_bucket(s3_endpoint: str) -> None:
