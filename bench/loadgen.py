@@ -15,6 +15,7 @@ import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -111,8 +112,9 @@ async def _run(
 
 
 def _child(
-    args: tuple[str, int, list[bytes], int, float, float], out: multiprocessing.Queue
-) -> None:  # type: ignore[type-arg]
+    args: tuple[str, int, list[bytes], int, float, float],
+    out: multiprocessing.Queue[Any],
+) -> None:
     import uvloop
 
     out.put(uvloop.run(_run(*args)))

@@ -269,7 +269,7 @@ def step_costs(db_url: str, env: dict[str, str], token: str, n: int) -> dict[str
     from app.storage import open_store
     from app.tokens.keys import load_key_set
 
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     keys = load_key_set(settings, now=SystemClock().now())
     store = open_store(settings)
     engine = make_engine(db_url)
@@ -463,12 +463,16 @@ def main() -> None:
             fs_env = {**env, "WEIGHTGATE_STORAGE_URL": fs_root.as_uri()}
             with (
                 serve("app.asgi:app", fs_env, log, "/healthz") as server,
-                serve("bench.bare_app:app", {"BENCH_FS_ROOT": str(fs_root)}, log, "/bare") as bare,
+                serve(
+                    "bench.bare_app:app", {"BENCH_FS_ROOT": str(fs_root)}, log, "/bare"
+                ) as bare_fs,
             ):
                 # Alternated, so drifting background load falls on both alike.
                 for _ in range(args.rounds):
                     ours = stream_http(server.url + file_url, big_sha, size, 1, server.pid)
-                    theirs = stream_http(f"{bare.url}/direct/{big_sha}", big_sha, size, 1, bare.pid)
+                    theirs = stream_http(
+                        f"{bare_fs.url}/direct/{big_sha}", big_sha, size, 1, bare_fs.pid
+                    )
                     streams["fs proxy"] = best_of(streams.get("fs proxy"), ours)
                     streams["fs bare route"] = best_of(streams.get("fs bare route"), theirs)
             streams["fs local read"] = stream_local(
@@ -483,7 +487,7 @@ def main() -> None:
 
 def report(
     args: argparse.Namespace,
-    r: dict[str, LoadResult],
+    r: dict[str, Measured],
     steps: dict[str, float],
     s: dict[str, Stream],
 ) -> str:

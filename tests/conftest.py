@@ -39,7 +39,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     (not skipped) on SQLite, and the PostgreSQL pass fails if any of them fails."""
     if backend() != "sqlite":
         return
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         (drop if item.get_closest_marker("own_database") else keep).append(item)
     if drop:
