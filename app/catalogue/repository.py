@@ -64,14 +64,20 @@ def releases_page(
     return session.scalars(q).all()
 
 
-def release_stats(session: Session, release_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+def release_stats(
+    session: Session, release_ids: Sequence[int], *, component_ids: Sequence[int] | None = None
+) -> dict[int, tuple[int, int]]:
+    """File count and total size per release; only over ``component_ids`` when given."""
     if not release_ids:
         return {}
-    rows = session.execute(
+    q = (
         select(ReleaseFile.release_id, func.count(), func.coalesce(func.sum(ReleaseFile.size), 0))
         .where(ReleaseFile.release_id.in_(release_ids))
         .group_by(ReleaseFile.release_id)
-    ).all()
+    )
+    if component_ids is not None:
+        q = q.where(ReleaseFile.component_id.in_(component_ids))
+    rows = session.execute(q).all()
     return {rid: (int(n), int(total)) for rid, n, total in rows}
 
 

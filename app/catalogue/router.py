@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.access.auth import AdminDep, PrincipalDep
+from app.access.principals import Principal
 from app.access.tiers import Tier
 from app.catalogue import repository as repo
 from app.catalogue import schemas, service, uploads
@@ -171,7 +173,7 @@ def list_releases(
     clock: ClockDep,
     page: PageDep,
 ) -> Page[schemas.ReleaseOut]:
-    model, _ = visible_model(session, principal, namespace, name, now=clock.now())
+    model, clearance = visible_model(session, principal, namespace, name, now=clock.now())
     rels = repo.releases_page(
         session, model.id, after=page.after, limit=page.limit, published_only=not principal.is_admin
     )
@@ -180,7 +182,7 @@ def list_releases(
         # A release whose components are all still internal answers like an unknown one.
         announced = announced_release_ids(session, rels, now=clock.now())
         rels = [r for r in rels if r.id in announced]
-    stats = repo.release_stats(session, [r.id for r in rels])
+    stats = visible_stats(session, principal, clearance, rels, clock)
     return Page(items=[release_out(model, r, stats.get(r.id)) for r in rels], next_cursor=nxt)
 
 
@@ -193,9 +195,29 @@ def get_release(
     principal: PrincipalDep,
     clock: ClockDep,
 ) -> schemas.ReleaseOut:
-    model, _ = visible_model(session, principal, namespace, name, now=clock.now())
+    model, clearance = visible_model(session, principal, namespace, name, now=clock.now())
     rel = visible_release(session, principal, model, version, now=clock.now())
-    return release_out(model, rel, repo.release_stats(session, [rel.id]).get(rel.id))
+    stats = visible_stats(session, principal, clearance, [rel], clock)
+    return release_out(model, rel, stats.get(rel.id))
+
+
+def visible_stats(
+    session: Session,
+    principal: Principal,
+    clearance: Tier,
+    rels: Sequence[Release],
+    clock: ClockDep,
+) -> dict[int, tuple[int, int]]:
+    """File count and size per release, over what the caller may download now: the size of
+    a component still under embargo is not the caller's to know."""
+    ids = [r.id for r in rels]
+    if principal.is_admin:
+        return repo.release_stats(session, ids)
+    views = view_components(
+        session, repo.components_for_releases(session, ids), clearance=clearance, now=clock.now()
+    )
+    allowed = [v.component.id for v in views if v.downloadable]
+    return repo.release_stats(session, ids, component_ids=allowed)
 
 
 @router.post(RELEASE + "/publish", responses=problems(401, 403, 404, 409))

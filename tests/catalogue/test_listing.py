@@ -185,3 +185,30 @@ def test_manifest_shows_each_caller_only_what_it_may_download(
     assert check(client.get("/v1/models/acme/atlas-7b/releases/main/manifest"), 200) == anon
     by_rev = check(client.get(f"/v1/models/acme/atlas-7b/releases/{pub.revision}/manifest"), 200)
     assert by_rev == anon
+
+
+def test_release_sizes_count_only_what_the_caller_may_download(
+    client: TestClient, admin_headers: dict[str, str], clock: FixedClock
+) -> None:
+    """The size of a component still under embargo is not an outsider's to know."""
+    past = clock.now() - timedelta(days=1)
+    future = clock.now() + timedelta(days=30)
+    publish_release(
+        client,
+        admin_headers,
+        components={
+            "tokenizer": [("open", past)],
+            "weights": [("partner", past), ("open", future)],
+        },
+        files={"tokenizer.json": ("tokenizer", b"t" * 10), "model.bin": ("weights", b"w" * 5000)},
+    )
+    url = "/v1/models/acme/atlas-7b/releases/v1"
+    admin = check(client.get(url, headers=admin_headers), 200)
+    assert (admin["file_count"], admin["total_size"]) == (2, 5010)
+    anonymous = check(client.get(url), 200)
+    assert (anonymous["file_count"], anonymous["total_size"]) == (1, 10)
+    listed = check(client.get("/v1/models/acme/atlas-7b/releases"), 200)["items"]
+    assert [(r["file_count"], r["total_size"]) for r in listed] == [(1, 10)]
+    clock.set(future)
+    opened = check(client.get(url), 200)
+    assert (opened["file_count"], opened["total_size"]) == (2, 5010)
