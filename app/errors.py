@@ -21,6 +21,7 @@ presigned URLs, SQL).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -168,11 +169,6 @@ def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]
     ]
 
 
-async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
-    return problem_response(exc)
-
-
 async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _clean_validation_errors(exc)
@@ -211,8 +207,18 @@ async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(cls(detail, code=code, headers=dict(exc.headers or {})))
 
 
-def register_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error_handler)
+def register_error_handlers(
+    app: FastAPI, *, observe: Callable[[AppError], None] | None = None
+) -> None:
+    """Render every error as problem+json; ``observe`` sees each AppError first (metrics)."""
+
+    async def app_error_handler(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AppError)
+        if observe is not None:
+            observe(exc)
+        return problem_response(exc)
+
+    app.add_exception_handler(AppError, app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
 

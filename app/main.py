@@ -10,8 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from app import __version__
 from app.access.router import router as access_router
@@ -20,7 +19,7 @@ from app.catalogue.router import router as catalogue_router
 from app.clock import Clock, SystemClock
 from app.db import make_engine, make_sessionmaker
 from app.delivery.router import router as delivery_router
-from app.errors import AppError, problem_response, register_error_handlers
+from app.errors import AppError, register_error_handlers
 from app.hfcompat.router import router as hf_router
 from app.http_guard import RefuseNulInUrl
 from app.observability.logging import configure_logging
@@ -90,8 +89,7 @@ def create_app(
     app.state.database_metrics = DatabaseCollector(app.state.probe_engine, app.state.clock.now)
 
     configure_logging(settings)
-    register_error_handlers(app)
-    app.add_exception_handler(AppError, _counting_app_error_handler)
+    register_error_handlers(app, observe=_count_denial)
     app.add_middleware(RefuseNulInUrl)
     # Added last = outermost: even refused URLs get a request id and are counted.
     app.add_middleware(RequestObservability)
@@ -108,12 +106,10 @@ def create_app(
     return app
 
 
-async def _counting_app_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    """The problem+json answer, plus the denial counter for 401/403/429 (by stable code)."""
-    assert isinstance(exc, AppError)
+def _count_denial(exc: AppError) -> None:
+    """Denials (401/403/429) are counted by their stable code."""
     if exc.status in (401, 403, 429):
         count_denial(exc.code)
-    return problem_response(exc)
 
 
 @asynccontextmanager

@@ -144,18 +144,18 @@ def visible_release(
     model: Model,
     version: str,
     *,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Release:
     """A release by version, revision id, or ``main`` (latest published).
 
-    Non-staff see only published releases; given ``now`` (callers should always pass it),
-    also only *announced* ones — a release whose components are all still ``internal``
-    answers exactly like an unknown version, and ``main`` is the latest announced release.
+    Non-staff see only published, *announced* releases: a release whose components are all
+    still ``internal`` answers exactly like an unknown version, and ``main`` is the latest
+    announced release.
     """
     staff = principal.is_admin
     rel: Release | None
     if version == "main":
-        if staff or now is None:
+        if staff:
             rel = repo.latest_published(session, model.id)
         else:
             published = _published_releases(session, [model.id])
@@ -167,10 +167,7 @@ def visible_release(
             rel = repo.release_by_revision(session, model.id, version)
     hidden = rel is None or (
         not staff
-        and (
-            rel.status != "published"
-            or (now is not None and not announced_release_ids(session, [rel], now=now))
-        )
+        and (rel.status != "published" or not announced_release_ids(session, [rel], now=now))
     )
     if hidden or rel is None:
         raise NotFound(f"release {version} of {model.repo_id} not found", code="release_not_found")

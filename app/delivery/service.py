@@ -21,7 +21,6 @@ per-address quota. Every outcome, success or refusal, is an audit event.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,11 +44,6 @@ from app.tokens.codec import SignedButRefused
 from app.tokens.entitlement import refusal, usable_clearance
 
 Mode = Literal["redirect", "proxy"]
-
-# botocore logs the canonical request and the signature of every presigned URL at DEBUG:
-# together they are the URL, a bearer credential. Keep that logger quiet even when an
-# operator turns everything else up to DEBUG.
-logging.getLogger("botocore.auth").setLevel(logging.INFO)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def replica_name(settings: Settings) -> str:
 
 
 class SchedulerAlreadyRunning(RuntimeError):
-    pass
+    """Another process already runs the scheduler on this SQLite database."""
 
 
 class SqliteSchedulerLock:

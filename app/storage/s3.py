@@ -9,6 +9,7 @@ content address and the staging object is deleted. Nothing unverified is ever vi
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,14 @@ def part_size(chunk: int, max_bytes: int | None) -> int:
         per_part = -(-max_bytes // MAX_PARTS)  # ceiling division
         size = -(-per_part // mib) * mib
     return size
+
+
+log = logging.getLogger(__name__)
+
+# botocore logs the canonical request and the signature of every presigned URL at DEBUG:
+# together they are the URL, a bearer credential. Keep that logger quiet even when an
+# operator turns everything else up to DEBUG; this module is where presigning happens.
+logging.getLogger("botocore.auth").setLevel(logging.INFO)
 
 
 def _is_missing(err: ClientError) -> bool:
@@ -162,7 +171,7 @@ class S3Writer:
             self._s.client.delete_object(Bucket=self._s.bucket, Key=self._staging_key)
         except (BotoCoreError, ClientError):
             # Best effort: a bucket lifecycle rule on staging/ collects what is left.
-            pass
+            log.warning("storage.staging_cleanup_failed", extra={"key": self._staging_key})
 
 
 class S3Store:
