@@ -38,8 +38,8 @@ import psutil
 
 # Run as a script (python bench/download.py): make the repository importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.embedded import start_embedded
 from bench.results import machine, write_section
-from bench.upload import free_port, wait_ready
 
 MiB = 1024 * 1024
 BIN = Path(sys.executable).parent
@@ -78,39 +78,20 @@ def child_cpu() -> float:
 
 
 def start_server(workdir: Path, n_files: int, size: int) -> tuple[Server, dict[str, str]]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "WEIGHTGATE_DATA_DIR": str(workdir / "var"),
-        "WEIGHTGATE_ENVIRONMENT": "development",
-        "WEIGHTGATE_LOG_LEVEL": "warning",
-        "WEIGHTGATE_SCHEDULER_ENABLED": "false",
-        # The bench downloads far more than an anonymous caller may per minute by default.
-        "WEIGHTGATE_QUOTA_ANONYMOUS_PER_MINUTE": "0",
-    }
-    for k in ("WEIGHTGATE_DATABASE_URL", "WEIGHTGATE_STORAGE_URL"):
-        env.pop(k, None)  # the embedded defaults: SQLite + ./var/objects
-    made = subprocess.run(
-        [str(BIN / "weightgate"), "admin", "create-user", "--email=b@x.org", "--role=admin"],
-        env=env,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=True,
+    embedded = start_embedded(
+        workdir,
+        {
+            "WEIGHTGATE_SCHEDULER_ENABLED": "false",
+            # The bench downloads far more than an anonymous caller may per minute by default.
+            "WEIGHTGATE_QUOTA_ANONYMOUS_PER_MINUTE": "0",
+        },
     )
-    key = made.stdout.strip().splitlines()[-1]
-    log = (workdir / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(BIN / "weightgate"), "serve", "--port", str(port), "--no-migrate"],
-        env=env,
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    wait_ready(url, proc)
-    files = publish(url, key, n_files, size)
-    return Server(url, proc, files, n_files * size), env
+    try:
+        files = publish(embedded.url, embedded.admin_key, n_files, size)
+    except BaseException:
+        embedded.stop()
+        raise
+    return Server(embedded.url, embedded.proc, files, n_files * size), embedded.env
 
 
 def publish(url: str, key: str, n_files: int, size: int) -> dict[str, str]:

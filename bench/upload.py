@@ -15,8 +15,6 @@ import argparse
 import contextlib
 import hashlib
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,18 +28,12 @@ import psutil
 
 # Run as a script (python bench/upload.py): make the repository importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.embedded import start_embedded
 from bench.results import machine, write_section
 
 MiB = 1024 * 1024
 CHUNK = MiB
 LIMIT_MB = 300  # what the issue asks of the upload path
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def generated(seed: bytes, total: int) -> Iterator[bytes]:
@@ -105,60 +97,11 @@ class Result:
     sha256_ok: bool
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("server did not start")
-
-
 def run(size: int, workdir: Path) -> Result:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "WEIGHTGATE_DATA_DIR": str(workdir / "var"),
-        "WEIGHTGATE_ENVIRONMENT": "development",
-        "WEIGHTGATE_LOG_LEVEL": "warning",
-    }
-    for k in ("WEIGHTGATE_DATABASE_URL", "WEIGHTGATE_STORAGE_URL"):
-        env.pop(k, None)  # the embedded defaults: SQLite + ./var/objects
-    made = subprocess.run(
-        [
-            str(BIN / "weightgate"),
-            "admin",
-            "create-user",
-            "--email",
-            "bench@example.org",
-            "--role",
-            "admin",
-        ],
-        env=env,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    key = made.stdout.strip().splitlines()[-1]
-    log = (workdir / "server.log").open("wb")
-    server = subprocess.Popen(
-        [str(BIN / "weightgate"), "serve", "--port", str(port), "--no-migrate"],
-        env=env,
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    server = start_embedded(workdir)
     try:
-        wait_ready(url, server)
-        headers = {"Authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=url, headers=headers, timeout=600) as http:
+        headers = {"Authorization": f"Bearer {server.admin_key}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=600) as http:
             for method, path, body in (
                 ("POST", "/v1/models", {"id": "bench/upload"}),
                 ("POST", "/v1/models/bench/upload/releases", {"version": "v1"}),
@@ -168,7 +111,7 @@ def run(size: int, workdir: Path) -> Result:
             print(f"hashing {size / MiB:.0f} MiB of generated data ...", flush=True)
             seed = os.urandom(CHUNK)
             sha = sha256_of(seed, size)
-            sampler = RssSampler(server.pid)
+            sampler = RssSampler(server.proc.pid)
             baseline = sampler.rss()
             sampler.start()
             print("uploading ...", flush=True)
@@ -192,12 +135,7 @@ def run(size: int, workdir: Path) -> Result:
             sha256_ok=body["sha256"] == sha and body["size"] == size,
         )
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        server.stop()
 
 
 def report(r: Result) -> str:
