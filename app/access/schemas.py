@@ -23,13 +23,10 @@ from app.inputs import StrictInput
 MAX_BULK = 5000
 
 
-Strict = StrictInput
-
-
 # --- users and API keys -----------------------------------------------------------------
 
 
-class RegisterIn(Strict):
+class RegisterIn(StrictInput):
     email: str = Field(max_length=320)
     name: str = Field(default="", max_length=200)
 
@@ -60,7 +57,7 @@ class MeOut(BaseModel):
     )
 
 
-class ApiKeyCreate(Strict):
+class ApiKeyCreate(StrictInput):
     name: str = Field(default="", max_length=100)
     expires_at: AwareDatetime | None = None
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
@@ -89,18 +86,18 @@ class ApiKeyCreated(ApiKeyOut):
 # --- partners -----------------------------------------------------------------------------
 
 
-class AgreementIn(Strict):
+class AgreementIn(StrictInput):
     model: str = Field(max_length=193, examples=["acme/atlas-7b"])
     ends_at: AwareDatetime | None = None
 
 
-class PartnerCreate(Strict):
+class PartnerCreate(StrictInput):
     name: str = Field(min_length=1, max_length=200)
     models: list[str | AgreementIn] = Field(default_factory=list, max_length=1000)
     secret_expires_at: AwareDatetime | None = None
 
 
-class PartnerPatch(Strict):
+class PartnerPatch(StrictInput):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     models: list[str | AgreementIn] | None = Field(
         default=None,
@@ -140,7 +137,7 @@ class PartnerWithSecret(PartnerOut):
 # --- access requests and grants -----------------------------------------------------------
 
 
-class AccessRequestCreate(Strict):
+class AccessRequestCreate(StrictInput):
     answers: dict[StrictStr, StrictStr | StrictBool] = Field(default_factory=dict, max_length=32)
     accept_license: bool
     license_sha256: str | None = Field(
@@ -168,15 +165,15 @@ class AccessRequestOut(BaseModel):
     decided_by: int | None
 
 
-class ApproveIn(Strict):
+class ApproveIn(StrictInput):
     reason: str | None = Field(default=None, max_length=2000)
 
 
-class DenyIn(Strict):
+class DenyIn(StrictInput):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class BulkDecision(Strict):
+class BulkDecision(StrictInput):
     action: Literal["approve", "deny"]
     ids: list[IdField] = Field(min_length=1, max_length=MAX_BULK)
     reason: str | None = Field(default=None, max_length=2000)

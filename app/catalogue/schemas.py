@@ -10,10 +10,8 @@ from pydantic import AwareDatetime, BaseModel, Field
 from app.access.tiers import Tier
 from app.inputs import StrictInput
 
-Strict = StrictInput
 
-
-class RequestField(Strict):
+class RequestField(StrictInput):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     type: Literal["text", "email", "select", "checkbox", "country"] = "text"
     label: str = Field(default="", max_length=200)
@@ -21,7 +19,7 @@ class RequestField(Strict):
     options: list[str] = Field(default_factory=list, max_length=100)
 
 
-class ModelCreate(Strict):
+class ModelCreate(StrictInput):
     id: str = Field(max_length=193, examples=["acme/atlas-7b"])
     display_name: str = Field(default="", max_length=200)
     description: str = Field(default="", max_length=20_000)
@@ -30,7 +28,7 @@ class ModelCreate(Strict):
     request_fields: list[RequestField] = Field(default_factory=list, max_length=32)
 
 
-class ModelPatch(Strict):
+class ModelPatch(StrictInput):
     display_name: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=20_000)
     license: str | None = Field(default=None, max_length=200_000)
@@ -52,7 +50,7 @@ class ModelOut(BaseModel):
     clearance: Tier | None = None
 
 
-class ReleaseCreate(Strict):
+class ReleaseCreate(StrictInput):
     version: str = Field(max_length=64)
     notes: str = Field(default="", max_length=20_000)
 
@@ -75,7 +73,7 @@ class PublishOut(BaseModel):
     published_at: datetime
 
 
-class StageIn(Strict):
+class StageIn(StrictInput):
     tier: Tier
     at: AwareDatetime
 
@@ -85,7 +83,7 @@ class StageOut(BaseModel):
     at: datetime
 
 
-class ComponentCreate(Strict):
+class ComponentCreate(StrictInput):
     name: str = Field(max_length=64)
     schedule: list[StageIn] = Field(default_factory=list, max_length=16)
 

@@ -14,15 +14,12 @@ from app.schedule.rules import MAX_STAGES
 StageStateName = Literal["past", "upcoming", "held", "capped"]
 
 
-Strict = StrictInput
-
-
-class StageIn(Strict):
+class StageIn(StrictInput):
     tier: Tier
     at: AwareDatetime
 
 
-class ScheduleIn(Strict):
+class ScheduleIn(StrictInput):
     schedule: list[StageIn] = Field(
         max_length=MAX_STAGES,
         description="the whole schedule: stages already past must be repeated unchanged",
@@ -30,22 +27,22 @@ class ScheduleIn(Strict):
     reason: str | None = Field(default=None, max_length=2000)
 
 
-class HoldIn(Strict):
+class HoldIn(StrictInput):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class ResumeIn(Strict):
+class ResumeIn(StrictInput):
     reason: str | None = Field(default=None, max_length=2000)
 
 
-class LiftIn(Strict):
+class LiftIn(StrictInput):
     tier: Tier | None = Field(
         default=None, description="open to this tier now; default: the next stage's tier"
     )
     reason: str | None = Field(default=None, max_length=2000)
 
 
-class RestrictIn(Strict):
+class RestrictIn(StrictInput):
     tier: Tier = Field(description="the emergency ceiling: internal, partner or research")
     reason: str = Field(min_length=1, max_length=2000)
 
