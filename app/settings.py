@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # PostgreSQL only: commit download records without waiting for the WAL flush. Faster
     # redemptions; a database crash can lose the last ~0.6 s of them (docs/tokens.md).
     delivery_async_commit: bool = False
+    # Downloads arriving together are decided in one transaction (app/delivery/group_commit.py);
+    # at most this many per transaction.
+    delivery_max_batch: int = Field(default=64, ge=1, le=1000)
 
     quota_tokens_per_minute: int = 120
     quota_bytes_per_day: int = 10 * 1024**4

@@ -263,10 +263,12 @@ def step_costs(db_url: str, env: dict[str, str], token: str, n: int) -> dict[str
     from app.clock import SystemClock
     from app.context import RequestContext
     from app.db import make_engine, make_sessionmaker
+    from app.delivery.presign import PresignCache
     from app.delivery.router import verified_claims
-    from app.delivery.service import FileAddress, authorize
+    from app.delivery.service import FileAddress, Redemption, redeem
     from app.settings import Settings
     from app.storage import open_store
+    from app.tokens.codec import clear_signature_cache
     from app.tokens.keys import load_key_set
 
     settings = Settings(_env_file=None)
@@ -288,43 +290,43 @@ def step_costs(db_url: str, env: dict[str, str], token: str, n: int) -> dict[str
 
     claims = verified_claims(token, keys=keys, settings=settings, now=SystemClock().now())
     sha = hashlib.sha256(b"x").hexdigest()
+
+    def batch(k: int) -> Callable[[], object]:
+        def run() -> object:
+            now = SystemClock().now()
+            one = Redemption(claims, address, "GET", {}, "redirect", now, ctx)
+            return redeem(sessions, [one] * k, settings=settings)
+
+        return run
+
+    def uncached_verify() -> object:
+        clear_signature_cache()
+        return verified_claims(token, keys=keys, settings=settings, now=SystemClock().now())
+
+    cache = PresignCache()
     out = {
-        "verify the token (ES256 + claims)": timed(
+        "verify the token, first time (ES256 + claims)": timed(uncached_verify),
+        "verify the token again (signature cached, claims checked)": timed(
             lambda: verified_claims(token, keys=keys, settings=settings, now=SystemClock().now())
         ),
-        "database unit (re-checks, use, quota, audit, commit)": timed(
-            lambda: authorize(
-                sessions,
-                claims=claims,
-                address=address,
-                method="GET",
-                headers={},
-                mode="redirect",
-                settings=settings,
-                now=SystemClock().now(),
-                ctx=ctx,
-            )
-        ),
+        "database, batch of 1 (re-checks, use, quota, audit, commit)": timed(batch(1)),
+        "database, batch of 16, per redemption": timed(batch(16)) / 16,
         "presign the S3 URL (boto3 SigV4)": timed(
             lambda: store.presign_get(sha, expires_in=300, filename=SMALL)
         ),
-    }
-    out["SQL statements per redemption"] = float(
-        count_statements(
-            engine,
-            lambda: authorize(
-                sessions,
-                claims=claims,
-                address=address,
-                method="GET",
-                headers={},
-                mode="redirect",
-                settings=settings,
+        "presigned URL from the cache": timed(
+            lambda: cache.url(
+                store,
+                sha256=sha,
+                filename=SMALL,
                 now=SystemClock().now(),
-                ctx=ctx,
-            ),
-        )
-    )
+                cap_seconds=300,
+                not_after=None,
+            )
+        ),
+    }
+    out["SQL statements per batch of 1"] = float(count_statements(engine, batch(1)))
+    out["SQL statements per batch of 16"] = float(count_statements(engine, batch(16)))
     engine.dispose()
     return out
 

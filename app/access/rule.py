@@ -3,19 +3,20 @@
 Clearance: admins → internal; a partner whose agreement covers the model (not ended, partner
 not disabled) → partner; a user with an active grant → research; everyone else → open.
 
-The decision itself (:func:`clearance_of`) is pure; :func:`clearance_for` and
-:func:`clearances_for` only look up the two facts it needs, with indexed single-row (or
-one ``IN``) queries, so its cost does not grow with the number of grants, users or models.
+The decision itself (:func:`clearance_of`, :meth:`Holdings.clearance`) is pure;
+:func:`holdings` only looks up the two facts it needs, with one indexed ``IN`` query per
+principal kind, so its cost does not grow with the number of grants, users or models, and a
+batch of downloads by many principals (:mod:`app.delivery.service`) asks once for all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from app.access.principals import Principal
 from app.access.tiers import Tier, may_download
@@ -34,11 +35,72 @@ def clearance_of(principal: Principal, *, covered: bool, granted: bool) -> Tier:
     return Tier.OPEN
 
 
-def _agreement_live(now: datetime) -> list[ColumnElement[bool]]:
-    return [
-        or_(PartnerAgreement.ends_at.is_(None), PartnerAgreement.ends_at > now),
-        Partner.disabled_at.is_(None),
-    ]
+@dataclass(frozen=True)
+class Holdings:
+    """What some principals hold on some models: live grants and partner agreements.
+
+    Loaded with one query per principal kind (:func:`holdings`), whatever the number of
+    principals and models; deciding from it is pure, at any ``now``.
+    """
+
+    grants: frozenset[tuple[int, int]] = frozenset()  # (user_id, model_id), not revoked
+    # (partner_id, model_id) → the agreements' (ends_at, partner disabled)
+    agreements: Mapping[tuple[int, int], tuple[tuple[datetime | None, bool], ...]] = field(
+        default_factory=dict
+    )
+
+    def clearance(self, principal: Principal, model_id: int, now: datetime) -> Tier:
+        covered = granted = False
+        if principal.kind == "partner" and principal.id is not None:
+            covered = any(
+                not disabled and (ends_at is None or ends_at > now)
+                for ends_at, disabled in self.agreements.get((principal.id, model_id), ())
+            )
+        elif principal.kind == "user" and principal.id is not None:
+            granted = (principal.id, model_id) in self.grants
+        return clearance_of(principal, covered=covered, granted=granted)
+
+
+# Built once: the redemption path asks on every download, and building a select() costs
+# more CPU than running it.
+_GRANTS = select(Grant.user_id, Grant.model_id).where(
+    Grant.user_id.in_(bindparam("uids", expanding=True)),
+    Grant.model_id.in_(bindparam("mids", expanding=True)),
+    Grant.revoked_at.is_(None),
+)
+_AGREEMENTS = (
+    select(
+        PartnerAgreement.partner_id,
+        PartnerAgreement.model_id,
+        PartnerAgreement.ends_at,
+        Partner.disabled_at,
+    )
+    .join(Partner, Partner.id == PartnerAgreement.partner_id)
+    .where(
+        PartnerAgreement.partner_id.in_(bindparam("pids", expanding=True)),
+        PartnerAgreement.model_id.in_(bindparam("mids", expanding=True)),
+    )
+)
+
+
+def holdings(
+    session: Session,
+    *,
+    user_ids: Iterable[int] = (),
+    partner_ids: Iterable[int] = (),
+    model_ids: Iterable[int],
+) -> Holdings:
+    """Grants of ``user_ids`` and agreements of ``partner_ids`` on ``model_ids``."""
+    mids, uids, pids = sorted(set(model_ids)), sorted(set(user_ids)), sorted(set(partner_ids))
+    conn = session.connection()
+    grants: frozenset[tuple[int, int]] = frozenset()
+    agreements: dict[tuple[int, int], tuple[tuple[datetime | None, bool], ...]] = {}
+    if mids and uids:
+        grants = frozenset((u, m) for u, m in conn.execute(_GRANTS, {"uids": uids, "mids": mids}))
+    if mids and pids:
+        for p, m, ends_at, disabled_at in conn.execute(_AGREEMENTS, {"pids": pids, "mids": mids}):
+            agreements[(p, m)] = (*agreements.get((p, m), ()), (ends_at, disabled_at is not None))
+    return Holdings(grants, agreements)
 
 
 def clearance_for(session: Session, principal: Principal, model_id: int, *, now: datetime) -> Tier:
@@ -50,37 +112,15 @@ def clearances_for(
 ) -> dict[int, Tier]:
     """Clearance for each model, with at most one query whatever the number of models."""
     ids = list(dict.fromkeys(model_ids))
-    held: set[int] = set()
-    if ids and principal.kind == "partner" and principal.id is not None:
-        held = set(
-            session.scalars(
-                select(PartnerAgreement.model_id)
-                .join(Partner, Partner.id == PartnerAgreement.partner_id)
-                .where(
-                    PartnerAgreement.partner_id == principal.id,
-                    PartnerAgreement.model_id.in_(ids),
-                    *_agreement_live(now),
-                )
-            )
+    held = Holdings()
+    if ids and principal.id is not None and not principal.is_admin:
+        held = holdings(
+            session,
+            user_ids=[principal.id] if principal.kind == "user" else [],
+            partner_ids=[principal.id] if principal.kind == "partner" else [],
+            model_ids=ids,
         )
-    elif ids and principal.kind == "user" and principal.id is not None and not principal.is_admin:
-        held = set(
-            session.scalars(
-                select(Grant.model_id).where(
-                    Grant.user_id == principal.id,
-                    Grant.model_id.in_(ids),
-                    Grant.revoked_at.is_(None),
-                )
-            )
-        )
-    return {
-        m: clearance_of(
-            principal,
-            covered=principal.kind == "partner" and m in held,
-            granted=principal.kind == "user" and m in held,
-        )
-        for m in ids
-    }
+    return {m: held.clearance(principal, m, now) for m in ids}
 
 
 def component_allows(state: ScheduleState, clearance: Tier, now: datetime) -> bool:

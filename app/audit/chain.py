@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -40,19 +41,29 @@ class HashedFields(Protocol):
 
 
 def event_hash(event: HashedFields, prev_hash: str) -> str:
-    body = {
-        "id": int(event.id),
-        "at": event.at.isoformat(timespec="microseconds"),
-        "actor": event.actor,
-        "action": event.action,
-        "target_type": event.target_type,
-        "target_id": event.target_id,
-        "outcome": event.outcome,
-        "before": event.before,
-        "after": event.after,
-        "data": event.data,
-        "client_addr": event.client_addr,
-        "request_id": event.request_id,
-    }
+    return fields_hash({name: getattr(event, name) for name in HASHED}, prev_hash)
+
+
+HASHED = (
+    "id",
+    "at",
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "outcome",
+    "before",
+    "after",
+    "data",
+    "client_addr",
+    "request_id",
+)
+
+
+def fields_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
+    """The hash of an event given as its :data:`HASHED` fields."""
+    body = {name: fields[name] for name in HASHED}
+    body["id"] = int(body["id"])
+    body["at"] = body["at"].isoformat(timespec="microseconds")
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{prev_hash}\n{text}".encode()).hexdigest()

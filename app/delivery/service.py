@@ -1,40 +1,48 @@
-"""Deciding a download: verify the token, re-check it and the access rule in the database,
+"""Deciding downloads: verify the token, re-check it and the access rule in the database,
 count the use, charge the quota, audit; then the router redirects or streams.
 
-:func:`authorize` runs as one short transaction in a worker thread (its own session,
-committed before any byte moves), so a long stream never holds a lock and the event loop
-never waits on the database. Re-checked at every redemption, in this order:
+Downloads are decided in batches (:mod:`app.delivery.group_commit`): :func:`redeem_batch`
+runs one short transaction for every request that arrived while the previous batch was being
+written, with the same number of statements for one request or a hundred, and commits
+before any of them is answered, so a long stream never holds a lock, the event loop never
+waits on the database, and nothing is served that is not on record. Each request is decided
+as if it had run alone, in arrival order. Re-checked at every redemption:
 
-1. the token (signature, claims; :mod:`app.tokens.codec`) and its scope against the URL;
-2. its row: known, a download token of the same subject, not revoked;
+1. the token (signature, claims; :mod:`app.tokens.codec`, done by the router) and its scope
+   against the URL;
+2. its row (locked for the batch): known, a download token of the same subject, not revoked;
 3. the file: exists in the token's release, whose revision is the token's, in a component
    the token covers;
 4. the holder: not disabled, and the access rule *now* (clearance now, schedule now, never
-   more than the token's tier) — so a token never outlives the permission that issued it;
-5. ``max_uses``: one conditional ``UPDATE`` takes a use; a Range request for a path this
-   token already started is a continuation and takes none;
-6. the bytes-per-day quota.
+   more than the token's tier), so a token never outlives the permission that issued it;
+5. ``max_uses`` (:mod:`app.tokens.uses`): a Range request for a path this token already
+   started is a continuation and takes no use;
+6. the bytes-per-day quota (:class:`app.tokens.quotas.Ledger`).
 
 Anonymous requests (no token) get files of components that are ``open`` now, under a
-per-address quota. Every outcome, success or refusal, is an audit event.
+per-address quota. Every outcome, success or refusal, is an audit event, tokens refused
+before the database included (:class:`RefusedToken`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.access.principals import Principal
-from app.access.rule import clearance_for
+from app.access.rule import Holdings, holdings
 from app.access.tiers import Tier
+from app.audit.service import NewEvent
 from app.context import RequestContext
 from app.delivery.streaming import RangePlan, plan_range
-from app.errors import AppError, NotFound, TokenInvalid, Unauthorized
+from app.errors import AppError, NotFound, ServiceUnavailable, TokenInvalid, Unauthorized
 from app.schedule.evaluate import ScheduleState, effective_tier
 from app.settings import Settings
 from app.tokens import events, quotas
@@ -42,8 +50,10 @@ from app.tokens import repository as repo
 from app.tokens.claims import DownloadClaims, FileRequest, parse_subject
 from app.tokens.codec import SignedButRefused
 from app.tokens.entitlement import refusal, usable_clearance
+from app.tokens.uses import Use, Uses
 
 Mode = Literal["redirect", "proxy"]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,105 +82,200 @@ class Authorized:
     token_expires: int | None  # the token's exp (epoch seconds); None when anonymous
 
 
+@dataclass(frozen=True)
+class Redemption:
+    """One download request: a verified token (or none, anonymous) and the file asked for."""
+
+    claims: DownloadClaims | None
+    address: FileAddress
+    method: str
+    headers: Mapping[str, str]  # Range, If-Range, If-None-Match
+    mode: Mode
+    now: datetime
+    ctx: RequestContext
+
+
+@dataclass(frozen=True)
+class RefusedToken:
+    """A request whose token failed verification: only its denial is left to record."""
+
+    error: TokenInvalid
+    address: FileAddress
+    method: str
+    now: datetime
+    ctx: RequestContext
+
+
+Request = Redemption | RefusedToken
+
+
 def _not_found(address: FileAddress) -> NotFound:
     return NotFound(
         f"no file {address.path!r} in {address.model} {address.version}", code="file_not_found"
     )
 
 
-def _state(
-    component_id: int, held_at: datetime | None, restricted: str | None, session: Session
-) -> ScheduleState:
-    return ScheduleState.of(repo.stages_of(session, component_id), held_at, restricted)
-
-
 def _sends_bytes(method: str, plan: RangePlan) -> bool:
     return method == "GET" and plan.status in (200, 206)
 
 
-def authorize(
-    sessions: sessionmaker[Session],
-    *,
-    claims: DownloadClaims | None,
-    address: FileAddress,
-    method: str,
-    headers: Mapping[str, str],
-    mode: Mode,
-    settings: Settings,
-    now: datetime,
-    ctx: RequestContext,
-) -> Authorized:
-    """Allow the download (committing its use, quota charge and audit event) or raise the
-    refusal (after committing its audit event)."""
-    actor = claims.sub if claims is not None else "anonymous"
-    data: dict[str, object] = {"method": method, "mode": mode, "path": address.path}
-    if claims is not None:
-        data["jti"] = claims.jti
-    with sessions() as session:
-        if settings.delivery_async_commit and session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+@dataclass
+class _Pending:
+    """A request that passed every check that does not count anything."""
+
+    item: Redemption
+    allowed: Authorized
+    data: dict[str, object]
+    jti: str | None = None  # a use to take (token downloads sending bytes)
+    charge: quotas.Charge | None = None
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the batch read, once for all its requests."""
+
+    tokens: Mapping[str, repo.TokenFacts]
+    files: Mapping[tuple[int, str], repo.FileFacts]
+    open_files: Mapping[int, repo.OpenFileFacts | None]  # by index of anonymous request
+    stages: Mapping[int, list[tuple[str, datetime]]]
+    held: Holdings
+
+    def state(
+        self, component_id: int, held_at: datetime | None, restricted: str | None
+    ) -> ScheduleState:
+        return ScheduleState.of(self.stages.get(component_id, []), held_at, restricted)
+
+
+def redeem(
+    sessions: sessionmaker[Session], requests: Sequence[Request], *, settings: Settings
+) -> list[Authorized | AppError]:
+    """:func:`redeem_batch` in a session of its own. If a batch fails in the database (a
+    deadlock with another replica's batch, a row one request trips over), each request is
+    retried alone, so one request's failure never becomes its neighbours'."""
+    if len(requests) > 1:
         try:
-            if claims is None:
-                allowed = _anonymous(session, address, method, headers, settings, now, ctx, data)
-            else:
-                allowed = _with_token(
-                    session, claims, address, method, headers, settings, now, data
-                )
-        except AppError as err:
-            events.record_denial(
-                session,
-                now=now,
-                actor=actor,
-                action="download.denied",
-                target_type="file",
-                target_id=address.audit_id,
-                error=err,
-                data=data,
-                ctx=ctx,
-            )
-            raise
-        events.record(
-            session,
-            now=now,
-            actor=actor,
-            action="download.redeemed" if claims is not None else "download.anonymous",
-            target_type="file",
-            target_id=address.audit_id,
-            data=data,
-            ctx=ctx,
+            with sessions() as session:
+                return redeem_batch(session, requests, settings)
+        except DBAPIError as exc:
+            log.warning("delivery.batch_retried", extra={"error": type(exc.orig).__name__})
+    return [_alone(sessions, r, settings) for r in requests]
+
+
+def _alone(
+    sessions: sessionmaker[Session], request: Request, settings: Settings
+) -> Authorized | AppError:
+    try:
+        with sessions() as session:
+            return redeem_batch(session, [request], settings)[0]
+    except DBAPIError:
+        log.exception("delivery.database_error")
+        return ServiceUnavailable(
+            "the download could not be recorded; try again",
+            code="database_error",
+            headers={"Retry-After": "1"},
         )
-        session.commit()
-    return allowed
 
 
-def _plan(
-    headers: Mapping[str, str], sha256: str, size: int, method: str, data: dict[str, object]
-) -> RangePlan:
-    plan = plan_range(headers, size=size, sha256=sha256)
-    data["status"] = plan.status
-    data["bytes"] = plan.length if _sends_bytes(method, plan) else 0
-    if plan.status == 206:
-        data["range"] = [plan.start, plan.end]
-    return plan
+def redeem_batch(
+    session: Session, requests: Sequence[Request], settings: Settings
+) -> list[Authorized | AppError]:
+    """Decide ``requests`` in one transaction and commit it: for each, what to send, or the
+    error to answer with (its denial is on record either way)."""
+    if settings.delivery_async_commit and session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    facts = _read(session, requests)
+    decided: list[_Pending | AppError] = [
+        _decide(i, r, facts, settings) if isinstance(r, Redemption) else r.error
+        for i, r in enumerate(requests)
+    ]
+    pending = [d for d in decided if isinstance(d, _Pending)]
+    uses = Uses(session, facts.tokens, ((p.jti, p.item.address.path) for p in pending if p.jti))
+    ledger = quotas.Ledger(session, (p.charge for p in pending if p.charge is not None))
+    results: list[Authorized | AppError] = []
+    audit: list[NewEvent] = []
+    for request, d in zip(requests, decided, strict=True):
+        if isinstance(d, _Pending):
+            result, data = _count(d, uses, ledger), d.data
+        else:
+            result, data = d, _base_data(request)
+        results.append(result)
+        audit.append(_event(request, result, data))
+    uses.write(session)
+    ledger.settle(session)
+    events.record_many(session, audit)
+    session.commit()
+    return results
 
 
-def _anonymous(
-    session: Session,
-    address: FileAddress,
-    method: str,
-    headers: Mapping[str, str],
-    settings: Settings,
-    now: datetime,
-    ctx: RequestContext,
-    data: dict[str, object],
-) -> Authorized:
-    f = repo.file_facts(
+def _read(session: Session, requests: Sequence[Request]) -> _Facts:
+    redemptions = [r for r in requests if isinstance(r, Redemption)]
+    with_token = [r.claims for r in redemptions if r.claims is not None]
+    tokens = repo.lock_tokens(session, (c.jti for c in with_token)) if with_token else {}
+    wanted: set[tuple[int, str]] = set()
+    for r in redemptions:
+        t = tokens.get(r.claims.jti) if r.claims is not None else None
+        if t is not None and t.release_id is not None:
+            wanted.add((t.release_id, r.address.path))
+    files = repo.files_of(session, wanted)
+    open_files = {
+        i: _open_file(session, r.address)
+        for i, r in enumerate(requests)
+        if isinstance(r, Redemption) and r.claims is None
+    }
+    components = {f.component_id for f in files.values()}
+    components |= {f.component_id for f in open_files.values() if f and f.component_id}
+    users: set[int] = set()
+    partners: set[int] = set()
+    for c in with_token:
+        kind, ident = c.subject
+        (users if kind == "user" else partners).add(ident)
+    models = {t.model_id for t in tokens.values() if t.model_id is not None}
+    held = holdings(session, user_ids=users, partner_ids=partners, model_ids=models)
+    return _Facts(tokens, files, open_files, repo.stages_of_many(session, components), held)
+
+
+def _open_file(session: Session, address: FileAddress) -> repo.OpenFileFacts | None:
+    return repo.file_facts(
         session,
         namespace=address.namespace,
         name=address.name,
         version=address.version,
         path=address.path,
     )
+
+
+def _plan(item: Redemption, sha256: str, size: int, data: dict[str, object]) -> RangePlan:
+    plan = plan_range(item.headers, size=size, sha256=sha256)
+    data["status"] = plan.status
+    data["bytes"] = plan.length if _sends_bytes(item.method, plan) else 0
+    if plan.status == 206:
+        data["range"] = [plan.start, plan.end]
+    return plan
+
+
+def _base_data(item: Request) -> dict[str, object]:
+    data: dict[str, object] = {"method": item.method}
+    if isinstance(item, Redemption):
+        data["mode"] = item.mode
+    data["path"] = item.address.path
+    if isinstance(item, Redemption) and item.claims is not None:
+        data["jti"] = item.claims.jti
+    return data
+
+
+def _decide(index: int, item: Redemption, facts: _Facts, settings: Settings) -> _Pending | AppError:
+    try:
+        if item.claims is None:
+            return _anonymous(item, facts.open_files[index], facts, settings)
+        return _with_token(item, item.claims, facts, settings)
+    except AppError as err:
+        return err
+
+
+def _anonymous(
+    item: Redemption, f: repo.OpenFileFacts | None, facts: _Facts, settings: Settings
+) -> _Pending:
+    address = item.address
     if (
         f is None
         or f.release_status != "published"
@@ -179,7 +284,7 @@ def _anonymous(
         or f.component_id is None
     ):
         raise _not_found(address)
-    tier = effective_tier(_state(f.component_id, f.held_at, f.restricted_tier, session), now)
+    tier = effective_tier(facts.state(f.component_id, f.held_at, f.restricted_tier), item.now)
     if tier == Tier.INTERNAL:
         raise _not_found(address)  # staff-only components are not there for anyone else
     if tier != Tier.OPEN:
@@ -188,38 +293,30 @@ def _anonymous(
             "(POST /v1/tokens) and send it as ?token= or a Bearer header",
             code="token_required",
         )
-    plan = _plan(headers, f.file_sha256, f.file_size, method, data)
-    if _sends_bytes(method, plan):
-        quotas.charge(
-            session,
-            quotas.anonymous_quota(settings),
-            key=ctx.client_addr or "unknown",
-            amount=1,
-            now=now,
-        )
-    return Authorized(f.file_sha256, f.file_size, plan, None)
+    data = _base_data(item)
+    plan = _plan(item, f.file_sha256, f.file_size, data)
+    pending = _Pending(item, Authorized(f.file_sha256, f.file_size, plan, None), data)
+    if _sends_bytes(item.method, plan):
+        key = item.ctx.client_addr or "unknown"
+        pending.charge = quotas.Charge(quotas.anonymous_quota(settings), key, 1, item.now)
+    return pending
 
 
 def _with_token(
-    session: Session,
-    claims: DownloadClaims,
-    address: FileAddress,
-    method: str,
-    headers: Mapping[str, str],
-    settings: Settings,
-    now: datetime,
-    data: dict[str, object],
-) -> Authorized:
+    item: Redemption, claims: DownloadClaims, facts: _Facts, settings: Settings
+) -> _Pending:
+    address, now = item.address, item.now
     request = FileRequest(model=address.model, version=address.version, path=address.path)
     early = claims.verify(now, request)
     if early is not None:
         raise early.error()
-    f = repo.redemption_facts(session, jti=claims.jti, path=address.path)
-    if f is None or f.kind != "download" or f.subject != claims.sub or f.model_id is None:
+    t = facts.tokens.get(claims.jti)
+    if t is None or t.kind != "download" or t.subject != claims.sub or t.model_id is None:
         raise TokenInvalid("token is not one this server issued", code="token_unknown")
-    if f.revoked_at is not None:
+    if t.revoked_at is not None:
         raise TokenInvalid("token has been revoked", code="token_revoked")
-    if f.file_sha256 is None or f.file_size is None or f.component_id is None:
+    f = None if t.release_id is None else facts.files.get((t.release_id, address.path))
+    if f is None:
         raise _not_found(address)
     late = claims.verify(
         now,
@@ -227,83 +324,85 @@ def _with_token(
             model=address.model,
             version=address.version,
             path=address.path,
-            revision=f.revision,
+            revision=t.revision,
             component=f.component_name,
         ),
     )
     if late is not None:
         raise late.error()
     kind, ident = claims.subject
-    if (kind == "user" and (f.user_role is None or f.user_disabled_at is not None)) or (
-        kind == "partner" and (f.partner_name is None or f.partner_disabled_at is not None)
+    if (kind == "user" and (t.user_role is None or t.user_disabled_at is not None)) or (
+        kind == "partner" and (t.partner_name is None or t.partner_disabled_at is not None)
     ):
         raise TokenInvalid("the token's holder is disabled", code="token_principal_disabled")
-    holder = Principal(kind=kind, id=ident, role=f.user_role)
-    clearance = usable_clearance(claims.tier, clearance_for(session, holder, f.model_id, now=now))
-    state = _state(f.component_id, f.held_at, f.restricted_tier, session)
+    holder = Principal(kind=kind, id=ident, role=t.user_role)
+    clearance = usable_clearance(claims.tier, facts.held.clearance(holder, t.model_id, now))
+    state = facts.state(f.component_id, f.held_at, f.restricted_tier)
     denied = refusal(state, clearance=clearance, principal_kind=kind, now=now, what="this file")
     if denied is not None:
         raise denied
-    plan = _plan(headers, f.file_sha256, f.file_size, method, data)
-    if _sends_bytes(method, plan):
-        _take_use(session, claims.jti, address.path, plan, f.max_uses, now, data)
-        quotas.charge(
-            session, quotas.bytes_quota(settings), key=claims.sub, amount=plan.length, now=now
-        )
-    return Authorized(f.file_sha256, f.file_size, plan, claims.exp)
+    data = _base_data(item)
+    plan = _plan(item, f.sha256, f.size, data)
+    pending = _Pending(item, Authorized(f.sha256, f.size, plan, claims.exp), data)
+    if _sends_bytes(item.method, plan):
+        pending.jti = claims.jti
+        pending.charge = quotas.Charge(quotas.bytes_quota(settings), claims.sub, plan.length, now)
+    return pending
 
 
-def _take_use(
-    session: Session,
-    jti: str,
-    path: str,
-    plan: RangePlan,
-    max_uses: int | None,
-    now: datetime,
-    data: dict[str, object],
-) -> None:
-    """Count a use, unless this is a Range request continuing a path already started."""
-    if max_uses is not None:
-        first = repo.start_file(session, jti, path, now=now)
-        if not first and plan.status == 206:
-            data["continuation"] = True
-            return
-    uses = repo.take_use(session, jti, now=now)
-    if uses is None:
-        if max_uses is None:  # revoked since the row was read
-            raise TokenInvalid("token has been revoked", code="token_revoked")
-        raise TokenInvalid(f"token has been used {max_uses} times", code="token_uses_exhausted")
-    data["uses"] = uses
+def _count(p: _Pending, uses: Uses, ledger: quotas.Ledger) -> Authorized | AppError:
+    """Take the use and charge the quota, both or neither, after the requests before it."""
+    use: Use | None = None
+    if p.jti is not None:
+        checked = uses.check(p.jti, p.item.address.path, ranged=p.allowed.plan.status == 206)
+        if isinstance(checked, AppError):
+            return checked
+        use = checked
+    if p.charge is not None:
+        over = ledger.refusal(p.charge)
+        if over is not None:
+            return over
+        ledger.accept(p.charge)
+    if p.jti is not None and use is not None:
+        uses.take(p.jti, p.item.address.path, use, p.item.now)
+        if use.continuation:
+            p.data["continuation"] = True
+        else:
+            p.data["uses"] = use.uses
+    return p.allowed
 
 
-def record_token_refusal(
-    sessions: sessionmaker[Session],
-    *,
-    error: TokenInvalid,
-    address: FileAddress,
-    method: str,
-    now: datetime,
-    ctx: RequestContext,
-) -> None:
-    """Audit a token refused before any database check. Nothing from a token whose signature
-    failed is trusted (the actor is anonymous); a signed token refused for its claims
-    (expired, wrong audience, …) names its holder and jti."""
-    actor = "anonymous"
-    data: dict[str, object] = {"method": method, "path": address.path}
-    if isinstance(error, SignedButRefused):
-        sub, jti = error.claims.get("sub"), error.claims.get("jti")
-        actor = sub[:64] if isinstance(sub, str) and parse_subject(sub) else actor
+def _actor(request: Request) -> str:
+    """Who the event names. Nothing from a token whose signature failed is trusted; a signed
+    token refused for its claims (expired, wrong audience, …) names its holder."""
+    if isinstance(request, Redemption):
+        return request.claims.sub if request.claims is not None else "anonymous"
+    if isinstance(request.error, SignedButRefused):
+        sub = request.error.claims.get("sub")
+        if isinstance(sub, str) and parse_subject(sub):
+            return sub[:64]
+    return "anonymous"
+
+
+def _event(request: Request, result: Authorized | AppError, data: dict[str, object]) -> NewEvent:
+    if isinstance(request, RefusedToken) and isinstance(request.error, SignedButRefused):
+        jti = request.error.claims.get("jti")
         if isinstance(jti, str):
             data["jti"] = jti[:64]
-    with sessions() as session:
-        events.record_denial(
-            session,
-            now=now,
-            actor=actor,
-            action="download.denied",
-            target_type="file",
-            target_id=address.audit_id,
-            error=error,
-            data=data,
-            ctx=ctx,
-        )
+    if isinstance(result, AppError):
+        action, outcome = "download.denied", "denied"
+        data = {**data, "code": result.code, "status": result.status}
+    elif isinstance(request, Redemption) and request.claims is not None:
+        action, outcome = "download.redeemed", "ok"
+    else:
+        action, outcome = "download.anonymous", "ok"
+    return NewEvent(
+        now=request.now,
+        actor=_actor(request),
+        action=action,
+        target_type="file",
+        target_id=request.address.audit_id,
+        outcome=outcome,
+        data=data,
+        ctx=request.ctx,
+    )

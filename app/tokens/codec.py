@@ -26,6 +26,8 @@ import base64
 import binascii
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -216,6 +218,14 @@ def verify(token: object, *, keys: KeySet, expect: Expectation, now: datetime) -
         raise _refuse("token_encrypted", "encrypted tokens (JWE) are not accepted")
     if len(parts) != 3:
         raise _refuse("token_malformed", "token is not a compact JWS")
+    seen = _signatures.get(token)
+    if seen is not None:
+        # Checked before, down to the signature: only what can change since is checked again
+        # (the key still ours, the header what this caller expects, every claim at ``now``).
+        header, claims = seen
+        if keys.verification_key(_check_header(header, expect), now) is None:
+            raise _refuse("token_unknown_key", "token names no signing key of ours")
+        return _checked_claims(claims, expect, now)
     header = _segment_json(parts[0], "header")
     kid = _check_header(header, expect)
     key = keys.verification_key(kid, now)
@@ -231,8 +241,56 @@ def verify(token: object, *, keys: KeySet, expect: Expectation, now: datetime) -
     except (TypeError, ValueError) as e:
         raise _refuse("token_malformed", "token could not be read") from e
     claims = _segment_json(parts[1], "payload")
+    _signatures.put(token, (header, claims))
+    return _checked_claims(claims, expect, now)
+
+
+def _checked_claims(claims: dict[str, Any], expect: Expectation, now: datetime) -> dict[str, Any]:
     try:
         _check_claims(claims, expect, now)
     except TokenInvalid as e:
-        raise SignedButRefused(e, claims) from None
-    return claims
+        raise SignedButRefused(e, dict(claims)) from None
+    return dict(claims)
+
+
+class _SignatureCache:
+    """Tokens whose signature verified, with their decoded header and claims.
+
+    A download token is redeemed once per file (a model is dozens of files) and again for
+    every resumed range, and the ES256 verification is most of a redemption's CPU outside
+    the database. Keyed by the whole token, so a token differing in one byte is verified
+    from scratch; a hit skips only the signature and the decoding, never a check that
+    depends on time, on our key set or on what the caller expects. Bounded: least recently
+    used entries go first.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self._entries: OrderedDict[str, tuple[dict[str, Any], dict[str, Any]]] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        with self._lock:
+            hit = self._entries.get(token)
+            if hit is not None:
+                self._entries.move_to_end(token)
+            return hit
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def put(self, token: str, decoded: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        with self._lock:
+            self._entries[token] = decoded
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+
+# At most ~20 MB even if every token were the largest we accept (8 KB plus its decoding).
+_signatures = _SignatureCache(max_entries=2048)
+
+
+def clear_signature_cache() -> None:
+    """Forget every verified signature (benchmarks measure the first verification)."""
+    _signatures.clear()

@@ -10,12 +10,15 @@ Log lines carry ids (jti, subject, file), never a token, key or presigned URL.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.audit.service import NewEvent
+from app.audit.service import record_many as record_events
 from app.context import RequestContext
 from app.errors import AppError
 from app.observability.metrics import count_token_issued, count_token_redeemed
@@ -85,6 +88,16 @@ def record_denial(
     )
     session.commit()
     log.info(action, extra={"actor": actor, "target": target_id, **_loggable(details)})
+
+
+def record_many(session: Session, events: Sequence[NewEvent]) -> None:
+    """Append a batch's events (successes and denials) in one go, and log and count each."""
+    record_events(session, events)
+    for e in events:
+        data = e.data or {}
+        log.info(e.action, extra={"actor": e.actor, "target": e.target_id, **_loggable(data)})
+        if e.outcome == "ok":
+            _count(e.action, data)
 
 
 _LOGGED = frozenset(

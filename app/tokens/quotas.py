@@ -14,6 +14,7 @@ of the request. Why the database and not Redis: docs/tokens.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,26 +43,99 @@ def window_start(now: datetime, window: int) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
+def _counter(quota: Quota, key: str, now: datetime) -> repo.Counter:
+    return f"{quota.name}:{key}"[:200], window_start(now, quota.window)
+
+
+def _refusal(
+    quota: Quota, *, before: int, amount: int, start: datetime, now: datetime
+) -> QuotaExceeded | None:
+    total = before + amount
+    over = before >= quota.limit if quota.mode == "reached" else total > quota.limit
+    if not over:
+        return None
+    retry_after = math.ceil(start.timestamp() + quota.window - now.timestamp())
+    return QuotaExceeded(
+        f"{quota.name} quota of {quota.limit} per {_per(quota.window)} is used up",
+        code=f"quota_{quota.name}",
+        retry_after=retry_after,
+    )
+
+
 def charge(session: Session, quota: Quota, *, key: str, amount: int, now: datetime) -> int:
     """Count ``amount`` against ``quota`` for ``key``; :class:`QuotaExceeded` if over."""
     if quota.limit <= 0 or amount <= 0:
         return 0
-    start = window_start(now, quota.window)
-    counter = f"{quota.name}:{key}"[:200]
+    counter, start = _counter(quota, key, now)
     total = repo.add_to_counter(session, counter, start, amount)
     if total == amount:
         # First charge of a new window: the previous windows of this key are dead weight.
         repo.drop_old_windows(session, counter, start)
-    before = total - amount
-    over = before >= quota.limit if quota.mode == "reached" else total > quota.limit
-    if over:
-        retry_after = math.ceil(start.timestamp() + quota.window - now.timestamp())
-        raise QuotaExceeded(
-            f"{quota.name} quota of {quota.limit} per {_per(quota.window)} is used up",
-            code=f"quota_{quota.name}",
-            retry_after=retry_after,
-        )
+    refused = _refusal(quota, before=total - amount, amount=amount, start=start, now=now)
+    if refused is not None:
+        raise refused
     return total
+
+
+@dataclass(frozen=True)
+class Charge:
+    quota: Quota
+    key: str
+    amount: int
+    now: datetime
+
+    @property
+    def counts(self) -> bool:
+        return self.quota.limit > 0 and self.amount > 0
+
+
+class Ledger:
+    """The quota charges of a batch of requests, decided one by one, in order, as if each
+    request had charged alone.
+
+    All the batch's charges are added in one statement (:func:`repo.add_to_counters`, which
+    also locks the rows until commit); each request then checks its own against the running
+    total of the requests before it, and :meth:`settle` takes back what was refused.
+    """
+
+    def __init__(self, session: Session, charges: Iterable[Charge]) -> None:
+        self._asked: dict[repo.Counter, int] = {}
+        for c in charges:
+            if c.counts:
+                counter = _counter(c.quota, c.key, c.now)
+                self._asked[counter] = self._asked.get(counter, 0) + c.amount
+        totals = repo.add_to_counters(session, self._asked)
+        self._before = {c: totals[c] - asked for c, asked in self._asked.items()}
+        self._total = dict(self._before)
+
+    def refusal(self, charge: Charge) -> QuotaExceeded | None:
+        """Why ``charge`` is over its quota after the ones accepted so far; ``None`` if not."""
+        if not charge.counts:
+            return None
+        counter = _counter(charge.quota, charge.key, charge.now)
+        return _refusal(
+            charge.quota,
+            before=self._total[counter],
+            amount=charge.amount,
+            start=counter[1],
+            now=charge.now,
+        )
+
+    def accept(self, charge: Charge) -> None:
+        if charge.counts:
+            counter = _counter(charge.quota, charge.key, charge.now)
+            self._total[counter] += charge.amount
+
+    def settle(self, session: Session) -> None:
+        """Take back refused charges; drop the previous windows of counters this batch
+        opened (they are dead weight)."""
+        repo.take_from_counters(
+            session,
+            {c: asked - (self._total[c] - self._before[c]) for c, asked in self._asked.items()},
+        )
+        for (key, start), before in sorted(self._before.items()):
+            if before == 0:
+                repo.drop_old_windows(session, key, start)
 
 
 def _per(window: int) -> str:

@@ -7,13 +7,13 @@ count are ``INSERT … ON CONFLICT``. No read-then-write races, on SQLite or Pos
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -80,8 +80,8 @@ def revoke(session: Session, jti: str, *, now: datetime, reason: str) -> bool:
 
 
 @dataclass(frozen=True)
-class RedemptionFacts:
-    """What a redemption needs about the token and the requested file, in one round trip."""
+class TokenFacts:
+    """A token row joined to its holder and its release: what a redemption checks."""
 
     jti: str
     kind: str
@@ -92,28 +92,35 @@ class RedemptionFacts:
     model_id: int | None
     release_id: int | None
     revision: str | None
-    release_status: str | None
-    file_sha256: str | None
-    file_size: int | None
-    component_id: int | None
-    component_name: str | None
-    held_at: datetime | None
-    restricted_tier: str | None
     user_role: str | None
     user_disabled_at: datetime | None
     partner_name: str | None
     partner_disabled_at: datetime | None
 
 
-def _core(session: Session, stmt: Any, params: dict[str, Any]) -> Any:
+@dataclass(frozen=True)
+class FileFacts:
+    """A file of a release and the component it belongs to."""
+
+    release_id: int
+    path: str
+    sha256: str
+    size: int
+    component_id: int
+    component_name: str
+    held_at: datetime | None
+    restricted_tier: str | None
+
+
+def _core(session: Session, stmt: Any, params: Any) -> Any:
     """Run a statement on the session's connection, in its transaction, without the ORM's
     execution machinery (none of these statements loads or changes mapped objects)."""
     return session.connection().execute(stmt, params)
 
 
 # The redemption's statements are built once: constructing a select() costs more CPU than
-# executing it against a warm PostgreSQL, and these run on every download.
-_FACTS = (
+# executing it against a warm PostgreSQL, and these run for every batch of downloads.
+_TOKENS = (
     select(
         IssuedToken.jti,
         IssuedToken.kind,
@@ -124,47 +131,114 @@ _FACTS = (
         IssuedToken.model_id,
         IssuedToken.release_id,
         Release.revision,
-        Release.status,
-        ReleaseFile.sha256,
-        ReleaseFile.size,
-        Component.id,
-        Component.name,
-        Component.held_at,
-        Component.restricted_tier,
         User.role,
         User.disabled_at,
         Partner.name,
         Partner.disabled_at,
     )
     .outerjoin(Release, Release.id == IssuedToken.release_id)
-    .outerjoin(
-        ReleaseFile,
-        and_(
-            ReleaseFile.release_id == IssuedToken.release_id,
-            ReleaseFile.path == bindparam("path"),
-        ),
-    )
-    .outerjoin(Component, Component.id == ReleaseFile.component_id)
     .outerjoin(User, User.id == IssuedToken.user_id)
     .outerjoin(Partner, Partner.id == IssuedToken.partner_id)
-    .where(IssuedToken.jti == bindparam("jti"))
+    .where(IssuedToken.jti.in_(bindparam("jtis", expanding=True)))
+    # In jti order, so concurrent batches (other replicas) lock rows in the same order.
+    .order_by(IssuedToken.jti)
+    .with_for_update(of=IssuedToken)
 )
 
 
-def redemption_facts(session: Session, *, jti: str, path: str) -> RedemptionFacts | None:
-    """The token row joined to its holder, its release and (if it is there) the file at
-    ``path``: everything a redemption checks, in one round trip."""
-    row = _core(session, _FACTS, {"jti": jti, "path": path}).one_or_none()
-    return None if row is None else RedemptionFacts(*row)
+def lock_tokens(session: Session, jtis: Iterable[str]) -> dict[str, TokenFacts]:
+    """The rows of ``jtis`` (those that exist), locked until the transaction ends: the uses
+    read here are the ones a redemption may count on (and SQLite's ``BEGIN IMMEDIATE``
+    already holds the whole database)."""
+    rows = _core(session, _TOKENS, {"jtis": sorted(set(jtis))})
+    return {row[0]: TokenFacts(*row) for row in rows}
 
 
-_STAGES = (
-    select(Stage.tier, Stage.at).where(Stage.component_id == bindparam("cid")).order_by(Stage.at)
+_FILES = (
+    select(
+        ReleaseFile.release_id,
+        ReleaseFile.path,
+        ReleaseFile.sha256,
+        ReleaseFile.size,
+        Component.id,
+        Component.name,
+        Component.held_at,
+        Component.restricted_tier,
+    )
+    .join(Component, Component.id == ReleaseFile.component_id)
+    .where(
+        ReleaseFile.release_id.in_(bindparam("rids", expanding=True)),
+        ReleaseFile.path.in_(bindparam("paths", expanding=True)),
+    )
 )
 
 
-def stages_of(session: Session, component_id: int) -> list[tuple[str, datetime]]:
-    return [(tier, at) for tier, at in _core(session, _STAGES, {"cid": component_id})]
+def files_of(
+    session: Session, wanted: Iterable[tuple[int, str]]
+) -> dict[tuple[int, str], FileFacts]:
+    """The files at ``(release_id, path)``, with their components; absent ones are missing."""
+    pairs = set(wanted)
+    if not pairs:
+        return {}
+    rids = sorted({r for r, _ in pairs})
+    paths = sorted({p for _, p in pairs})
+    found = (FileFacts(*row) for row in _core(session, _FILES, {"rids": rids, "paths": paths}))
+    return {(f.release_id, f.path): f for f in found if (f.release_id, f.path) in pairs}
+
+
+_STAGES_OF_MANY = (
+    select(Stage.component_id, Stage.tier, Stage.at)
+    .where(Stage.component_id.in_(bindparam("cids", expanding=True)))
+    .order_by(Stage.component_id, Stage.at)
+)
+
+
+def stages_of_many(
+    session: Session, component_ids: Iterable[int]
+) -> dict[int, list[tuple[str, datetime]]]:
+    cids = sorted(set(component_ids))
+    out: dict[int, list[tuple[str, datetime]]] = {c: [] for c in cids}
+    if cids:
+        for cid, tier, at in _core(session, _STAGES_OF_MANY, {"cids": cids}):
+            out[cid].append((tier, at))
+    return out
+
+
+_SET_USES = (
+    update(IssuedToken)
+    .where(IssuedToken.jti == bindparam("b_jti"))
+    .values(uses=bindparam("b_uses"), last_used_at=bindparam("b_now"))
+    .execution_options(synchronize_session=False)
+)
+
+
+def set_uses(session: Session, counts: Iterable[tuple[str, int, datetime]]) -> None:
+    """Write new use counts ``(jti, uses, last used at)`` of rows :func:`lock_tokens` locked
+    (so the counts computed from the locked values cannot race)."""
+    params = [{"b_jti": j, "b_uses": u, "b_now": t} for j, u, t in counts]
+    if params:
+        _core(session, _SET_USES, params)
+
+
+_STARTS = select(TokenFileStart.jti, TokenFileStart.path).where(
+    TokenFileStart.jti.in_(bindparam("jtis", expanding=True)),
+    TokenFileStart.path.in_(bindparam("paths", expanding=True)),
+)
+
+
+def started_files(session: Session, wanted: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which ``(jti, path)`` have been started already (read under the tokens' row locks)."""
+    pairs = set(wanted)
+    if not pairs:
+        return set()
+    params = {"jtis": sorted({j for j, _ in pairs}), "paths": sorted({p for _, p in pairs})}
+    return {(j, p) for j, p in _core(session, _STARTS, params) if (j, p) in pairs}
+
+
+def add_starts(session: Session, starts: Iterable[tuple[str, str, datetime]]) -> None:
+    params = [{"b_jti": j, "b_path": p, "b_now": t} for j, p, t in starts]
+    if params:
+        _core(session, _upserts(session.get_bind().dialect.name)[0], params)
 
 
 @dataclass(frozen=True)
@@ -209,63 +283,61 @@ def file_facts(
     return None if row is None else OpenFileFacts(*row)  # type: ignore[call-arg]
 
 
-_TAKE_USE = (
-    update(IssuedToken)
-    .where(
-        IssuedToken.jti == bindparam("b_jti"),
-        IssuedToken.revoked_at.is_(None),
-        or_(IssuedToken.max_uses.is_(None), IssuedToken.uses < IssuedToken.max_uses),
-    )
-    .values(uses=IssuedToken.uses + 1, last_used_at=bindparam("b_now"))
-    .returning(IssuedToken.uses)
-    .execution_options(synchronize_session=False)
-)
-
-
-def take_use(session: Session, jti: str, *, now: datetime) -> int | None:
-    """Count one use if the token is live and under ``max_uses``; the new count, or ``None``.
-
-    One statement: concurrent redemptions queue on the row lock and each re-evaluates the
-    ``WHERE`` after the one before it committed, so no two can take the last use.
-    """
-    uses: int | None = _core(session, _TAKE_USE, {"b_jti": jti, "b_now": now}).scalar()
-    return uses
-
-
 @cache
 def _upserts(dialect: str) -> tuple[Any, Any]:
     """(file start, counter charge) for one dialect, built once."""
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Only ever inserted under the token's row lock, after reading that it was not there.
     start = (
         ins(TokenFileStart)
         .values(jti=bindparam("b_jti"), path=bindparam("b_path"), started_at=bindparam("b_now"))
         .on_conflict_do_nothing(index_elements=["jti", "path"])
-        # RETURNING, not rowcount: with psycopg the rowcount of a no-op insert is not 0.
-        .returning(TokenFileStart.jti)
     )
-    counter = ins(QuotaCounter).values(
-        key=bindparam("b_key"), window_start=bindparam("b_start"), amount=bindparam("b_amount")
-    )
+    # Parameters named after the columns: SQLAlchemy then sends many rows in one statement
+    # ("insertmanyvalues") and hands back their RETURNING rows in parameter order.
+    counter = ins(QuotaCounter)
     charge = counter.on_conflict_do_update(
         index_elements=["key", "window_start"],
         set_={"amount": QuotaCounter.amount + counter.excluded.amount},
-    ).returning(QuotaCounter.amount)
+    ).returning(QuotaCounter.amount, sort_by_parameter_order=True)
     return start, charge
 
 
-def start_file(session: Session, jti: str, path: str, *, now: datetime) -> bool:
-    """Record the first redemption of ``path`` with ``jti``; ``False`` if it was started."""
-    stmt = _upserts(session.get_bind().dialect.name)[0]
-    params = {"b_jti": jti, "b_path": path, "b_now": now}
-    return _core(session, stmt, params).scalar_one_or_none() is not None
+Counter = tuple[str, datetime]  # (key, window start)
+
+
+def add_to_counters(session: Session, amounts: Mapping[Counter, int]) -> dict[Counter, int]:
+    """Add to many fixed-window counters, in one round trip; each window's new total.
+
+    Rows are written in key order, so concurrent batches lock them in the same order.
+    """
+    if not amounts:
+        return {}
+    ordered = sorted(amounts.items())
+    params = [{"key": k, "window_start": w, "amount": a} for (k, w), a in ordered]
+    stmt = _upserts(session.get_bind().dialect.name)[1]
+    totals = _core(session, stmt, params).scalars().all()
+    return {counter: int(total) for (counter, _), total in zip(ordered, totals, strict=True)}
+
+
+_REFUND = (
+    update(QuotaCounter)
+    .where(QuotaCounter.key == bindparam("b_key"), QuotaCounter.window_start == bindparam("b_w"))
+    .values(amount=QuotaCounter.amount - bindparam("b_amount"))
+    .execution_options(synchronize_session=False)
+)
 
 
 def add_to_counter(session: Session, key: str, window_start: datetime, amount: int) -> int:
-    """Add ``amount`` to a fixed-window counter; the window's new total."""
-    stmt = _upserts(session.get_bind().dialect.name)[1]
-    params = {"b_key": key, "b_start": window_start, "b_amount": amount}
-    total: int = _core(session, stmt, params).scalar_one()
-    return total
+    """Add ``amount`` to one fixed-window counter; the window's new total."""
+    return add_to_counters(session, {(key, window_start): amount})[(key, window_start)]
+
+
+def take_from_counters(session: Session, amounts: Mapping[Counter, int]) -> None:
+    """Undo part of :func:`add_to_counters` (charges refused after all) in this transaction."""
+    params = [{"b_key": k, "b_w": w, "b_amount": a} for (k, w), a in amounts.items() if a]
+    if params:
+        _core(session, _REFUND, params)
 
 
 def drop_old_windows(session: Session, key: str, before: datetime) -> None:
