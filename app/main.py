@@ -18,6 +18,7 @@ from app.audit.router import router as audit_router
 from app.catalogue.router import router as catalogue_router
 from app.clock import Clock, SystemClock
 from app.db import make_engine, make_sessionmaker
+from app.delivery.fast_path import DownloadFastPath
 from app.delivery.router import router as delivery_router
 from app.errors import AppError, register_error_handlers
 from app.hfcompat.router import router as hf_router
@@ -90,6 +91,8 @@ def create_app(
 
     configure_logging(settings)
     register_error_handlers(app, observe=_count_denial)
+    # Innermost: downloads bypass FastAPI's routing, inside the guard and observability.
+    app.add_middleware(DownloadFastPath)
     app.add_middleware(RefuseNulInUrl)
     # Added last = outermost: even refused URLs get a request id and are counted.
     app.add_middleware(RequestObservability)

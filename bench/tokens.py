@@ -425,8 +425,13 @@ def main() -> None:
                     body = json.dumps({"model": MODEL, "components": ["weights"]}).encode()
                     issue = [post_json("/v1/tokens", server.host, body, researcher)]
                     results["redeem"] = measured(server, redeem, db_url, args)
+                    wide = argparse.Namespace(**{**vars(args), "connections": WIDE})
+                    results["redeem wide"] = measured(server, redeem, db_url, wide)
                     results["issue"] = measured(server, issue, db_url, args)
                     stream_token = pool[0]
+                with serve("bench.floor_app:app", env, log, "/healthz") as server:
+                    results["redeem floor"] = measured(server, redeem, db_url, args)
+                results["bare wide"] = measured(bare_server, bare, "", wide)
                 if args.db == "postgresql":
                     async_env = {**env, "WEIGHTGATE_DELIVERY_ASYNC_COMMIT": "true"}
                     with serve("app.asgi:app", async_env, log, "/healthz") as server:
@@ -487,6 +492,11 @@ def main() -> None:
         write_section("tokens", text_out)
 
 
+# A second load level: downloads are decided in batches of those arriving together
+# (app/delivery/group_commit.py), so how much they cost depends on how many arrive at once.
+WIDE = 64
+
+
 def report(
     args: argparse.Namespace,
     r: dict[str, Measured],
@@ -521,6 +531,15 @@ def report(
     ]
     if "redeem async" in r:
         lines.append(row("redeem, `DELIVERY_ASYNC_COMMIT=true`", r["redeem async"], bare))
+    lines += [
+        row(
+            "diagnostic: redeem with the database step replaced by a constant",
+            r["redeem floor"],
+            bare,
+        ),
+        row(f"bare FastAPI route (302), {WIDE} connections", r["bare wide"], None),
+        row(f"redeem, {WIDE} connections", r["redeem wide"], r["bare wide"]),
+    ]
     gen = max(m.load.client_cpu for m in r.values())
     redeem_ratio = r["redeem"].load.rps / bare.load.rps
     proxy_s3 = s["s3 proxy"].mib_s / s["s3 direct"].mib_s

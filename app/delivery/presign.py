@@ -14,11 +14,10 @@ redemptions that are each allowed to read the object changes nothing about who m
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from app.lru import LRU
 from app.storage import ObjectStore
 
 # Even if configured higher: a presigned URL is a bearer credential nobody can revoke.
@@ -33,9 +32,7 @@ class Presigned:
 
 class PresignCache:
     def __init__(self, *, max_entries: int = 4096) -> None:
-        self._entries: OrderedDict[tuple[str, str], Presigned] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
+        self._entries: LRU[tuple[str, str], Presigned] = LRU(max_entries)
 
     def url(
         self,
@@ -55,19 +52,13 @@ class PresignCache:
             seconds = int((not_after - now).total_seconds())
             return store.presign_get(sha256, expires_in=max(1, seconds), filename=filename)
         key = (sha256, filename)
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None:
-                left = (hit.expires_at - now).total_seconds()
-                if left >= cap / 2 and hit.expires_at <= full:
-                    self._entries.move_to_end(key)
-                    return hit.url
+        hit = self._entries.get(key)
+        if hit is not None:
+            left = (hit.expires_at - now).total_seconds()
+            if left >= cap / 2 and hit.expires_at <= full:
+                return hit.url
         url = store.presign_get(sha256, expires_in=cap, filename=filename)
         if url is None:
             return None
-        with self._lock:
-            self._entries[key] = Presigned(url, full)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+        self._entries.put(key, Presigned(url, full))
         return url

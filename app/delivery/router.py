@@ -23,6 +23,7 @@ from app.delivery.presign import PresignCache
 from app.delivery.service import Authorized, FileAddress, Mode
 from app.delivery.streaming import file_response
 from app.errors import AppError, BadRequest, TokenInvalid, problems
+from app.lru import LRU
 from app.settings import Settings
 from app.storage import ObjectStore
 from app.tokens import codec
@@ -69,12 +70,20 @@ def token_from(request: Request) -> str | None:
     return token
 
 
+# The claims object of a token is a pure function of its (verified) payload, so it is kept
+# per token alongside the signature cache in app.tokens.codec.
+_claims: LRU[str, DownloadClaims] = LRU(max_entries=2048)
+
+
 def verified_claims(
     token: str, *, keys: KeySet, settings: Settings, now: datetime
 ) -> DownloadClaims:
-    return DownloadClaims.from_payload(
-        codec.verify(token, keys=keys, expect=download_expectation(settings), now=now)
-    )
+    payload = codec.verify(token, keys=keys, expect=download_expectation(settings), now=now)
+    claims = _claims.get(token)
+    if claims is None:
+        claims = DownloadClaims.from_payload(payload)
+        _claims.put(token, claims)
+    return claims
 
 
 def delivery_mode(settings: Settings, store: ObjectStore) -> Mode:
@@ -219,7 +228,7 @@ async def download(request: Request) -> Response:
     now = state.clock.now()
     ctx = get_context(request)
     address = FileAddress(
-        namespace, name, version, check_file_path(routed_file_path(request.url.path, path))
+        namespace, name, version, check_file_path(routed_file_path(request.scope["path"], path))
     )
     token = token_from(request)
     batches = redeemer(request)

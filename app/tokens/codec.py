@@ -26,8 +26,6 @@ import base64
 import binascii
 import json
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +37,7 @@ from jose.backends.cryptography_backend import CryptographyECKey
 from jose.exceptions import JOSEError
 
 from app.errors import TokenInvalid
+from app.lru import LRU
 from app.tokens.keys import KeySet, SigningKey
 
 ALGORITHM = "ES256"
@@ -253,42 +252,14 @@ def _checked_claims(claims: dict[str, Any], expect: Expectation, now: datetime) 
     return dict(claims)
 
 
-class _SignatureCache:
-    """Tokens whose signature verified, with their decoded header and claims.
-
-    A download token is redeemed once per file (a model is dozens of files) and again for
-    every resumed range, and the ES256 verification is most of a redemption's CPU outside
-    the database. Keyed by the whole token, so a token differing in one byte is verified
-    from scratch; a hit skips only the signature and the decoding, never a check that
-    depends on time, on our key set or on what the caller expects. Bounded: least recently
-    used entries go first.
-    """
-
-    def __init__(self, max_entries: int) -> None:
-        self._entries: OrderedDict[str, tuple[dict[str, Any], dict[str, Any]]] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def get(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        with self._lock:
-            hit = self._entries.get(token)
-            if hit is not None:
-                self._entries.move_to_end(token)
-            return hit
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def put(self, token: str, decoded: tuple[dict[str, Any], dict[str, Any]]) -> None:
-        with self._lock:
-            self._entries[token] = decoded
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-
-
+# Tokens whose signature verified, with their decoded header and claims. A download token
+# is redeemed once per file (a model is dozens of files) and again for every resumed range,
+# and the ES256 verification is most of a redemption's CPU outside the database. Keyed by
+# the whole token, so a token differing in one byte is verified from scratch; a hit skips
+# only the signature and the decoding, never a check that depends on time, on our key set
+# or on what the caller expects.
 # At most ~20 MB even if every token were the largest we accept (8 KB plus its decoding).
-_signatures = _SignatureCache(max_entries=2048)
+_signatures: LRU[str, tuple[dict[str, Any], dict[str, Any]]] = LRU(max_entries=2048)
 
 
 def clear_signature_cache() -> None:

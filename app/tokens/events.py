@@ -91,13 +91,24 @@ def record_denial(
 
 
 def record_many(session: Session, events: Sequence[NewEvent]) -> None:
-    """Append a batch's events (successes and denials) in one go, and log and count each."""
+    """Append a batch's events (successes and denials) in one go, and log and count each.
+
+    Served downloads are logged at DEBUG: each already has its ``http.request`` line and its
+    audit event, and a third record per download was a tenth of a redemption's CPU.
+    Denials stay at INFO."""
     record_events(session, events)
+    debug = log.isEnabledFor(logging.DEBUG)
     for e in events:
         data = e.data or {}
-        log.info(e.action, extra={"actor": e.actor, "target": e.target_id, **_loggable(data)})
         if e.outcome == "ok":
             _count(e.action, data)
+            if not debug:
+                continue
+        log.log(
+            logging.DEBUG if e.outcome == "ok" else logging.INFO,
+            e.action,
+            extra={"actor": e.actor, "target": e.target_id, **_loggable(data)},
+        )
 
 
 _LOGGED = frozenset(

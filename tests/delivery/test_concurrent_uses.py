@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 
+from app.audit.verify import verify_chain
 from app.models import AuditEvent, IssuedToken
 from tests.fixtures.databases import fresh_database
 from tests.fixtures.servers import VENV_BIN, live_server
@@ -101,7 +103,11 @@ def test_twenty_concurrent_redemptions_of_a_five_use_token(tmp_path: Path) -> No
                         )
                     ).all()
                 )
+            # Two worker processes appended in batches: the chain is still one chain.
+            with Session(engine) as session:
+                chain = verify_chain(session)
         finally:
             engine.dispose()
         assert uses == 5
         assert outcomes == {"ok": 5, "denied": 15}
+        assert chain.ok, chain.reason

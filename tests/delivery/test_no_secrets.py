@@ -30,6 +30,9 @@ def test_secrets_never_reach_logs_bodies_or_audit(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # Our own loggers too (configure_logging sets them to the configured level): served
+    # downloads are logged at DEBUG and must be as clean as the rest.
+    caplog.set_level(logging.DEBUG, logger="app")
     c = world.client
     bodies: list[str] = []
     api_key = world.researcher["Authorization"].split()[1]
