@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.delivery.router import FILES_PATH, download, router
-from app.errors import AppError
+from app.errors import AppError, MethodNotAllowed
 
 # Starlette's convertors: ``{x}`` is ``[^/]+``, ``{path:path}`` is ``.*``, anchored.
 _FILES = re.compile(r"^/v1/files/([^/]+)/([^/]+)/([^/]+)/(.*)$")
@@ -40,12 +40,21 @@ class DownloadFastPath:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _METHODS:
-            await self.app(scope, receive, send)
-            return
-        match = _FILES.match(scope["path"])
+        match = _FILES.match(scope["path"]) if scope["type"] == "http" else None
         if match is None:
             await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        response: Any
+        if scope["method"] not in _METHODS:
+            # FastAPI would answer from one of the two single-method routes and list only
+            # its method in Allow; a download URL allows both.
+            refused = MethodNotAllowed(
+                f"{scope['method']} is not allowed on a download URL: use GET or HEAD",
+                headers={"Allow": "GET, HEAD"},
+            )
+            response = await self._refusal(request, refused)
+            await response(scope, receive, send)
             return
         namespace, name, version, path = match.groups()
         scope["path_params"] = {
@@ -55,11 +64,14 @@ class DownloadFastPath:
             "path": path,
         }
         scope["route"] = self._route
-        request = Request(scope, receive)
-        response: Any
         try:
             response = await download(request)
         except AppError as err:
-            handler = scope["app"].exception_handlers[AppError]
-            response = await handler(request, err)
+            response = await self._refusal(request, err)
         await response(scope, receive, send)
+
+    @staticmethod
+    async def _refusal(request: Request, err: AppError) -> Any:
+        """The app's own AppError handler: the same problem+json and denial metrics."""
+        handler = request.scope["app"].exception_handlers[AppError]
+        return await handler(request, err)

@@ -217,11 +217,16 @@ def _read(session: Session, requests: Sequence[Request]) -> _Facts:
         if t is not None and t.release_id is not None:
             wanted.add((t.release_id, r.address.path))
     files = repo.files_of(session, wanted)
-    open_files = {
-        i: _open_file(session, r.address)
-        for i, r in enumerate(requests)
-        if isinstance(r, Redemption) and r.claims is None
-    }
+    # Anonymous downloads name files by their public coordinates: one lookup per distinct
+    # file of the batch (a popular open model is the same few files again and again).
+    by_address: dict[FileAddress, repo.OpenFileFacts | None] = {}
+    open_files: dict[int, repo.OpenFileFacts | None] = {}
+    for i, request in enumerate(requests):
+        if isinstance(request, Redemption) and request.claims is None:
+            address = request.address
+            if address not in by_address:
+                by_address[address] = _open_file(session, address)
+            open_files[i] = by_address[address]
     components = {f.component_id for f in files.values()}
     components |= {f.component_id for f in open_files.values() if f and f.component_id}
     users: set[int] = set()
