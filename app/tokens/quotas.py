@@ -6,9 +6,11 @@
   so a file larger than the whole allowance can still be fetched once a day;
 - anonymous downloads per client address per minute (``WEIGHTGATE_QUOTA_ANONYMOUS_PER_MINUTE``).
 
-A limit of 0 turns that quota off. Each charge is one ``INSERT … ON CONFLICT DO UPDATE …
-RETURNING`` (atomic on SQLite and PostgreSQL); a refused charge is rolled back with the rest
-of the request. Why the database and not Redis: docs/tokens.md.
+A limit of 0 turns that quota off. A charge is an ``INSERT … ON CONFLICT DO UPDATE …
+RETURNING`` (atomic on SQLite and PostgreSQL): :func:`charge` for one request, whose refusal
+rolls back with the rest of it; :class:`Ledger` for a batch of downloads, one statement for
+all their counters, refused charges taken back before commit. Why the database and not
+Redis: docs/tokens.md.
 """
 
 from __future__ import annotations

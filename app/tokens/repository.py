@@ -1,8 +1,10 @@
 """Every query of the tokens domain: token rows, use counting, per-file starts, quota counters.
 
-The writes that must hold under concurrency are single statements the database makes atomic:
-taking a use is one conditional ``UPDATE … WHERE uses < max_uses``, a file start and a quota
-count are ``INSERT … ON CONFLICT``. No read-then-write races, on SQLite or PostgreSQL.
+The writes that must hold under concurrency never race: use counts are computed from token
+rows read ``FOR UPDATE`` (:func:`lock_tokens`; on SQLite, ``BEGIN IMMEDIATE`` already holds
+the database) and written back in the same transaction; quota counts are
+``INSERT … ON CONFLICT DO UPDATE … RETURNING``, atomic on SQLite and PostgreSQL. The
+redemption's statements are set-based: one per batch of downloads, whatever its size.
 """
 
 from __future__ import annotations
