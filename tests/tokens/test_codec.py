@@ -267,3 +267,33 @@ def test_times_must_be_ordered(keys: KeySet, clock: FixedClock) -> None:
     assert refused(signed(keys, clock, nbf=t - 10), keys, clock) == "token_bad_claim"
     token = signed(keys, clock, iat=t - 20, nbf=t + 3, exp=t + 2)
     assert refused(token, keys, clock) == "token_bad_claim"
+
+
+def test_a_remembered_signature_skips_no_other_check(
+    keys: KeySet, clock: FixedClock, settings: Settings, tmp_path: Any
+) -> None:
+    # Verified once, the token's signature is remembered (a download token is redeemed once
+    # per file); everything that can change since is still checked on every use.
+    token = signed(keys, clock)
+    assert codec.verify(token, keys=keys, expect=EXPECT, now=clock.now()) == claims(clock)
+    # Its key no longer ours (a key set without it): refused, not served from memory.
+    other = load_key_set(
+        settings.model_copy(update={"data_dir": tmp_path / "elsewhere"}), now=clock.now()
+    )
+    assert other.verification_key(keys.signing_key(clock.now()).kid, clock.now()) is None
+    assert refused(token, other, clock) == "token_unknown_key"
+    # Another route's expectation: refused for its type.
+    partner_route = codec.Expectation(
+        typ=codec.PARTNER_ACCESS_TYP,
+        audience="weightgate-api",
+        issuer=ISS,
+        max_lifetime=3600,
+        leeway=5,
+    )
+    assert refused(token, keys, clock, partner_route) == "token_wrong_type"
+    # Time moves on: expired, with the holder named (the claims are ours).
+    clock.advance(900)
+    with pytest.raises(codec.SignedButRefused) as info:
+        codec.verify(token, keys=keys, expect=EXPECT, now=clock.now())
+    assert info.value.code == "token_expired"
+    assert info.value.claims["sub"] == "user:1"
