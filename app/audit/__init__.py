@@ -1,5 +1,5 @@
 """Append-only, hash-chained audit events."""
 
-from app.audit.service import record
+from app.audit.service import NewEvent, record, record_many
 
-__all__ = ["record"]
+__all__ = ["NewEvent", "record", "record_many"]

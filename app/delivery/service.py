@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.access.principals import Principal
 from app.access.rule import Holdings, holdings
 from app.access.tiers import Tier
-from app.audit.service import NewEvent
+from app.audit import NewEvent
 from app.context import RequestContext
 from app.delivery.streaming import RangePlan, plan_range
 from app.errors import AppError, NotFound, ServiceUnavailable, TokenInvalid, Unauthorized

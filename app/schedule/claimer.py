@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app import audit
 from app.access.tiers import LADDER, Tier
+from app.audit import NewEvent
 from app.models import Component, Model, Release, Stage, Transition
 from app.schedule.evaluate import ScheduleState, effective_tier
 from app.webhooks.outbox import OutboxEvent, enqueue_events
@@ -137,24 +138,28 @@ def _record(
         lifts.append((transition, before, stage, release, model, component))
     session.flush()  # the unique stage_id is checked here: the exactly-once backstop
     events: list[OutboxEvent] = []
+    audit.record_many(
+        session,
+        [
+            NewEvent(
+                now=now,
+                actor=SCHEDULER_ACTOR,
+                action="embargo.lifted",
+                target_type="component",
+                target_id=f"{model.repo_id}@{release.version}/{component.name}",
+                before={"tier": before.value},
+                after={"tier": transition.tier},
+                data={
+                    "stage_id": stage.id,
+                    "transition_id": transition.id,
+                    "at": stage.at.isoformat(),
+                    "replica": replica,
+                },
+            )
+            for transition, before, stage, release, model, component in lifts
+        ],
+    )
     for transition, before, stage, release, model, component in lifts:
-        audit.record(
-            session,
-            now=now,
-            actor=SCHEDULER_ACTOR,
-            action="embargo.lifted",
-            target_type="component",
-            target_id=f"{model.repo_id}@{release.version}/{component.name}",
-            before={"tier": before.value},
-            after={"tier": transition.tier},
-            data={
-                "stage_id": stage.id,
-                "transition_id": transition.id,
-                "at": stage.at.isoformat(),
-                "replica": replica,
-            },
-            flush=False,
-        )
         events.append(
             OutboxEvent(
                 "embargo.lifted",
@@ -169,7 +174,6 @@ def _record(
                 event_id=lift_event_id(stage),
             )
         )
-    session.flush()
     enqueue_events(session, events, now=now)
     return [lift[0] for lift in lifts]
 

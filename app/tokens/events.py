@@ -17,8 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.audit.service import NewEvent
-from app.audit.service import record_many as record_events
+from app.audit import NewEvent
 from app.context import RequestContext
 from app.errors import AppError
 from app.observability.metrics import count_token_issued, count_token_redeemed
@@ -96,7 +95,7 @@ def record_many(session: Session, events: Sequence[NewEvent]) -> None:
     Served downloads are logged at DEBUG: each already has its ``http.request`` line and its
     audit event, and a third record per download was a tenth of a redemption's CPU.
     Denials stay at INFO."""
-    record_events(session, events)
+    audit.record_many(session, events)
     debug = log.isEnabledFor(logging.DEBUG)
     for e in events:
         data = e.data or {}
