@@ -17,6 +17,7 @@ one transaction per request hold: nothing is served that is not on record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -81,9 +82,9 @@ class GroupCommit(Generic[Item, Result]):
             return
         self._enough = asyncio.Event()
         try:
-            await asyncio.wait_for(self._enough.wait(), wait)
-        except TimeoutError:
-            pass
+            # Timing out is the normal end of a wait that found no company.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._enough.wait(), wait)
         finally:
             self._enough = None
 

@@ -3,11 +3,11 @@ caused it.
 
 Log calls name an event and pass fields in ``extra``::
 
-    log.info("tokens.issued", extra={"jti": jti, "tier": tier})
+    log.info("token.issued", extra={"jti": jti, "tier": tier})
 
-→ ``{"ts": "...", "level": "info", "logger": "app.tokens.service", "event": "tokens.issued",
-"request_id": "...", "jti": "...", "tier": "partner"}``. Never put a token, key, secret or
-presigned URL in a message or a field.
+→ ``{"ts": "...", "level": "info", "logger": "app.tokens.events", "event": "token.issued",
+"request_id": "...", "jti": "...", "tier": "partner"}``. A ``jti`` names a token's row; it is
+not the token. Never put a token, key, secret or presigned URL in a message or a field.
 """
 
 from __future__ import annotations
