@@ -35,14 +35,18 @@ T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that make their own database of a fixed kind give the same result in both
-    passes; run them once, in the PostgreSQL pass, instead of twice. They are deselected
-    (not skipped) on SQLite, and the PostgreSQL pass fails if any of them fails."""
+    passes; run them once, in the PostgreSQL pass, instead of twice. Tests of code that only
+    runs on PostgreSQL have nothing to test on SQLite. Both are deselected (not skipped) on
+    SQLite, and the PostgreSQL pass fails if any of them fails."""
     if backend() != "sqlite":
         return
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
-        (drop if item.get_closest_marker("own_database") else keep).append(item)
+        postgresql_only = item.get_closest_marker("own_database") or item.get_closest_marker(
+            "postgresql"
+        )
+        (drop if postgresql_only else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -48,6 +49,20 @@ class Holdings:
     agreements: Mapping[tuple[int, int], tuple[tuple[datetime | None, bool], ...]] = field(
         default_factory=dict
     )
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        grants: Iterable[tuple[int, int]],
+        agreements: Iterable[tuple[int, int, datetime | None, datetime | None]],
+    ) -> Holdings:
+        """From rows: ``(user_id, model_id)`` of live grants, ``(partner_id, model_id, ends
+        at, partner disabled at)`` of agreements."""
+        found: dict[tuple[int, int], tuple[tuple[datetime | None, bool], ...]] = {}
+        for p, m, ends_at, disabled_at in agreements:
+            found[(p, m)] = (*found.get((p, m), ()), (ends_at, disabled_at is not None))
+        return cls(frozenset(grants), found)
 
     def clearance(self, principal: Principal, model_id: int, now: datetime) -> Tier:
         covered = granted = False
@@ -93,14 +108,13 @@ def holdings(
     """Grants of ``user_ids`` and agreements of ``partner_ids`` on ``model_ids``."""
     mids, uids, pids = sorted(set(model_ids)), sorted(set(user_ids)), sorted(set(partner_ids))
     conn = session.connection()
-    grants: frozenset[tuple[int, int]] = frozenset()
-    agreements: dict[tuple[int, int], tuple[tuple[datetime | None, bool], ...]] = {}
+    grants: Iterable[Any] = ()
+    agreements: Iterable[Any] = ()
     if mids and uids:
-        grants = frozenset((u, m) for u, m in conn.execute(_GRANTS, {"uids": uids, "mids": mids}))
+        grants = conn.execute(_GRANTS, {"uids": uids, "mids": mids})
     if mids and pids:
-        for p, m, ends_at, disabled_at in conn.execute(_AGREEMENTS, {"pids": pids, "mids": mids}):
-            agreements[(p, m)] = (*agreements.get((p, m), ()), (ends_at, disabled_at is not None))
-    return Holdings(grants, agreements)
+        agreements = conn.execute(_AGREEMENTS, {"pids": pids, "mids": mids})
+    return Holdings.of(grants=grants, agreements=agreements)
 
 
 def clearance_for(session: Session, principal: Principal, model_id: int, *, now: datetime) -> Tier:

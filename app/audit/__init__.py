@@ -1,5 +1,5 @@
 """Append-only, hash-chained audit events."""
 
-from app.audit.service import NewEvent, record, record_many
+from app.audit.service import Head, NewEvent, chain, record, record_many
 
-__all__ = ["NewEvent", "record", "record_many"]
+__all__ = ["Head", "NewEvent", "chain", "record", "record_many"]

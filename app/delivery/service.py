@@ -32,15 +32,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import audit
 from app.access.principals import Principal
 from app.access.rule import Holdings, holdings
 from app.access.tiers import Tier
 from app.audit import NewEvent
 from app.context import RequestContext
+from app.delivery import pg_batch
 from app.delivery.streaming import RangePlan, plan_range
 from app.errors import AppError, NotFound, ServiceUnavailable, TokenInvalid, Unauthorized
 from app.schedule.evaluate import ScheduleState, effective_tier
@@ -50,7 +51,8 @@ from app.tokens import repository as repo
 from app.tokens.claims import DownloadClaims, FileRequest, parse_subject
 from app.tokens.codec import SignedButRefused
 from app.tokens.entitlement import refusal, usable_clearance
-from app.tokens.uses import Use, Uses
+from app.tokens.uses import Use, Uses, limited
+from app.tokens.uses import started as started_files
 
 Mode = Literal["redirect", "proxy"]
 log = logging.getLogger(__name__)
@@ -139,6 +141,7 @@ class _Facts:
     open_files: Mapping[int, repo.OpenFileFacts | None]  # by index of anonymous request
     stages: Mapping[int, list[tuple[str, datetime]]]
     held: Holdings
+    started: set[tuple[str, str]]  # (jti, path) started before, where max_uses counts
 
     def state(
         self, component_id: int, held_at: datetime | None, restricted: str | None
@@ -180,43 +183,56 @@ def redeem_batch(
     session: Session, requests: Sequence[Request], settings: Settings
 ) -> list[Authorized | AppError]:
     """Decide ``requests`` in one transaction and commit it: for each, what to send, or the
-    error to answer with (its denial is on record either way)."""
-    if settings.delivery_async_commit and session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    facts = _read(session, requests)
+    error to answer with (its denial is on record either way).
+
+    Three steps, each one round trip on PostgreSQL (:mod:`app.delivery.pg_batch`): read what
+    the requests are decided from; charge the quotas and lock the audit chain; write the uses,
+    refunds and events. Then commit."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    facts = _read(session, requests, pg=pg, async_commit=settings.delivery_async_commit)
     decided: list[_Pending | AppError] = [
         _decide(i, r, facts, settings) if isinstance(r, Redemption) else r.error
         for i, r in enumerate(requests)
     ]
     pending = [d for d in decided if isinstance(d, _Pending)]
-    uses = Uses(session, facts.tokens, ((p.jti, p.item.address.path) for p in pending if p.jti))
-    ledger = quotas.Ledger(session, (p.charge for p in pending if p.charge is not None))
+    asked = quotas.asked(p.charge for p in pending if p.charge is not None)
+    head: audit.Head | None = None
+    if pg:
+        totals, head = pg_batch.lock(session, asked)
+    else:
+        totals = repo.add_to_counters(session, asked)
+    ledger = quotas.Ledger(asked, totals)
+    uses = Uses(facts.tokens, facts.started)
     results: list[Authorized | AppError] = []
-    audit: list[NewEvent] = []
+    new_events: list[NewEvent] = []
     for request, d in zip(requests, decided, strict=True):
         if isinstance(d, _Pending):
             result, data = _count(d, uses, ledger), d.data
         else:
             result, data = d, _base_data(request)
         results.append(result)
-        audit.append(_event(request, result, data))
-    uses.write(session)
-    ledger.settle(session)
-    events.record_many(session, audit)
+        new_events.append(_event(request, result, data))
+    if head is not None:
+        pg_batch.write(
+            session,
+            refunds=ledger.refunds(),
+            opened=ledger.opened(),
+            counts=uses.counts(),
+            starts=uses.starts(),
+            events=audit.chain(head, new_events),
+        )
+    else:
+        uses.write(session)
+        ledger.settle(session)
+        audit.record_many(session, new_events)
     session.commit()
+    events.recorded(new_events)
     return results
 
 
-def _read(session: Session, requests: Sequence[Request]) -> _Facts:
+def _read(session: Session, requests: Sequence[Request], *, pg: bool, async_commit: bool) -> _Facts:
     redemptions = [r for r in requests if isinstance(r, Redemption)]
     with_token = [r.claims for r in redemptions if r.claims is not None]
-    tokens = repo.lock_tokens(session, (c.jti for c in with_token)) if with_token else {}
-    wanted: set[tuple[int, str]] = set()
-    for r in redemptions:
-        t = tokens.get(r.claims.jti) if r.claims is not None else None
-        if t is not None and t.release_id is not None:
-            wanted.add((t.release_id, r.address.path))
-    files = repo.files_of(session, wanted)
     # Anonymous downloads name files by their public coordinates: one lookup per distinct
     # file of the batch (a popular open model is the same few files again and again).
     by_address: dict[FileAddress, repo.OpenFileFacts | None] = {}
@@ -227,16 +243,34 @@ def _read(session: Session, requests: Sequence[Request]) -> _Facts:
             if address not in by_address:
                 by_address[address] = _open_file(session, address)
             open_files[i] = by_address[address]
-    components = {f.component_id for f in files.values()}
-    components |= {f.component_id for f in open_files.values() if f and f.component_id}
+    open_components = {f.component_id for f in open_files.values() if f and f.component_id}
     users: set[int] = set()
     partners: set[int] = set()
     for c in with_token:
         kind, ident = c.subject
         (users if kind == "user" else partners).add(ident)
+    wanted = {(r.claims.jti, r.address.path) for r in redemptions if r.claims is not None}
+    if pg:
+        found = pg_batch.read(
+            session,
+            wanted,
+            user_ids=users,
+            partner_ids=partners,
+            component_ids=open_components,
+            async_commit=async_commit,
+        )
+        started = found.started & limited(found.tokens, wanted)
+        return _Facts(found.tokens, found.files, open_files, found.stages, found.held, started)
+    tokens = repo.lock_tokens(session, (c.jti for c in with_token)) if with_token else {}
+    files = repo.files_of(
+        session,
+        {(t.release_id, p) for j, p in wanted if (t := tokens.get(j)) and t.release_id is not None},
+    )
+    components = {f.component_id for f in files.values()} | open_components
     models = {t.model_id for t in tokens.values() if t.model_id is not None}
     held = holdings(session, user_ids=users, partner_ids=partners, model_ids=models)
-    return _Facts(tokens, files, open_files, repo.stages_of_many(session, components), held)
+    stages = repo.stages_of_many(session, components)
+    return _Facts(tokens, files, open_files, stages, held, started_files(session, tokens, wanted))
 
 
 def _open_file(session: Session, address: FileAddress) -> repo.OpenFileFacts | None:

@@ -89,13 +89,12 @@ def record_denial(
     log.info(action, extra={"actor": actor, "target": target_id, **_loggable(details)})
 
 
-def record_many(session: Session, events: Sequence[NewEvent]) -> None:
-    """Append a batch's events (successes and denials) in one go, and log and count each.
+def recorded(events: Sequence[NewEvent]) -> None:
+    """Log and count a batch's events (successes and denials), once they are on record.
 
     Served downloads are logged at DEBUG: each already has its ``http.request`` line and its
     audit event, and a third record per download was a tenth of a redemption's CPU.
     Denials stay at INFO."""
-    audit.record_many(session, events)
     debug = log.isEnabledFor(logging.DEBUG)
     for e in events:
         data = e.data or {}

@@ -16,7 +16,7 @@ Redis: docs/tokens.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -95,20 +95,25 @@ class Ledger:
     """The quota charges of a batch of requests, decided one by one, in order, as if each
     request had charged alone.
 
-    All the batch's charges are added in one statement (:func:`repo.add_to_counters`, which
-    also locks the rows until commit); each request then checks its own against the running
-    total of the requests before it, and :meth:`settle` takes back what was refused.
+    All the batch's charges are added at once (:func:`repo.add_to_counters`, one statement
+    that also locks the rows until commit; :func:`asked` sums them per counter); each request
+    then checks its own against the running total of the requests before it, and what was
+    refused is taken back before commit (:meth:`refunds`, :meth:`settle`).
     """
 
-    def __init__(self, session: Session, charges: Iterable[Charge]) -> None:
-        self._asked: dict[repo.Counter, int] = {}
-        for c in charges:
-            if c.counts:
-                counter = _counter(c.quota, c.key, c.now)
-                self._asked[counter] = self._asked.get(counter, 0) + c.amount
-        totals = repo.add_to_counters(session, self._asked)
-        self._before = {c: totals[c] - asked for c, asked in self._asked.items()}
+    def __init__(
+        self, asked: Mapping[repo.Counter, int], totals: Mapping[repo.Counter, int]
+    ) -> None:
+        """``asked``: the batch's charges per counter; ``totals``: each counter with them."""
+        self._asked = dict(asked)
+        self._before = {c: totals[c] - amount for c, amount in asked.items()}
         self._total = dict(self._before)
+
+    @classmethod
+    def charge(cls, session: Session, charges: Iterable[Charge]) -> Ledger:
+        """Add the batch's charges to their counters (locking them) and start the ledger."""
+        amounts = asked(charges)
+        return cls(amounts, repo.add_to_counters(session, amounts))
 
     def refusal(self, charge: Charge) -> QuotaExceeded | None:
         """Why ``charge`` is over its quota after the ones accepted so far; ``None`` if not."""
@@ -128,16 +133,30 @@ class Ledger:
             counter = _counter(charge.quota, charge.key, charge.now)
             self._total[counter] += charge.amount
 
+    def refunds(self) -> dict[repo.Counter, int]:
+        """What to take back from each counter: the charges refused after all."""
+        refunds = {c: a - (self._total[c] - self._before[c]) for c, a in self._asked.items()}
+        return {c: a for c, a in refunds.items() if a}
+
+    def opened(self) -> list[repo.Counter]:
+        """Counters whose window this batch opened: their previous windows are dead weight."""
+        return sorted(c for c, before in self._before.items() if before == 0)
+
     def settle(self, session: Session) -> None:
-        """Take back refused charges; drop the previous windows of counters this batch
-        opened (they are dead weight)."""
-        repo.take_from_counters(
-            session,
-            {c: asked - (self._total[c] - self._before[c]) for c, asked in self._asked.items()},
-        )
-        for (key, start), before in sorted(self._before.items()):
-            if before == 0:
-                repo.drop_old_windows(session, key, start)
+        """Take back refused charges and drop the windows this batch made obsolete."""
+        repo.take_from_counters(session, self.refunds())
+        for key, start in self.opened():
+            repo.drop_old_windows(session, key, start)
+
+
+def asked(charges: Iterable[Charge]) -> dict[repo.Counter, int]:
+    """The charges that count, summed per counter."""
+    amounts: dict[repo.Counter, int] = {}
+    for c in charges:
+        if c.counts:
+            counter = _counter(c.quota, c.key, c.now)
+            amounts[counter] = amounts.get(counter, 0) + c.amount
+    return amounts
 
 
 def _per(window: int) -> str:

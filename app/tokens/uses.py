@@ -32,16 +32,13 @@ class Use:
 
 class Uses:
     def __init__(
-        self,
-        session: Session,
-        tokens: Mapping[str, repo.TokenFacts],
-        wanted: Iterable[tuple[str, str]],
+        self, tokens: Mapping[str, repo.TokenFacts], started: Iterable[tuple[str, str]]
     ) -> None:
-        """``wanted``: the ``(jti, path)`` this batch may redeem, to look up their starts."""
+        """``tokens``: the batch's locked token rows; ``started``: the ``(jti, path)`` among
+        those it may redeem that were started before (:func:`started`)."""
         self._max = {jti: t.max_uses for jti, t in tokens.items()}
         self._uses = {jti: t.uses for jti, t in tokens.items()}
-        limited = {(jti, path) for jti, path in wanted if self._max.get(jti) is not None}
-        self._started = repo.started_files(session, limited)
+        self._started = set(started)
         self._new_starts: dict[tuple[str, str], datetime] = {}
         self._last_used: dict[str, datetime] = {}
 
@@ -65,6 +62,29 @@ class Uses:
             self._started.add((jti, path))
             self._new_starts[(jti, path)] = now
 
+    def counts(self) -> list[tuple[str, int, datetime]]:
+        """``(jti, uses, last used at)`` of every token that took a use."""
+        return [(j, self._uses[j], t) for j, t in sorted(self._last_used.items())]
+
+    def starts(self) -> list[tuple[str, str, datetime]]:
+        """``(jti, path, started at)`` of the files this batch started."""
+        return [(j, p, t) for (j, p), t in self._new_starts.items()]
+
     def write(self, session: Session) -> None:
-        repo.set_uses(session, ((j, self._uses[j], t) for j, t in sorted(self._last_used.items())))
-        repo.add_starts(session, ((j, p, t) for (j, p), t in self._new_starts.items()))
+        repo.set_uses(session, self.counts())
+        repo.add_starts(session, self.starts())
+
+
+def limited(
+    tokens: Mapping[str, repo.TokenFacts], wanted: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """The ``(jti, path)`` of ``wanted`` whose token has ``max_uses``: the only ones whose
+    starts matter (a continuation is free only where uses are counted against a limit)."""
+    return {(j, p) for j, p in wanted if j in tokens and tokens[j].max_uses is not None}
+
+
+def started(
+    session: Session, tokens: Mapping[str, repo.TokenFacts], wanted: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of ``wanted`` were started before (read under the tokens' row locks)."""
+    return repo.started_files(session, limited(tokens, wanted))

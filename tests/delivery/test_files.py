@@ -317,14 +317,25 @@ def test_token_and_request_shape_errors(world: World) -> None:
     assert (resp.status_code, resp.json()["code"]) == (422, "invalid_path")
 
 
-def test_async_commit_option_changes_only_the_commit(world: World, engine: Any) -> None:
+def test_async_commit_option_changes_only_the_commit(
+    world: World, engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sqlalchemy import event
+
+    from app.delivery import pg_batch
 
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         seen.append(statement)
 
+    real_run = pg_batch.run
+
+    def run(session: Any, statements: Any) -> Any:  # PostgreSQL's batches bypass the engine
+        seen.extend(sql for sql, _ in statements)
+        return real_run(session, statements)
+
+    monkeypatch.setattr(pg_batch, "run", run)
     use_settings(world, delivery_async_commit=True)
     token = str(world.token(world.researcher, components=["config"])["token"])
     event.listen(engine, "before_cursor_execute", record)
