@@ -64,6 +64,8 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
 
+# Lists travel as JSON arrays (``IN (SELECT json_array_elements_text(…))``): psycopg would
+# adapt a Python list element by element, in Python.
 _TOKENS = """
 SELECT t.jti, t.kind, t.subject, t.revoked_at, t.max_uses, t.uses, t.model_id, t.release_id,
        r.revision, u.role, u.disabled_at, p.name, p.disabled_at
@@ -71,36 +73,48 @@ FROM issued_tokens t
 LEFT JOIN releases r ON r.id = t.release_id
 LEFT JOIN users u ON u.id = t.user_id
 LEFT JOIN partners p ON p.id = t.partner_id
-WHERE t.jti = ANY(%s::text[])
+WHERE t.jti IN (SELECT json_array_elements_text(%s::json))
 ORDER BY t.jti
 FOR UPDATE OF t"""
-
 # The files, stages and holdings are those of the tokens' releases and models, named by
 # subqueries on the rows the first statement locked: nothing waits for its answer.
 _FILES = """
 SELECT f.release_id, f.path, f.sha256, f.size, c.id, c.name, c.held_at, c.restricted_tier
 FROM release_files f JOIN components c ON c.id = f.component_id
-WHERE f.release_id IN (SELECT release_id FROM issued_tokens WHERE jti = ANY(%s::text[]))
-  AND f.path = ANY(%s::text[])"""
+WHERE f.release_id IN (
+    SELECT release_id FROM issued_tokens
+    WHERE jti IN (SELECT json_array_elements_text(%s::json))
+) AND f.path IN (SELECT json_array_elements_text(%s::json))"""
 _STAGES = """
 SELECT s.component_id, s.tier, s.at FROM stages s
 WHERE s.component_id IN (
     SELECT f.component_id FROM release_files f
-    WHERE f.release_id IN (SELECT release_id FROM issued_tokens WHERE jti = ANY(%s::text[]))
-      AND f.path = ANY(%s::text[])
-) OR s.component_id = ANY(%s::bigint[])
+    WHERE f.release_id IN (
+        SELECT release_id FROM issued_tokens
+        WHERE jti IN (SELECT json_array_elements_text(%s::json))
+    ) AND f.path IN (SELECT json_array_elements_text(%s::json))
+) OR s.component_id IN (SELECT json_array_elements_text(%s::json)::bigint)
 ORDER BY s.component_id, s.at"""
 _GRANTS = """
 SELECT g.user_id, g.model_id FROM grants g
-WHERE g.user_id = ANY(%s::bigint[]) AND g.revoked_at IS NULL
-  AND g.model_id IN (SELECT model_id FROM issued_tokens WHERE jti = ANY(%s::text[]))"""
+WHERE g.user_id IN (SELECT json_array_elements_text(%s::json)::bigint)
+  AND g.revoked_at IS NULL
+  AND g.model_id IN (
+    SELECT model_id FROM issued_tokens
+    WHERE jti IN (SELECT json_array_elements_text(%s::json))
+)"""
 _AGREEMENTS = """
 SELECT a.partner_id, a.model_id, a.ends_at, p.disabled_at
 FROM partner_agreements a JOIN partners p ON p.id = a.partner_id
-WHERE a.partner_id = ANY(%s::bigint[])
-  AND a.model_id IN (SELECT model_id FROM issued_tokens WHERE jti = ANY(%s::text[]))"""
+WHERE a.partner_id IN (SELECT json_array_elements_text(%s::json)::bigint)
+  AND a.model_id IN (
+    SELECT model_id FROM issued_tokens
+    WHERE jti IN (SELECT json_array_elements_text(%s::json))
+)"""
 _STARTS = """
-SELECT jti, path FROM token_file_starts WHERE jti = ANY(%s::text[]) AND path = ANY(%s::text[])"""
+SELECT jti, path FROM token_file_starts
+WHERE jti IN (SELECT json_array_elements_text(%s::json))
+  AND path IN (SELECT json_array_elements_text(%s::json))"""
 
 
 @dataclass(frozen=True)
@@ -127,14 +141,14 @@ def read(
     its token requests ask for; ``component_ids``: more components whose stages it needs
     (those of anonymous requests' files)."""
     pairs = set(wanted)
-    jtis = sorted({j for j, _ in pairs})
-    paths = sorted({p for _, p in pairs})
+    jtis = json.dumps(sorted({j for j, _ in pairs}))
+    paths = json.dumps(sorted({p for _, p in pairs}))
     statements: list[Statement] = [
         (_TOKENS, [jtis]),
         (_FILES, [jtis, paths]),
-        (_STAGES, [jtis, paths, sorted(set(component_ids))]),
-        (_GRANTS, [sorted(set(user_ids)), jtis]),
-        (_AGREEMENTS, [sorted(set(partner_ids)), jtis]),
+        (_STAGES, [jtis, paths, json.dumps(sorted(set(component_ids)))]),
+        (_GRANTS, [json.dumps(sorted(set(user_ids))), jtis]),
+        (_AGREEMENTS, [json.dumps(sorted(set(partner_ids))), jtis]),
         (_STARTS, [jtis, paths]),
     ]
     if async_commit:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -142,11 +142,18 @@ class _Facts:
     stages: Mapping[int, list[tuple[str, datetime]]]
     held: Holdings
     started: set[tuple[str, str]]  # (jti, path) started before, where max_uses counts
+    _states: dict[int, ScheduleState] = field(default_factory=dict, compare=False, repr=False)
 
     def state(
         self, component_id: int, held_at: datetime | None, restricted: str | None
     ) -> ScheduleState:
-        return ScheduleState.of(self.stages.get(component_id, []), held_at, restricted)
+        """The component's schedule, built once per batch (its requests are mostly for the
+        same few components)."""
+        state = self._states.get(component_id)
+        if state is None:
+            state = ScheduleState.of(self.stages.get(component_id, []), held_at, restricted)
+            self._states[component_id] = state
+        return state
 
 
 def redeem(

@@ -94,8 +94,8 @@ def count_token_issued(tier: str) -> None:
     TOKENS_ISSUED.labels(tier=tier).inc()
 
 
-def count_token_redeemed(kind: str, mode: str) -> None:
-    TOKENS_REDEEMED.labels(kind=kind, mode=mode).inc()
+def count_token_redeemed(kind: str, mode: str, n: int = 1) -> None:
+    TOKENS_REDEEMED.labels(kind=kind, mode=mode).inc(n)
 
 
 def count_denial(reason: str) -> None:

@@ -10,6 +10,7 @@ Log lines carry ids (jti, subject, file), never a token, key or presigned URL.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -50,14 +51,16 @@ def record(
     _count(action, data)
 
 
+_KIND = {"download.redeemed": "token", "download.anonymous": "anonymous"}
+
+
 def _count(action: str, data: dict[str, Any]) -> None:
     # Prometheus counters (app/observability/metrics.py); denials are counted by the app's
     # error handler, so only successes are counted here.
     if action == "token.issued":
         count_token_issued(str(data.get("tier", "")))
-    elif action in ("download.redeemed", "download.anonymous"):
-        kind = "token" if action == "download.redeemed" else "anonymous"
-        count_token_redeemed(kind, str(data.get("mode", "")))
+    elif action in _KIND:
+        count_token_redeemed(_KIND[action], str(data.get("mode", "")))
 
 
 def record_denial(
@@ -94,12 +97,16 @@ def recorded(events: Sequence[NewEvent]) -> None:
 
     Served downloads are logged at DEBUG: each already has its ``http.request`` line and its
     audit event, and a third record per download was a tenth of a redemption's CPU.
-    Denials stay at INFO."""
+    Denials stay at INFO. Successes are counted per label set, once per batch."""
     debug = log.isEnabledFor(logging.DEBUG)
+    served: Counter[tuple[str, str]] = Counter()
     for e in events:
         data = e.data or {}
         if e.outcome == "ok":
-            _count(e.action, data)
+            if e.action in ("download.redeemed", "download.anonymous"):
+                served[(e.action, str(data.get("mode", "")))] += 1
+            else:
+                _count(e.action, data)
             if not debug:
                 continue
         log.log(
@@ -107,6 +114,8 @@ def recorded(events: Sequence[NewEvent]) -> None:
             e.action,
             extra={"actor": e.actor, "target": e.target_id, **_loggable(data)},
         )
+    for (action, mode), n in served.items():
+        count_token_redeemed(_KIND[action], mode, n)
 
 
 _LOGGED = frozenset(

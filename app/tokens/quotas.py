@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 
 from sqlalchemy.orm import Session
 
@@ -90,6 +91,10 @@ class Charge:
     def counts(self) -> bool:
         return self.quota.limit > 0 and self.amount > 0
 
+    @cached_property
+    def counter(self) -> repo.Counter:
+        return _counter(self.quota, self.key, self.now)
+
 
 class Ledger:
     """The quota charges of a batch of requests, decided one by one, in order, as if each
@@ -119,7 +124,7 @@ class Ledger:
         """Why ``charge`` is over its quota after the ones accepted so far; ``None`` if not."""
         if not charge.counts:
             return None
-        counter = _counter(charge.quota, charge.key, charge.now)
+        counter = charge.counter
         return _refusal(
             charge.quota,
             before=self._total[counter],
@@ -130,8 +135,7 @@ class Ledger:
 
     def accept(self, charge: Charge) -> None:
         if charge.counts:
-            counter = _counter(charge.quota, charge.key, charge.now)
-            self._total[counter] += charge.amount
+            self._total[charge.counter] += charge.amount
 
     def refunds(self) -> dict[repo.Counter, int]:
         """What to take back from each counter: the charges refused after all."""
@@ -154,8 +158,7 @@ def asked(charges: Iterable[Charge]) -> dict[repo.Counter, int]:
     amounts: dict[repo.Counter, int] = {}
     for c in charges:
         if c.counts:
-            counter = _counter(c.quota, c.key, c.now)
-            amounts[counter] = amounts.get(counter, 0) + c.amount
+            amounts[c.counter] = amounts.get(c.counter, 0) + c.amount
     return amounts
 
 
