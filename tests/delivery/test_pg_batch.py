@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -79,21 +79,33 @@ def test_a_failing_statement_is_a_database_error_without_its_parameters(db: Sess
     # redeem() retries a batch request by request on DBAPIError, and answers 503 for one
     # that fails alone: a psycopg error from here must arrive as one.
     with pytest.raises(DBAPIError) as caught:
-        pg_batch.run(db, [("SELECT 1", []), ("SELECT length(%s) / 0", ["198.51.100.23"])])
+        pg_batch.one(db, "SELECT length(%(addr)s) / 0", {"addr": "198.51.100.23"})
     assert "division by zero" in str(caught.value)
     assert "198.51.100.23" not in str(caught.value)
 
 
-def test_several_statements_answer_in_order(db: Session) -> None:
-    rows = pg_batch.run(
-        db,
-        [
-            ("SELECT %s::int + 1", [1]),
-            ("SET LOCAL synchronous_commit TO OFF", []),
-            ("SELECT x FROM unnest(%s::text[]) AS x ORDER BY x", [["b", "it's", "a"]]),
-        ],
-    )
-    assert rows == [[(2,)], [], [("a",), ("b",), ("it's",)]]
+def test_the_read_sets_asynchronous_commit_for_its_transaction_only_when_asked(
+    engine: Engine,
+) -> None:
+    def setting(session: Session) -> str:
+        return str(session.execute(text("SHOW synchronous_commit")).scalar_one())
+
+    def read(session: Session, async_commit: bool) -> None:
+        pg_batch.read(
+            session, [], user_ids=[], partner_ids=[], component_ids=[], async_commit=async_commit
+        )
+
+    # A session of its own: the test's shared transaction would outlive SET LOCAL.
+    with Session(engine) as session:
+        before = setting(session)
+        assert before != "off"
+        read(session, True)
+        assert setting(session) == "off"
+        session.rollback()  # SET LOCAL: gone with the transaction
+        assert setting(session) == before
+        read(session, False)
+        assert setting(session) == before
+        session.rollback()
 
 
 def test_a_database_without_an_audit_head_starts_one(db: Session) -> None:
