@@ -332,7 +332,12 @@ def step_costs(db_url: str, env: dict[str, str], token: str, n: int) -> dict[str
 
 
 def count_statements(engine: Any, fn: Callable[[], object]) -> int:
+    """SQL statements ``fn`` sends: through SQLAlchemy, and on PostgreSQL through
+    app.delivery.pg_batch (which bypasses the engine). Not counted: the pool's pre-ping, and
+    the BEGIN and COMMIT around them."""
     from sqlalchemy import event
+
+    from app.delivery import pg_batch
 
     seen = 0
 
@@ -340,10 +345,18 @@ def count_statements(engine: Any, fn: Callable[[], object]) -> int:
         nonlocal seen
         seen += 1
 
+    real_one = pg_batch.one
+
+    def one(*args: Any, **kwargs: Any) -> Any:
+        count()
+        return real_one(*args, **kwargs)
+
     event.listen(engine, "before_cursor_execute", count)
+    pg_batch.one = one
     try:
         fn()
     finally:
+        pg_batch.one = real_one
         event.remove(engine, "before_cursor_execute", count)
     return seen
 

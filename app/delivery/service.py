@@ -192,7 +192,7 @@ def redeem_batch(
     """Decide ``requests`` in one transaction and commit it: for each, what to send, or the
     error to answer with (its denial is on record either way).
 
-    Three steps, each one round trip on PostgreSQL (:mod:`app.delivery.pg_batch`): read what
+    Three steps, each one statement on PostgreSQL (:mod:`app.delivery.pg_batch`): read what
     the requests are decided from; charge the quotas and lock the audit chain; write the uses,
     refunds and events. Then commit."""
     pg = session.get_bind().dialect.name == "postgresql"

@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import lru_cache
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -54,6 +55,19 @@ BYTES_SERVED = Counter(
     "Response body bytes sent, by route template (file routes carry the downloads).",
     ["route"],
 )
+
+
+@lru_cache(maxsize=1024)
+def http_series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    """The request counter and duration histogram of one (method, route, status), looked up
+    once: ``labels()`` costs more than the increment it leads to, and runs on every request.
+    Bounded, like the label values themselves (route *templates*, not paths)."""
+    return (
+        HTTP_REQUESTS.labels(method=method, route=route, status=str(status)),
+        HTTP_DURATION.labels(method=method, route=route),
+    )
+
+
 TOKENS_ISSUED = Counter(
     "weightgate_tokens_issued",
     "Download tokens issued, by the tier (clearance) they carry.",

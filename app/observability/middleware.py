@@ -13,7 +13,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability.logging import REQUEST_ID
-from app.observability.metrics import BYTES_SERVED, HTTP_DURATION, HTTP_REQUESTS
+from app.observability.metrics import BYTES_SERVED, http_series
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,9 @@ class RequestObservability:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
             method = scope["method"]
-            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-            HTTP_DURATION.labels(method=method, route=route).observe(elapsed)
+            requests, duration = http_series(method, route, status)
+            requests.inc()
+            duration.observe(elapsed)
             if sent:
                 BYTES_SERVED.labels(route=route).inc(sent)
             # The route template, never the raw path or query: those can carry tokens.
