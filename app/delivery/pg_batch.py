@@ -15,7 +15,8 @@ Here each phase is one statement, whose answer is one JSON document:
 
 Then the session commits. Rows travel as JSON documents (``json_to_recordset``) rather than
 one parameter per value, which psycopg would adapt one by one, in Python; each statement is
-the same text every time, so psycopg prepares it and PostgreSQL plans it once per connection.
+the same text every time, so psycopg prepares it (after a few runs) and PostgreSQL does not
+parse it again on that connection.
 The SQLite path (:mod:`app.delivery.service`) runs the same steps through the repositories;
 ``tests/delivery/test_pg_batch.py`` checks that both read the same facts.
 """

@@ -195,6 +195,8 @@ def redeem_batch(
     Three steps, each one statement on PostgreSQL (:mod:`app.delivery.pg_batch`): read what
     the requests are decided from; charge the quotas and lock the audit chain; write the uses,
     refunds and events. Then commit."""
+    if not requests:
+        return []
     pg = session.get_bind().dialect.name == "postgresql"
     facts = _read(session, requests, pg=pg, async_commit=settings.delivery_async_commit)
     decided: list[_Pending | AppError] = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -193,6 +194,26 @@ def test_anonymous_requests_of_a_batch_share_their_address_quota(world: World, d
     settings = settings_of(world, quota_anonymous_per_minute=2)
     results = redeem_batch(db, [get(world, None, "tokenizer.json")] * 3, settings)
     assert [outcome(r) for r in results] == ["ok 200", "ok 200", "quota_anonymous_downloads"]
+
+
+def test_a_new_window_starts_from_zero_and_drops_the_old_one(world: World, db: Session) -> None:
+    settings = settings_of(world, quota_anonymous_per_minute=2)
+    key = f"anonymous_downloads:{CTX.client_addr}"
+
+    def windows() -> list[tuple[datetime, int]]:
+        db.expire_all()
+        q = select(QuotaCounter).where(QuotaCounter.key == key)
+        return sorted((c.window_start, c.amount) for c in db.scalars(q))
+
+    first = redeem_batch(db, [get(world, None, "tokenizer.json")] * 3, settings)
+    assert [outcome(r) for r in first] == ["ok 200", "ok 200", "quota_anonymous_downloads"]
+    assert [amount for _, amount in windows()] == [2]  # the refused charge was taken back
+    world.clock.advance(60)
+    second = redeem_batch(db, [get(world, None, "tokenizer.json")], settings)
+    assert [outcome(r) for r in second] == ["ok 200"]
+    ((start, amount),) = windows()  # the previous minute's row is gone
+    assert amount == 1
+    assert start > world.clock.now() - timedelta(seconds=60)
 
 
 class _FailingOnce:
