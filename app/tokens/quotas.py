@@ -100,10 +100,12 @@ class Ledger:
     """The quota charges of a batch of requests, decided one by one, in order, as if each
     request had charged alone.
 
-    All the batch's charges are added at once (:func:`repo.add_to_counters`, one statement
-    that also locks the rows until commit; :func:`asked` sums them per counter); each request
-    then checks its own against the running total of the requests before it, and what was
-    refused is taken back before commit (:meth:`refunds`, :meth:`settle`).
+    All the batch's charges (:func:`asked` sums them per counter) are added at once, in one
+    statement that also locks the rows until commit (:func:`repo.add_to_counters`; on
+    PostgreSQL :func:`app.delivery.pg_batch.lock`); the ledger starts from the totals that
+    returns. Each request then checks its own against the running total of the requests
+    before it, and what was refused is taken back before commit (:meth:`refunds`, written
+    by :meth:`settle` or by ``pg_batch.write``).
     """
 
     def __init__(
@@ -113,12 +115,6 @@ class Ledger:
         self._asked = dict(asked)
         self._before = {c: totals[c] - amount for c, amount in asked.items()}
         self._total = dict(self._before)
-
-    @classmethod
-    def charge(cls, session: Session, charges: Iterable[Charge]) -> Ledger:
-        """Add the batch's charges to their counters (locking them) and start the ledger."""
-        amounts = asked(charges)
-        return cls(amounts, repo.add_to_counters(session, amounts))
 
     def refusal(self, charge: Charge) -> QuotaExceeded | None:
         """Why ``charge`` is over its quota after the ones accepted so far; ``None`` if not."""
