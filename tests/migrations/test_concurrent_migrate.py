@@ -5,26 +5,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from tests.fixtures.databases import PG_ADMIN_URL
+from tests.fixtures.databases import empty_postgresql_database
 from tests.fixtures.servers import VENV_BIN
 
 pytestmark = pytest.mark.own_database
 
 
 def test_four_migrators_at_once_on_an_empty_postgresql_database(tmp_path: Path) -> None:
-    name = f"wg_migrace_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
+    with empty_postgresql_database("migrace") as url:
         env = {
             **os.environ,
             "WEIGHTGATE_DATABASE_URL": url,
@@ -57,11 +50,3 @@ def test_four_migrators_at_once_on_an_empty_postgresql_database(tmp_path: Path) 
         assert len(versions) == 1
         assert heads == 1  # the data migration ran once, not four times
         assert check.returncode == 0, check.stdout + check.stderr
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
