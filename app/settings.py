@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     quota_tokens_per_minute: int = 120
     quota_bytes_per_day: int = 10 * 1024**4
     quota_anonymous_per_minute: int = 600
+    # Sign-up attempts per client address (open registration only): bounds account spam and
+    # probing which emails have accounts.
+    quota_registrations_per_hour: int = 10
 
     scheduler_enabled: bool = True
     scheduler_interval: float = 1.0

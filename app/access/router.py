@@ -32,6 +32,7 @@ from app.errors import NotFound, Unauthorized, problems
 from app.ids import IdPath
 from app.models import ApiKey, Partner, User
 from app.pagination import Page, PageDep, encode_cursor
+from app.tokens import quotas
 
 router = APIRouter(tags=["access"])
 router.include_router(requests_router)
@@ -55,7 +56,7 @@ def key_out(row: ApiKey) -> ApiKeyOut:
     )
 
 
-@router.post("/v1/register", status_code=201, responses=problems(403, 409, 422))
+@router.post("/v1/register", status_code=201, responses=problems(403, 409, 422, 429))
 def register(
     body: RegisterIn,
     session: SessionDep,
@@ -64,12 +65,14 @@ def register(
     ctx: ContextDep,
 ) -> RegisterOut:
     """Create a researcher account and its first API key (shown once). Only when the
-    operator set ``WEIGHTGATE_OPEN_REGISTRATION=true``."""
+    operator set ``WEIGHTGATE_OPEN_REGISTRATION=true``; at most
+    ``WEIGHTGATE_QUOTA_REGISTRATIONS_PER_HOUR`` attempts per client address."""
     user, key = users.register(
         session,
         email=body.email,
         name=body.name,
         open_registration=settings.open_registration,
+        quota=quotas.registrations_quota(settings),
         now=clock.now(),
         ctx=ctx,
     )

@@ -14,6 +14,7 @@ from app.access.apikeys import create_api_key
 from app.context import RequestContext
 from app.errors import Conflict, Forbidden, Unprocessable
 from app.models import User
+from app.tokens import quotas
 
 ROLES = ("admin", "researcher")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
@@ -76,15 +77,23 @@ def register(
     email: str,
     name: str,
     open_registration: bool,
+    quota: quotas.Quota,
     now: datetime,
     ctx: RequestContext | None = None,
 ) -> tuple[User, str]:
-    """Self-service sign-up as a researcher, when the operator turned it on."""
+    """Self-service sign-up as a researcher, when the operator turned it on.
+
+    Each attempt counts against ``quota`` for the client address, and is committed before
+    the sign-up is tried: a refused attempt (an email already taken, an invalid one) counts
+    too, so the limit also bounds probing which emails have accounts."""
     if not open_registration:
         raise Forbidden(
             "open registration is turned off on this server; ask an administrator for an account",
             code="registration_closed",
         )
+    address = (ctx.client_addr if ctx else None) or "unknown"
+    quotas.charge(session, quota, key=address, amount=1, now=now)
+    session.commit()
     try:
         with session.begin_nested():
             return create_user_with_key(

@@ -4,7 +4,8 @@
 - bytes requested per principal per UTC day (``WEIGHTGATE_QUOTA_BYTES_PER_DAY``): a download
   is refused once the day's total has reached the limit; the one that crosses it is served,
   so a file larger than the whole allowance can still be fetched once a day;
-- anonymous downloads per client address per minute (``WEIGHTGATE_QUOTA_ANONYMOUS_PER_MINUTE``).
+- anonymous downloads per client address per minute (``WEIGHTGATE_QUOTA_ANONYMOUS_PER_MINUTE``);
+- sign-ups per client address per hour (``WEIGHTGATE_QUOTA_REGISTRATIONS_PER_HOUR``).
 
 A limit of 0 turns that quota off. A charge is an ``INSERT … ON CONFLICT DO UPDATE …
 RETURNING`` (atomic on SQLite and PostgreSQL): :func:`charge` for one request, whose refusal
@@ -28,6 +29,7 @@ from app.settings import Settings
 from app.tokens import repository as repo
 
 MINUTE = 60
+HOUR = 3_600
 DAY = 86_400
 
 
@@ -159,7 +161,7 @@ def asked(charges: Iterable[Charge]) -> dict[repo.Counter, int]:
 
 
 def _per(window: int) -> str:
-    return {MINUTE: "minute", DAY: "day"}.get(window, f"{window} s")
+    return {MINUTE: "minute", HOUR: "hour", DAY: "day"}.get(window, f"{window} s")
 
 
 def tokens_quota(settings: Settings) -> Quota:
@@ -172,3 +174,7 @@ def bytes_quota(settings: Settings) -> Quota:
 
 def anonymous_quota(settings: Settings) -> Quota:
     return Quota("anonymous_downloads", settings.quota_anonymous_per_minute, MINUTE)
+
+
+def registrations_quota(settings: Settings) -> Quota:
+    return Quota("registrations", settings.quota_registrations_per_hour, HOUR)
