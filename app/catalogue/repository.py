@@ -131,8 +131,15 @@ def file_counts(session: Session, release_id: int) -> dict[int, int]:
     return {cid: int(n) for cid, n in rows}
 
 
-def stored_object(session: Session, sha256: str) -> StoredObject | None:
-    return session.get(StoredObject, sha256)
+def stored_object(session: Session, sha256: str, *, lock: bool = False) -> StoredObject | None:
+    """The object's row; with ``lock``, read under ``FOR SHARE`` (PostgreSQL), which keeps
+    the collector (:mod:`app.catalogue.collect`) off it until commit."""
+    if not lock:
+        return session.get(StoredObject, sha256)
+    query = select(StoredObject).where(StoredObject.sha256 == sha256)
+    return session.execute(
+        query.with_for_update(read=True).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
 
 
 def object_references(session: Session, sha256: str) -> int:

@@ -13,13 +13,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from app import audit
 from app.access.principals import Principal
+from app.catalogue import collect
 from app.catalogue import repository as repo
 from app.catalogue.names import MAX_PATH_BYTES, check_component, check_file_path
 from app.catalogue.service import audit_target, require_draft, require_release
@@ -176,27 +177,40 @@ async def receive(
         row, _ = register_file(
             session, target=fresh, blob=blob, actor=actor, now=clock.now(), ctx=ctx
         )
+        # The object's row is locked now (register_file): the collector cannot remove the
+        # bytes any more, but it may have done so while they streamed (app.catalogue.collect).
+        if not store.exists(blob.sha256):
+            raise ServiceUnavailable(
+                "the uploaded bytes were removed by storage garbage collection before the "
+                "file was registered; upload it again",
+                code="upload_collected",
+                headers={"Retry-After": "1"},
+            )
         session.commit()
         return row, fresh.component.name, fresh.replaces is not None
 
     try:
         return await run_in_threadpool(write_rows)
     except BaseException:
-        await run_in_threadpool(discard_if_unreferenced, session, store, blob.sha256)
+        await run_in_threadpool(discard_if_unreferenced, session, store, blob, now=clock.now())
         raise
 
 
-def discard_if_unreferenced(session: Session, store: ObjectStore, sha256: str) -> None:
-    """After a failed registration, delete the object just stored unless a row knows it
-    (it may have been there before, shared by other files)."""
+def discard_if_unreferenced(
+    session: Session, store: ObjectStore, blob: StoredBlob, *, now: datetime
+) -> None:
+    """After a failed registration, delete the object just stored unless a file refers to
+    it (it may have been there before, shared by other files), as the collector would."""
     session.rollback()
-    if repo.object_references(session, sha256) or repo.stored_object(session, sha256):
-        return
     try:
-        store.delete(sha256)
-    except StorageError:
-        # The original error matters more; an unreferenced object is only wasted space.
-        log.warning("uploads.orphan_left", extra={"sha256": sha256})
+        collect.remove_if_unreferenced(
+            session, store, blob.sha256, size=blob.size, now=now, written_before=None
+        )
+    except (StorageError, SQLAlchemyError):
+        # The original error matters more; an unreferenced object is only wasted space, and
+        # `weightgate storage gc` removes it later.
+        session.rollback()
+        log.warning("uploads.orphan_left", extra={"sha256": blob.sha256})
 
 
 def register_file(
@@ -209,7 +223,8 @@ def register_file(
     ctx: RequestContext | None,
 ) -> tuple[ReleaseFile, bool]:
     """Write the file row (and the object row if new). Returns (file, object_was_new)."""
-    new_object = repo.stored_object(session, blob.sha256) is None
+    # Locked (shared) until commit: the collector must not remove these bytes now.
+    new_object = repo.stored_object(session, blob.sha256, lock=True) is None
     if new_object:
         try:
             with session.begin_nested():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import keys, publish, researcher, server
+from app.cli import keys, publish, researcher, server, storage
 
 app = typer.Typer(
     name="weightgate",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 server.register(app)
 keys.register(app)
+storage.register(app)
 publish.register(app)
 researcher.register(app)
 

@@ -3,6 +3,7 @@
 from app.storage.base import (
     MAX_SHA256_HEX,
     HashMismatch,
+    ListedObject,
     ObjectStore,
     ObjectWriter,
     StorageError,
@@ -14,6 +15,7 @@ from app.storage.factory import open_store
 __all__ = [
     "MAX_SHA256_HEX",
     "HashMismatch",
+    "ListedObject",
     "ObjectStore",
     "ObjectWriter",
     "StorageError",

@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 MAX_SHA256_HEX = 64
@@ -41,6 +42,15 @@ class TooLarge(StorageError):
 class StoredBlob:
     sha256: str
     size: int
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """An object found in the store by :meth:`ObjectStore.listing`."""
+
+    sha256: str
+    size: int
+    modified: datetime  # when it was last written (aware, UTC)
 
 
 def object_key(prefix: str, sha256: str) -> str:
@@ -82,6 +92,14 @@ class ObjectStore(Protocol):
         ...
 
     def delete(self, sha256: str) -> None: ...
+
+    def modified(self, sha256: str) -> datetime | None:
+        """When the object was last written; ``None`` if it is not there."""
+        ...
+
+    def listing(self) -> Iterator[ListedObject]:
+        """Every object at a content address (not uploads in progress), in no set order."""
+        ...
 
     def presign_get(self, sha256: str, *, expires_in: int, filename: str) -> str | None:
         """A URL the client can fetch directly, or ``None`` if this store cannot presign."""

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app.storage.base import (
     SHA256_RE,
     HashingCounter,
     HashMismatch,
+    ListedObject,
     StorageError,
     StoredBlob,
 )
@@ -106,6 +109,27 @@ class FilesystemStore:
 
     def delete(self, sha256: str) -> None:
         self.path_for(sha256).unlink(missing_ok=True)
+
+    def modified(self, sha256: str) -> datetime | None:
+        try:
+            return datetime.fromtimestamp(self.path_for(sha256).stat().st_mtime, UTC)
+        except FileNotFoundError:
+            return None
+
+    def listing(self) -> Iterator[ListedObject]:
+        # <root>/sha256/<first two hex digits>/<sha256>; anything else is not an object.
+        for fan in sorted((self.root / "sha256").glob("[0-9a-f][0-9a-f]")):
+            for entry in os.scandir(fan):
+                if not (SHA256_RE.fullmatch(entry.name) and entry.name[:2] == fan.name):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # deleted while listing
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    yield ListedObject(
+                        entry.name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)
+                    )
 
     def presign_get(self, sha256: str, *, expires_in: int, filename: str) -> str | None:
         return None

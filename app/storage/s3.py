@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -20,8 +21,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.storage.base import (
+    SHA256_RE,
     HashingCounter,
     HashMismatch,
+    ListedObject,
     StorageError,
     StoredBlob,
     object_key,
@@ -247,6 +250,31 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=object_key(self.prefix, sha256))
         except (BotoCoreError, ClientError) as e:
             raise StorageError("object store delete failed") from e
+
+    def modified(self, sha256: str) -> datetime | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=object_key(self.prefix, sha256))
+        except ClientError as e:
+            if _is_missing(e):
+                return None
+            raise StorageError("object store unreachable") from e
+        except BotoCoreError as e:
+            raise StorageError("object store unreachable") from e
+        return head["LastModified"].astimezone(UTC)
+
+    def listing(self) -> Iterator[ListedObject]:
+        under = object_key(self.prefix, "0" * 64)[:-64]  # "<prefix>/sha256/"
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=under
+            )
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    name = obj["Key"][len(under) :]
+                    if SHA256_RE.fullmatch(name):
+                        yield ListedObject(name, obj["Size"], obj["LastModified"].astimezone(UTC))
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError("object store listing failed") from e
 
     def presign_get(self, sha256: str, *, expires_in: int, filename: str) -> str | None:
         return self.client.generate_presigned_url(
