@@ -7,10 +7,12 @@ file may still need it. Nothing else removes them, so without this the store onl
 
 - objects with a ``stored_objects`` row that no release file refers to any more;
 - *strays*, objects in the store with no row at all: bytes an upload stored before its
-  process died, or whose clean-up after a failed registration failed too.
+  process died, or whose clean-up after a failed registration failed too;
+- staging data of uploads whose process died mid-stream (a temporary file, an incomplete S3
+  multipart upload).
 
-Only objects not written for ``min_age`` go: an upload in progress has its bytes in the
-store before it has a row.
+Only what was not written for ``min_age`` goes: an upload in progress has its bytes in the
+store before it has a row, and writes to its staging data as it streams.
 
 **Against concurrent uploads of the same bytes**, each object is removed in a transaction of
 its own that holds the object's row locked (``FOR UPDATE``; for a stray, a placeholder row
@@ -24,7 +26,6 @@ its bytes gone and answers 503 to be sent again. A file never points at missing 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -35,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import audit
 from app.catalogue import repository as repo
 from app.models import ReleaseFile, StoredObject
-from app.storage import ObjectStore
+from app.storage import ObjectStore, StaleUpload
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Report:
     removed: list[Candidate] = field(default_factory=list)
     # Candidates left alone: referenced again, or written within min_age, when looked at.
     kept: int = 0
+    uploads: list[StaleUpload] = field(default_factory=list)  # abandoned staging data
 
     @property
     def bytes(self) -> int:
@@ -144,22 +146,28 @@ def collect(
                 report.removed.append(c)
             else:
                 report.kept += 1
+        for upload in store.stale_uploads(before):
+            if not dry_run:
+                store.discard_upload(upload)
+                log.info(
+                    "storage.upload_discarded", extra={"upload": upload.name, "bytes": upload.size}
+                )
+            report.uploads.append(upload)
     finally:
         # Also when the store failed part way: what went is on record.
-        if report.removed and not dry_run:
-            _audit(sessions, report.removed, store=store, now=now, actor=actor)
+        if (report.removed or report.uploads) and not dry_run:
+            _audit(sessions, report, store=store, now=now, actor=actor)
     return report
 
 
 def _audit(
     sessions: sessionmaker[Session],
-    removed: Iterable[Candidate],
+    report: Report,
     *,
     store: ObjectStore,
     now: datetime,
     actor: str,
 ) -> None:
-    gone = list(removed)
     with sessions() as session:
         audit.record(
             session,
@@ -169,9 +177,10 @@ def _audit(
             target_type="store",
             target_id=store.name,
             after={
-                "objects": len(gone),
-                "bytes": sum(c.size for c in gone),
-                "strays": sum(c.stray for c in gone),
+                "objects": len(report.removed),
+                "bytes": report.bytes,
+                "strays": sum(c.stray for c in report.removed),
+                "abandoned_uploads": len(report.uploads),
             },
         )
         session.commit()

@@ -25,7 +25,8 @@ def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list, remove nothing")] = False,
 ) -> None:
     """Remove objects that no file of any release refers to (left by deleted or replaced
-    draft files, and by uploads that died before registering their bytes)."""
+    draft files, and by uploads that died before registering their bytes), and the staging
+    data of uploads that died mid-stream."""
     from app.catalogue.collect import collect
     from app.clock import SystemClock
     from app.db import make_engine, make_sessionmaker
@@ -52,9 +53,13 @@ def gc(
     verb = "would remove" if dry_run else "removed"
     for c in report.removed:
         typer.echo(f"{verb} {c.sha256} {c.size} bytes{' (no row)' if c.stray else ''}")
+    for u in report.uploads:
+        size = "" if u.size is None else f" {u.size} bytes"
+        typer.echo(f"{verb} abandoned upload {u.name}{size}")
     typer.echo(
-        f"{verb} {len(report.removed)} objects, {report.bytes} bytes; "
-        f"kept {report.kept} in use again or written in the last {min_age_hours:g} h"
+        f"{verb} {len(report.removed)} objects, {report.bytes} bytes, and "
+        f"{len(report.uploads)} abandoned uploads; kept {report.kept} objects in use again "
+        f"or written in the last {min_age_hours:g} h"
     )
 
 

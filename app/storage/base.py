@@ -53,6 +53,16 @@ class ListedObject:
     modified: datetime  # when it was last written (aware, UTC)
 
 
+@dataclass(frozen=True)
+class StaleUpload:
+    """Staging data of an upload nobody has written to for a while (its process died)."""
+
+    name: str  # the staging file or key
+    size: int | None  # None when the store cannot tell cheaply
+    last_written: datetime
+    upload_id: str | None = None  # S3: an incomplete multipart upload
+
+
 def object_key(prefix: str, sha256: str) -> str:
     if not SHA256_RE.fullmatch(sha256):
         raise ValueError("object keys are SHA-256 hex digests")
@@ -100,6 +110,12 @@ class ObjectStore(Protocol):
     def listing(self) -> Iterator[ListedObject]:
         """Every object at a content address (not uploads in progress), in no set order."""
         ...
+
+    def stale_uploads(self, written_before: datetime) -> list[StaleUpload]:
+        """Uploads' staging data last written before ``written_before``."""
+        ...
+
+    def discard_upload(self, upload: StaleUpload) -> None: ...
 
     def presign_get(self, sha256: str, *, expires_in: int, filename: str) -> str | None:
         """A URL the client can fetch directly, or ``None`` if this store cannot presign."""

@@ -14,6 +14,7 @@ from app.storage.base import (
     HashingCounter,
     HashMismatch,
     ListedObject,
+    StaleUpload,
     StorageError,
     StoredBlob,
 )
@@ -130,6 +131,22 @@ class FilesystemStore:
                     yield ListedObject(
                         entry.name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)
                     )
+
+    def stale_uploads(self, written_before: datetime) -> list[StaleUpload]:
+        # An upload in progress writes to its file every few MiB, which keeps it fresh.
+        found = []
+        for entry in os.scandir(self.staging):
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # the upload finished while listing
+                continue
+            written = datetime.fromtimestamp(st.st_mtime, UTC)
+            if stat.S_ISREG(st.st_mode) and written < written_before:
+                found.append(StaleUpload(entry.name, st.st_size, written))
+        return sorted(found, key=lambda u: u.name)
+
+    def discard_upload(self, upload: StaleUpload) -> None:
+        (self.staging / Path(upload.name).name).unlink(missing_ok=True)
 
     def presign_get(self, sha256: str, *, expires_in: int, filename: str) -> str | None:
         return None

@@ -25,6 +25,7 @@ from app.storage.base import (
     HashingCounter,
     HashMismatch,
     ListedObject,
+    StaleUpload,
     StorageError,
     StoredBlob,
     object_key,
@@ -275,6 +276,57 @@ class S3Store:
                         yield ListedObject(name, obj["Size"], obj["LastModified"].astimezone(UTC))
         except (BotoCoreError, ClientError) as e:
             raise StorageError("object store listing failed") from e
+
+    def stale_uploads(self, written_before: datetime) -> list[StaleUpload]:
+        """Incomplete multipart uploads whose last part is older than ``written_before``,
+        and staging objects a dead process left between completing and copying them."""
+        staging = f"{self.prefix}/staging/".lstrip("/")
+        c = self.client
+        found = []
+        try:
+            for page in c.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=staging
+            ):
+                for up in page.get("Uploads", ()):
+                    key, upload_id = up["Key"], up["UploadId"]
+                    parts = [
+                        part
+                        for parts_page in c.get_paginator("list_parts").paginate(
+                            Bucket=self.bucket, Key=key, UploadId=upload_id
+                        )
+                        for part in parts_page.get("Parts", ())
+                    ]
+                    written = max(
+                        (p["LastModified"] for p in parts), default=up["Initiated"]
+                    ).astimezone(UTC)
+                    if written < written_before:
+                        size = sum(p["Size"] for p in parts)
+                        found.append(StaleUpload(key, size, written, upload_id))
+            for listed in c.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=staging
+            ):
+                for obj in listed.get("Contents", ()):
+                    written = obj["LastModified"].astimezone(UTC)
+                    if written < written_before:
+                        found.append(StaleUpload(obj["Key"], obj["Size"], written))
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError("object store listing failed") from e
+        return sorted(found, key=lambda u: (u.name, u.upload_id or ""))
+
+    def discard_upload(self, upload: StaleUpload) -> None:
+        try:
+            if upload.upload_id is not None:
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload.name, UploadId=upload.upload_id
+                )
+            else:
+                self.client.delete_object(Bucket=self.bucket, Key=upload.name)
+        except ClientError as e:
+            if str(e.response.get("Error", {}).get("Code", "")) == "NoSuchUpload":
+                return  # finished or aborted meanwhile
+            raise StorageError("object store delete failed") from e
+        except BotoCoreError as e:
+            raise StorageError("object store delete failed") from e
 
     def presign_get(self, sha256: str, *, expires_in: int, filename: str) -> str | None:
         return self.client.generate_presigned_url(

@@ -4,6 +4,7 @@ upload racing the collector for the same bytes never ends up pointing at missing
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,10 +23,11 @@ from app.db import make_engine, make_sessionmaker
 from app.models import ReleaseFile, StoredObject
 from app.storage import ObjectStore, StoredBlob
 from app.storage.filesystem import FilesystemStore
+from app.storage.s3 import S3Store
 from tests.factories.access import audit_events
 from tests.factories.catalogue import check, publish_release, sha256
 from tests.fixtures.databases import fresh_database
-from tests.storage.inventory import address, contents
+from tests.storage.inventory import address, contents, pending_multipart
 
 BOTH = pytest.mark.parametrize("store", ["filesystem", "s3"], indirect=True)
 DRAFT = "/v1/models/acme/atlas-7b/releases/v2/files"
@@ -37,6 +39,34 @@ def put(store: ObjectStore, data: bytes) -> str:
     writer = store.writer()
     writer.write(data)
     return writer.commit().sha256
+
+
+def staging(store: ObjectStore) -> list[str]:
+    """Uploads' staging data: temporary files, S3 staging keys and incomplete multiparts."""
+    if isinstance(store, FilesystemStore):
+        return sorted(p.name for p in store.staging.iterdir())
+    return sorted([n for n in contents(store) if "/staging/" in n] + pending_multipart(store))
+
+
+def objects(store: ObjectStore) -> list[str]:
+    return [n for n in contents(store) if "staging" not in n]
+
+
+def abandon_upload(store: ObjectStore) -> int:
+    """What uploads killed mid-stream leave in staging; how many."""
+    if isinstance(store, FilesystemStore):
+        # The writer's temporary file, as FilesystemWriter names it.
+        fd, _ = tempfile.mkstemp(dir=store.staging, prefix="upload-")
+        os.write(fd, b"the first half of an upload")
+        os.close(fd)
+        return 1
+    assert isinstance(store, S3Store)
+    # An incomplete multipart upload with one part in (past the test store's 5 MiB threshold).
+    store.writer().write(os.urandom(6 * 2**20))
+    # And a completed staging object the dead process had not yet copied and deleted.
+    key = f"{store.prefix}/staging/completed-then-died"
+    store.client.put_object(Bucket=store.bucket, Key=key, Body=b"x")
+    return 2
 
 
 def rows(db: Session) -> set[str]:
@@ -76,6 +106,8 @@ def test_gc_removes_exactly_the_objects_no_file_refers_to(
     for path in ("gone.bin", "a.bin"):  # v1 still has a.bin's bytes
         assert client.delete(f"{DRAFT}/{path}", headers=admin_headers).status_code == 204
     stray = put(store, b"bytes an upload stored before its process died")
+    abandoned = abandon_upload(store)
+    assert len(staging(store)) == abandoned
     garbage = {
         sha256(b"the shard as first uploaded"): False,
         sha256(b"a file deleted from the draft"): False,
@@ -83,22 +115,26 @@ def test_gc_removes_exactly_the_objects_no_file_refers_to(
     }
     live = {sha256(shared), sha256(new_shard)}
     everything = sorted(address(store, s) for s in {*garbage, *live})
-    assert contents(store) == everything
+    assert objects(store) == everything
 
     # All of it was written just now: within a day's grace nothing goes.
     now = datetime.now(UTC)
     fresh = collect.collect(session_factory, store, now=now, min_age=DAY)
-    assert (fresh.removed, fresh.kept) == ([], 3)
+    assert (fresh.removed, fresh.kept, fresh.uploads) == ([], 3, [])
     later = now + 2 * DAY
     dry = collect.collect(session_factory, store, now=later, min_age=DAY, dry_run=True)
     assert {c.sha256: c.stray for c in dry.removed} == garbage
-    assert contents(store) == everything
+    assert len(dry.uploads) == abandoned
+    assert objects(store) == everything
+    assert len(staging(store)) == abandoned
 
     report = collect.collect(session_factory, store, now=later, min_age=DAY)
     assert {c.sha256: c.stray for c in report.removed} == garbage
     assert report.kept == 0
     assert report.bytes == sum(c.size for c in report.removed) > 0
+    assert len(report.uploads) == abandoned
     assert contents(store) == sorted(address(store, s) for s in live)
+    assert staging(store) == []
     assert rows(db) == live
     # The files left are whole.
     assert b"".join(store.iter_range(sha256(shared))) == shared
@@ -106,10 +142,15 @@ def test_gc_removes_exactly_the_objects_no_file_refers_to(
     event = audit_events(db, "storage.collected")[-1]
     assert event.actor == "system:cli"
     assert event.target_id == store.name
-    assert event.after == {"objects": 3, "bytes": report.bytes, "strays": 1}
+    assert event.after == {
+        "objects": 3,
+        "bytes": report.bytes,
+        "strays": 1,
+        "abandoned_uploads": abandoned,
+    }
 
     again = collect.collect(session_factory, store, now=later, min_age=DAY)
-    assert (again.removed, again.kept) == ([], 0)
+    assert (again.removed, again.kept, again.uploads) == ([], 0, [])
     assert len(audit_events(db, "storage.collected")) == 1
 
 
@@ -228,18 +269,27 @@ def test_storage_gc_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         old, recent = put(store, b"left two days ago"), put(store, b"an upload in progress")
         two_days_ago = (datetime.now(UTC) - 2 * DAY).timestamp()
         os.utime(store.path_for(old), (two_days_ago, two_days_ago))
+        dead = store.staging / "upload-dead"
+        dead.write_bytes(b"12345")
+        os.utime(dead, (two_days_ago, two_days_ago))
         runner = CliRunner()
         dry = runner.invoke(cli, ["storage", "gc", "--dry-run"])
         assert dry.exit_code == 0, dry.output
         assert dry.output.splitlines() == [
             f"would remove {old} 17 bytes (no row)",
-            "would remove 1 objects, 17 bytes; kept 1 in use again or written in the last 24 h",
+            "would remove abandoned upload upload-dead 5 bytes",
+            "would remove 1 objects, 17 bytes, and 1 abandoned uploads; kept 1 objects in use "
+            "again or written in the last 24 h",
         ]
         assert store.exists(old)
+        assert dead.exists()
         done = runner.invoke(cli, ["storage", "gc"])
         assert done.exit_code == 0, done.output
-        assert done.output.splitlines()[-1].startswith("removed 1 objects, 17 bytes; kept 1")
+        assert done.output.splitlines()[-1].startswith(
+            "removed 1 objects, 17 bytes, and 1 abandoned uploads; kept 1"
+        )
         assert not store.exists(old)
+        assert not dead.exists()
         assert store.exists(recent)
         refused = runner.invoke(cli, ["storage", "gc", "--min-age-hours", "-1"])
         assert refused.exit_code == 2
