@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from app.access.auth import AdminDep
 from app.audit import repository as repo
 from app.audit.schemas import AuditEventOut, ChainVerification
-from app.audit.verify import verify_chain
+from app.audit.verify import Anchor, verify_chain
 from app.db import SessionDep
 from app.errors import Unprocessable, problems
 from app.pagination import Page, PageDep, encode_cursor
@@ -54,15 +54,35 @@ def list_events(
     return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
-@router.get("/verify", responses=problems(401, 403), response_model_exclude_none=True)
-def verify(session: SessionDep, _: AdminDep) -> ChainVerification:
-    """Walk the whole chain; name the first event that was edited, deleted or cut off."""
-    report = verify_chain(session)
+@router.get("/verify", responses=problems(401, 403, 422), response_model_exclude_none=True)
+def verify(
+    session: SessionDep,
+    _: AdminDep,
+    since_id: Annotated[
+        int | None,
+        Query(ge=0, description="verify only after this event: a last_id recorded earlier"),
+    ] = None,
+    since_hash: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9a-f]{64}$", description="the last_hash recorded with since_id"),
+    ] = None,
+) -> ChainVerification:
+    """Walk the chain; name the first event that was edited, deleted or cut off. With
+    ``since_id`` and ``since_hash`` (a ``last_id``/``last_hash`` recorded earlier), only the
+    events after that one are read, and it must still be the one recorded."""
+    if (since_id is None) != (since_hash is None):
+        raise Unprocessable(
+            "give since_id and since_hash together (a last_id and last_hash recorded earlier)",
+            code="incomplete_anchor",
+        )
+    since = None if since_id is None or since_hash is None else Anchor(since_id, since_hash)
+    report = verify_chain(session, since=since)
     return ChainVerification(
         ok=report.ok,
         events=report.events,
         last_id=report.last_id,
         last_hash=report.last_hash,
+        since_id=since_id,
         first_bad=report.first_bad,
         reason=report.reason,
     )

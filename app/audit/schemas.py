@@ -29,8 +29,9 @@ class AuditEventOut(BaseModel):
 
 class ChainVerification(BaseModel):
     ok: bool
-    events: int
+    events: int  # events checked: all, or those after since_id
     last_id: int
     last_hash: str
+    since_id: int | None = None  # the anchor the walk started after, when given
     first_bad: int | None = None
     reason: str | None = None

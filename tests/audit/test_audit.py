@@ -223,3 +223,93 @@ def test_the_walk_crosses_batches(db: Session, clock: FixedClock) -> None:
     db.execute(delete(AuditEvent).where(AuditEvent.id == events[5].id))
     report = verify_chain(db, batch=2)
     assert report.first_bad == events[5].id
+
+
+def verify_since(
+    client: TestClient, headers: dict[str, str], since_id: object, since_hash: object
+) -> dict[str, object]:
+    resp = client.get(
+        "/v1/audit/verify",
+        params={"since_id": str(since_id), "since_hash": str(since_hash)},
+        headers=headers,
+    )
+    assert resp.status_code == 200, resp.text
+    body: dict[str, object] = resp.json()
+    return body
+
+
+def test_verify_since_an_anchor_reads_only_the_newer_events(
+    client: TestClient, db: Session, clock: FixedClock, admin_headers: dict[str, str]
+) -> None:
+    seed(db, clock, 3)
+    anchor = verify(client, admin_headers)  # what an operator records, e.g. daily
+    newer = seed(db, clock, 4)
+    body = verify_since(client, admin_headers, anchor["last_id"], anchor["last_hash"])
+    assert body == {
+        "ok": True,
+        "events": 4,
+        "last_id": newer[-1].id,
+        "last_hash": newer[-1].hash,
+        "since_id": anchor["last_id"],
+    }
+    # The anchor may be the head itself (nothing new) or the genesis (a full walk).
+    at_head = verify_since(client, admin_headers, body["last_id"], body["last_hash"])
+    assert (at_head["ok"], at_head["events"]) == (True, 0)
+    full = verify_since(client, admin_headers, 0, GENESIS)
+    assert (full["ok"], full["events"]) == (True, newer[-1].id)
+
+
+def test_verify_since_names_tampering_after_and_at_the_anchor(
+    client: TestClient, db: Session, clock: FixedClock, admin_headers: dict[str, str]
+) -> None:
+    old = seed(db, clock, 3)
+    anchor_id, anchor_hash = old[-1].id, old[-1].hash
+    newer = seed(db, clock, 3)
+
+    db.execute(
+        text("UPDATE audit_events SET actor = 'user:666' WHERE id = :id"), {"id": newer[1].id}
+    )
+    after = verify_since(client, admin_headers, anchor_id, anchor_hash)
+    assert (after["ok"], after["first_bad"]) == (False, newer[1].id)
+    assert after["events"] == 1
+    assert "was edited" in str(after["reason"])
+    db.execute(update(AuditEvent).where(AuditEvent.id == newer[1].id).values(actor=newer[1].actor))
+    assert verify_since(client, admin_headers, anchor_id, anchor_hash)["ok"] is True
+
+    # The history up to the anchor rewritten and re-hashed: the anchor's hash changed.
+    forged = verify_since(client, admin_headers, anchor_id, "f" * 64)
+    assert (forged["ok"], forged["first_bad"]) == (False, anchor_id)
+    assert "not the one recorded" in str(forged["reason"])
+    # The anchor edited in place.
+    db.execute(text("UPDATE audit_events SET actor = 'user:666' WHERE id = :id"), {"id": anchor_id})
+    edited = verify_since(client, admin_headers, anchor_id, anchor_hash)
+    assert (edited["ok"], edited["first_bad"]) == (False, anchor_id)
+    assert "was edited" in str(edited["reason"])
+    # The log cut back to before the anchor.
+    db.execute(delete(AuditEvent).where(AuditEvent.id >= anchor_id))
+    db.execute(update(AuditHead).values(last_id=old[-2].id, last_hash=old[-2].hash))
+    cut = verify_since(client, admin_headers, anchor_id, anchor_hash)
+    assert (cut["ok"], cut["first_bad"]) == (False, old[-2].id + 1)
+    assert "beyond the chain head" in str(cut["reason"])
+
+
+def test_verify_since_refuses_a_half_or_malformed_anchor(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    half = client.get("/v1/audit/verify", params={"since_id": 3}, headers=admin_headers)
+    assert half.status_code == 422
+    assert half.json()["code"] == "incomplete_anchor"
+    malformed: list[dict[str, str]] = [
+        {"since_id": "-1", "since_hash": GENESIS},
+        {"since_id": "1", "since_hash": "ABC"},
+        {"since_id": "x", "since_hash": GENESIS},
+    ]
+    for params in malformed:
+        bad = client.get("/v1/audit/verify", params=params, headers=admin_headers)
+        assert bad.status_code == 422, params
+        assert bad.headers["content-type"].startswith("application/problem+json")
+    genesis = client.get(
+        "/v1/audit/verify", params={"since_id": 0, "since_hash": "1" * 64}, headers=admin_headers
+    )
+    assert genesis.json()["ok"] is False
+    assert genesis.json()["first_bad"] == 0
