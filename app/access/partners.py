@@ -3,7 +3,8 @@
 Secrets are ``wgp_`` + 256 random bits (the prefix lets secret scanners spot a leaked one),
 shown once and stored as SHA-256: with that much entropy there is nothing to brute-force, so
 a slow password hash would only cost CPU on every ``/v1/oauth/token`` call. Comparison is
-constant-time. A rotated secret stops working at once (there is one hash per partner).
+constant-time. A rotated secret stops working at once, unless the rotation was planned with
+an overlap (``previous_secret_valid_for_seconds``): then it works until the overlap ends.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -61,13 +62,25 @@ def verify_partner_secret(
     partner = None
     if len(client_id) <= 64:
         partner = session.scalar(select(Partner).where(Partner.client_id == client_id))
+    given = hash_secret(client_secret)
     expected = partner.secret_hash if partner is not None else _DUMMY_HASH
-    matches = hmac.compare_digest(expected, hash_secret(client_secret))
-    if partner is None or not matches or not looks_like_secret(client_secret):
+    previous = (partner.previous_secret_hash if partner is not None else None) or _DUMMY_HASH
+    # Both compared every time: how long this takes says nothing about which one matched.
+    current_matches = hmac.compare_digest(expected, given)
+    previous_matches = hmac.compare_digest(previous, given)
+    if partner is None or not looks_like_secret(client_secret):
         return None
     if partner.disabled_at is not None:
         return None
-    if partner.secret_expires_at is not None and partner.secret_expires_at <= now:
+    if current_matches:
+        expires = partner.secret_expires_at
+    elif previous_matches and partner.previous_secret_hash is not None:
+        expires = partner.previous_secret_expires_at
+        if expires is None:  # never written without an end; refuse rather than guess
+            return None
+    else:
+        return None
+    if expires is not None and expires <= now:
         return None
     return partner
 
@@ -110,6 +123,7 @@ def partner_snapshot(
         "client_id": partner.client_id,
         "disabled": partner.disabled_at is not None,
         "secret_expires_at": _iso(partner.secret_expires_at),
+        "previous_secret_expires_at": _iso(partner.previous_secret_expires_at),
         "models": {name: _iso(a.ends_at) for a, name in agreements},
     }
 
@@ -187,7 +201,8 @@ def update_partner(
     """Rename, change covered models, rotate the secret, disable or re-enable.
 
     Ending an agreement revokes the partner's tokens for that model; disabling revokes all
-    its tokens; rotating revokes its API access tokens (the old secret may have leaked).
+    its tokens; rotating revokes its API access tokens (the old secret may have leaked),
+    unless it is a planned rotation with an overlap for the old secret.
     """
     partner = repo.partner(session, partner_id, for_update=True)
     if partner is None:
@@ -207,19 +222,33 @@ def update_partner(
             _check_future(body.secret_expires_at, now, "secret_expires_at")
         partner.secret_expires_at = body.secret_expires_at
         partner.secret_expiry_reminded_at = None
+    if body.previous_secret_valid_for_seconds and not body.rotate_secret:
+        raise Unprocessable(
+            "previous_secret_valid_for_seconds only goes with rotate_secret: true",
+            code="invalid_rotation",
+        )
     secret = None
     if body.rotate_secret:
         secret = generate_secret()
+        overlap = body.previous_secret_valid_for_seconds
+        if overlap:
+            # Planned: the old secret keeps working while the partner deploys the new one,
+            # and so do the tokens it got. A secret replaced earlier is dropped.
+            partner.previous_secret_hash = partner.secret_hash
+            partner.previous_secret_expires_at = now + timedelta(seconds=overlap)
+        else:
+            # The old secret may have leaked: it, any earlier one and their tokens stop now.
+            partner.previous_secret_hash = partner.previous_secret_expires_at = None
+            revoke_tokens(
+                session,
+                now=now,
+                reason="partner secret rotated",
+                partner_id=partner.id,
+                kind="partner_access",
+            )
         partner.secret_hash = hash_secret(secret)
         partner.secret_rotated_at = now
         partner.secret_expiry_reminded_at = None
-        revoke_tokens(
-            session,
-            now=now,
-            reason="partner secret rotated",
-            partner_id=partner.id,
-            kind="partner_access",
-        )
     if body.disabled is True and partner.disabled_at is None:
         partner.disabled_at = now
         revoke_tokens(session, now=now, reason="partner disabled", partner_id=partner.id)
@@ -292,6 +321,7 @@ def partner_out(
         disabled_at=partner.disabled_at,
         secret_rotated_at=partner.secret_rotated_at,
         secret_expires_at=partner.secret_expires_at,
+        previous_secret_expires_at=partner.previous_secret_expires_at,
         models=[
             AgreementOut(
                 model=name, created_at=a.created_at, ends_at=a.ends_at, active=_live(a, now)

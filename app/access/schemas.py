@@ -97,6 +97,10 @@ class PartnerCreate(StrictInput):
     secret_expires_at: AwareDatetime | None = None
 
 
+# A planned rotation's overlap: long enough for a partner's deploy cycle, not a second key.
+MAX_SECRET_OVERLAP_SECONDS = 7 * 86_400
+
+
 class PartnerPatch(StrictInput):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     models: list[str | AgreementIn] | None = Field(
@@ -106,6 +110,15 @@ class PartnerPatch(StrictInput):
         "ended now (and the partner's tokens for it revoked)",
     )
     rotate_secret: bool = False
+    previous_secret_valid_for_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_SECRET_OVERLAP_SECONDS,
+        description="with rotate_secret: keep accepting the old secret this long, so the "
+        "partner can deploy the new one without downtime (a planned rotation; its access "
+        "tokens stay valid). 0, the default, is the answer to a leak: the old secret stops "
+        "at once, with any earlier one still in its overlap, and the tokens are revoked",
+    )
     secret_expires_at: AwareDatetime | None = None
     disabled: bool | None = None
 
@@ -125,6 +138,9 @@ class PartnerOut(BaseModel):
     disabled_at: datetime | None
     secret_rotated_at: datetime | None
     secret_expires_at: datetime | None
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, description="until when the secret replaced by a planned rotation works"
+    )
     models: list[AgreementOut]
 
 

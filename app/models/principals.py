@@ -49,6 +49,9 @@ class Partner(Base):
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
     secret_expires_at: Mapped[datetime | None]
+    # The secret a planned rotation replaced, still accepted until the time given then.
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_expires_at: Mapped[datetime | None]
     secret_rotated_at: Mapped[datetime | None]
     secret_expiry_reminded_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

@@ -92,3 +92,87 @@ def test_a_partner_without_agreement_is_an_outsider(
     assert [(c["name"], c["tier"], c["downloadable"]) for c in body["components"]] == [
         ("weights", "partner", False)
     ]
+
+
+def exchange(client: TestClient, partner: dict[str, Any], secret: str) -> Any:
+    return client.post(
+        "/v1/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": partner["client_id"],
+            "client_secret": secret,
+        },
+    )
+
+
+def test_a_planned_rotation_keeps_the_old_secret_working_for_its_overlap(
+    client: TestClient, admin_headers: dict[str, str], clock: FixedClock
+) -> None:
+    partner = create_partner(client, admin_headers, models=[])
+    url = f"/v1/partners/{partner['id']}"
+    old = partner["client_secret"]
+    headers = access_token(client, partner)
+    rotated = check(
+        client.patch(
+            url,
+            json={"rotate_secret": True, "previous_secret_valid_for_seconds": 3600},
+            headers=admin_headers,
+        ),
+        200,
+    )
+    new = rotated["client_secret"]
+    assert rotated["previous_secret_expires_at"] == "2026-06-01T13:00:00Z"  # T0 + 1 h
+    # Both secrets work while the partner deploys the new one; its token too.
+    check(exchange(client, partner, old), 200)
+    check(exchange(client, partner, new), 200)
+    check(client.get("/v1/me", headers=headers), 200)
+    clock.advance(minutes=59)
+    check(exchange(client, partner, old), 200)
+    clock.advance(minutes=1)
+    late = exchange(client, partner, old)
+    assert late.status_code == 401
+    assert late.json()["code"] == "invalid_client"
+    check(exchange(client, partner, new), 200)
+
+    # Another planned rotation: only the secret it replaces overlaps.
+    third = check(
+        client.patch(
+            url,
+            json={"rotate_secret": True, "previous_secret_valid_for_seconds": 600},
+            headers=admin_headers,
+        ),
+        200,
+    )["client_secret"]
+    assert exchange(client, partner, old).status_code == 401
+    check(exchange(client, partner, new), 200)
+    check(exchange(client, partner, third), 200)
+
+    # A leak: rotating without an overlap stops every old secret and the tokens at once.
+    headers = {
+        "Authorization": f"Bearer {check(exchange(client, partner, new), 200)['access_token']}"
+    }
+    leak = check(client.patch(url, json={"rotate_secret": True}, headers=admin_headers), 200)
+    assert leak["previous_secret_expires_at"] is None
+    for gone in (new, third):
+        assert exchange(client, partner, gone).status_code == 401
+    check(exchange(client, partner, leak["client_secret"]), 200)
+    assert client.get("/v1/me", headers=headers).status_code == 401
+
+
+def test_an_overlap_needs_a_rotation_and_stays_short(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    partner = create_partner(client, admin_headers, models=[])
+    url = f"/v1/partners/{partner['id']}"
+    alone = client.patch(url, json={"previous_secret_valid_for_seconds": 60}, headers=admin_headers)
+    assert alone.status_code == 422
+    assert alone.json()["code"] == "invalid_rotation"
+    too_long = client.patch(
+        url,
+        json={"rotate_secret": True, "previous_secret_valid_for_seconds": 8 * 86_400},
+        headers=admin_headers,
+    )
+    assert too_long.status_code == 422
+    assert too_long.json()["errors"][0]["loc"] == ["body", "previous_secret_valid_for_seconds"]
+    # Nothing changed: the original secret still works.
+    check(exchange(client, partner, partner["client_secret"]), 200)
