@@ -34,6 +34,7 @@ from app.storage.disposition import content_disposition
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
 COPY_CONFIG = TransferConfig(
     multipart_threshold=5 * 1024**3,
@@ -214,14 +215,20 @@ class S3Store:
     ) -> S3Writer:
         return S3Writer(self, expected_sha256, max_bytes)
 
-    def size(self, sha256: str) -> int | None:
+    def _head(self, sha256: str) -> HeadObjectOutputTypeDef | None:
+        """The object's metadata; ``None`` if it is not there."""
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=object_key(self.prefix, sha256))
+            return self.client.head_object(Bucket=self.bucket, Key=object_key(self.prefix, sha256))
         except ClientError as e:
             if _is_missing(e):
                 return None
             raise StorageError("object store unreachable") from e
-        return int(head["ContentLength"])
+        except BotoCoreError as e:
+            raise StorageError("object store unreachable") from e
+
+    def size(self, sha256: str) -> int | None:
+        head = self._head(sha256)
+        return None if head is None else int(head["ContentLength"])
 
     def exists(self, sha256: str) -> bool:
         return self.size(sha256) is not None
@@ -253,15 +260,8 @@ class S3Store:
             raise StorageError("object store delete failed") from e
 
     def modified(self, sha256: str) -> datetime | None:
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=object_key(self.prefix, sha256))
-        except ClientError as e:
-            if _is_missing(e):
-                return None
-            raise StorageError("object store unreachable") from e
-        except BotoCoreError as e:
-            raise StorageError("object store unreachable") from e
-        return head["LastModified"].astimezone(UTC)
+        head = self._head(sha256)
+        return None if head is None else head["LastModified"].astimezone(UTC)
 
     def listing(self) -> Iterator[ListedObject]:
         under = object_key(self.prefix, "0" * 64)[:-64]  # "<prefix>/sha256/"
