@@ -62,14 +62,13 @@ class Report:
 
 def candidates(session: Session, store: ObjectStore) -> list[Candidate]:
     """Rows no file refers to, and objects in the store with no row; by hash."""
-    unreferenced = session.execute(
-        select(StoredObject.sha256, StoredObject.size).where(
-            ~exists().where(ReleaseFile.sha256 == StoredObject.sha256)
-        )
-    ).all()
-    found = {sha: Candidate(sha, int(size), stray=False) for sha, size in unreferenced}
-    known = set(session.scalars(select(StoredObject.sha256)))
+    used = exists().where(ReleaseFile.sha256 == StoredObject.sha256)
+    rows = session.execute(select(StoredObject.sha256, StoredObject.size, used)).all()
     session.rollback()  # no transaction held open while the store is listed
+    found = {
+        sha: Candidate(sha, int(size), stray=False) for sha, size, in_use in rows if not in_use
+    }
+    known = {sha for sha, _, _ in rows}
     for obj in store.listing():
         if obj.sha256 not in known:
             found[obj.sha256] = Candidate(obj.sha256, obj.size, stray=True)
@@ -105,7 +104,7 @@ def remove_if_unreferenced(
         session.rollback()
         return False
     written = store.modified(sha256)
-    if written is not None and written_before is not None and written >= written_before:
+    if not _old_enough(written, written_before):
         session.rollback()
         return False
     if written is not None:
@@ -113,6 +112,11 @@ def remove_if_unreferenced(
     session.execute(delete(StoredObject).where(StoredObject.sha256 == sha256))
     session.commit()
     return True
+
+
+def _old_enough(written: datetime | None, before: datetime | None) -> bool:
+    """Whether an object last written at ``written`` (``None``: gone already) may go."""
+    return written is None or before is None or written < before
 
 
 def collect(
@@ -133,8 +137,7 @@ def collect(
     try:
         for c in found:
             if dry_run:
-                written = store.modified(c.sha256)
-                went = written is None or written < before
+                went = _old_enough(store.modified(c.sha256), before)
             else:
                 with sessions() as session:
                     went = remove_if_unreferenced(
