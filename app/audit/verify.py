@@ -110,9 +110,7 @@ def _check_anchor(session: Session, since: Anchor, *, head_id: int) -> tuple[int
             f"event {since.id} is not the one recorded: its hash is no longer the anchor's "
             "(it, or the chain before it, was rewritten)"
         )
-    if event_hash(event, event.prev_hash) != event.hash:
-        return since.id, f"event {since.id} was edited: its content no longer matches its hash"
-    return None
+    return _edited(event)
 
 
 def _check(event: Any, *, expected_id: int, prev_hash: str, head_id: int) -> tuple[int, str] | None:
@@ -133,6 +131,10 @@ def _check(event: Any, *, expected_id: int, prev_hash: str, head_id: int) -> tup
             f"event {event.id} does not link to the event before it (prev_hash mismatch): "
             "that event or this one was altered"
         )
-    if event_hash(event, prev_hash) != event.hash:
+    return _edited(event)  # its prev_hash is the one expected (checked just above)
+
+
+def _edited(event: Any) -> tuple[int, str] | None:
+    if event_hash(event, event.prev_hash) != event.hash:
         return event.id, f"event {event.id} was edited: its content no longer matches its hash"
     return None
