@@ -14,18 +14,22 @@ from tests.factories.catalogue import check, publish_release
 MANIFEST = "/v1/models/acme/atlas-7b/releases/v1/manifest"
 
 
-def access_token(client: TestClient, partner: dict[str, Any]) -> dict[str, str]:
-    body = check(
-        client.post(
-            "/v1/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": partner["client_id"],
-                "client_secret": partner["client_secret"],
-            },
-        ),
-        200,
+def exchange(client: TestClient, partner: dict[str, Any], secret: str) -> Any:
+    """``POST /v1/oauth/token`` with the partner's client id and ``secret``."""
+    return client.post(
+        "/v1/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": partner["client_id"],
+            "client_secret": secret,
+        },
     )
+
+
+def access_token(
+    client: TestClient, partner: dict[str, Any], secret: str | None = None
+) -> dict[str, str]:
+    body = check(exchange(client, partner, secret or partner["client_secret"]), 200)
     return {"Authorization": f"Bearer {body['access_token']}"}
 
 
@@ -94,15 +98,14 @@ def test_a_partner_without_agreement_is_an_outsider(
     ]
 
 
-def exchange(client: TestClient, partner: dict[str, Any], secret: str) -> Any:
-    return client.post(
-        "/v1/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": partner["client_id"],
-            "client_secret": secret,
-        },
-    )
+def rotate(
+    client: TestClient, url: str, admin_headers: dict[str, str], overlap: int | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"rotate_secret": True}
+    if overlap is not None:
+        body["previous_secret_valid_for_seconds"] = overlap
+    rotated: dict[str, Any] = check(client.patch(url, json=body, headers=admin_headers), 200)
+    return rotated
 
 
 def test_a_planned_rotation_keeps_the_old_secret_working_for_its_overlap(
@@ -112,14 +115,7 @@ def test_a_planned_rotation_keeps_the_old_secret_working_for_its_overlap(
     url = f"/v1/partners/{partner['id']}"
     old = partner["client_secret"]
     headers = access_token(client, partner)
-    rotated = check(
-        client.patch(
-            url,
-            json={"rotate_secret": True, "previous_secret_valid_for_seconds": 3600},
-            headers=admin_headers,
-        ),
-        200,
-    )
+    rotated = rotate(client, url, admin_headers, overlap=3600)
     new = rotated["client_secret"]
     assert rotated["previous_secret_expires_at"] == "2026-06-01T13:00:00Z"  # T0 + 1 h
     # Both secrets work while the partner deploys the new one; its token too.
@@ -135,23 +131,14 @@ def test_a_planned_rotation_keeps_the_old_secret_working_for_its_overlap(
     check(exchange(client, partner, new), 200)
 
     # Another planned rotation: only the secret it replaces overlaps.
-    third = check(
-        client.patch(
-            url,
-            json={"rotate_secret": True, "previous_secret_valid_for_seconds": 600},
-            headers=admin_headers,
-        ),
-        200,
-    )["client_secret"]
+    third = rotate(client, url, admin_headers, overlap=600)["client_secret"]
     assert exchange(client, partner, old).status_code == 401
     check(exchange(client, partner, new), 200)
     check(exchange(client, partner, third), 200)
 
     # A leak: rotating without an overlap stops every old secret and the tokens at once.
-    headers = {
-        "Authorization": f"Bearer {check(exchange(client, partner, new), 200)['access_token']}"
-    }
-    leak = check(client.patch(url, json={"rotate_secret": True}, headers=admin_headers), 200)
+    headers = access_token(client, partner, new)
+    leak = rotate(client, url, admin_headers)
     assert leak["previous_secret_expires_at"] is None
     for gone in (new, third):
         assert exchange(client, partner, gone).status_code == 401
