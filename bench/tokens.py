@@ -6,7 +6,8 @@ uvloop + httptools, no access log), driven by bench/loadgen.py from its own proc
 1. requests/s and p50/p99 latency of ``GET /bare`` (bench/bare_app.py), of a redemption
    ``GET /v1/files/...?token=`` in redirect mode (S3 on moto's server: verify, re-check in
    the database, count the use, charge the quota, audit, presign, 302) and of an issue
-   ``POST /v1/tokens``; the ratios to the bare route are the figures;
+   ``POST /v1/tokens``, and of the Hugging Face route ``GET /{repo}/resolve/...`` with an API
+   key (what ``huggingface_hub`` does); the ratios to the bare route are the figures;
 2. the CPU cost of each step of a redemption, measured in-process (where the time goes);
 3. proxy-mode streaming of one large object through weightgate against reading it straight
    from the store: from S3 (moto) with a presigned GET, and from the filesystem store (the
@@ -441,6 +442,9 @@ def main() -> None:
                     wide = argparse.Namespace(**{**vars(args), "connections": WIDE})
                     results["redeem wide"] = measured(server, redeem, db_url, wide)
                     results["issue"] = measured(server, issue, db_url, args)
+                    # What huggingface_hub asks for (after a HEAD): the API key is the token.
+                    resolve = [get(f"/{MODEL}/resolve/v1/{SMALL}", server.host, researcher)]
+                    results["resolve"] = measured(server, resolve, db_url, args)
                     stream_token = pool[0]
                 with serve("bench.floor_app:app", env, log, "/healthz") as server:
                     results["redeem floor"] = measured(server, redeem, db_url, args)
@@ -528,7 +532,9 @@ def report(
         f"{args.duration:.0f} s per run after 2 s warm-up; {args.db} database, S3 on moto's "
         "server. A redemption cycles over 64 tokens of one researcher: token verified, "
         "grant and schedule re-checked, use counted, bytes quota charged, audit event "
-        "appended, URL presigned, 302; the database step of concurrent redemptions is "
+        "appended, URL presigned, 302. A Hugging Face resolve does the same with the "
+        "researcher's API key instead of a token (key, model, grant, release, schedule and "
+        "file read in the request's own session). The database step of concurrent downloads is "
         "group-committed (one transaction per batch of those arriving together), so its "
         f"cost per request depends on the load: hence the {WIDE}-connection pair. The "
         "*diagnostic* row is the same server with the database step replaced by a constant "
@@ -546,6 +552,7 @@ def report(
         row("bare FastAPI route (302), after", after, None),
         row("redeem: GET /v1/files (redirect)", r["redeem"], bare),
         row("issue: POST /v1/tokens", r["issue"], bare),
+        row("Hugging Face: GET /{repo}/resolve (redirect, API key)", r["resolve"], bare),
     ]
     if "redeem async" in r:
         lines.append(row("redeem, `DELIVERY_ASYNC_COMMIT=true`", r["redeem async"], bare))

@@ -21,7 +21,9 @@ as if it had run alone, in arrival order. Re-checked at every redemption:
 
 Anonymous requests (no token) get files of components that are ``open`` now, under a
 per-address quota. Every outcome, success or refusal, is an audit event, tokens refused
-before the database included (:class:`RefusedToken`).
+before the database included (:class:`RefusedToken`). Hugging Face resolves, which their
+route decides from an API key, join the batch for their quota charge and event
+(:class:`Checked`).
 """
 
 from __future__ import annotations
@@ -108,7 +110,25 @@ class RefusedToken:
     ctx: RequestContext
 
 
-Request = Redemption | RefusedToken
+@dataclass(frozen=True)
+class Checked:
+    """A download whose route decided it itself (the Hugging Face ``/resolve``: an API key and
+    the access rule, read in the request's own session): the batch charges its quota and
+    records its event, with the same chain lock and commit as every other download. Its
+    ``result`` is what to send, or the refusal to record."""
+
+    result: Authorized | AppError
+    charge: quotas.Charge | None
+    address: FileAddress  # the release's version, not the revision the client named
+    method: str
+    now: datetime
+    ctx: RequestContext
+    actor: str
+    action: str
+    data: Mapping[str, object]  # the event's, before the outcome's code and status
+
+
+Request = Redemption | RefusedToken | Checked
 
 
 def _not_found(address: FileAddress) -> NotFound:
@@ -125,7 +145,7 @@ def _sends_bytes(method: str, plan: RangePlan) -> bool:
 class _Pending:
     """A request that passed every check that does not count anything."""
 
-    item: Redemption
+    item: Redemption | Checked
     allowed: Authorized
     data: dict[str, object]
     jti: str | None = None  # a use to take (token downloads sending bytes)
@@ -199,10 +219,7 @@ def redeem_batch(
         return []
     pg = session.get_bind().dialect.name == "postgresql"
     facts = _read(session, requests, pg=pg, async_commit=settings.delivery_async_commit)
-    decided: list[_Pending | AppError] = [
-        _decide(i, r, facts, settings) if isinstance(r, Redemption) else r.error
-        for i, r in enumerate(requests)
-    ]
+    decided = [_decide(i, r, facts, settings) for i, r in enumerate(requests)]
     pending = [d for d in decided if isinstance(d, _Pending)]
     asked = quotas.asked(p.charge for p in pending if p.charge is not None)
     head: audit.Head | None = None
@@ -301,7 +318,19 @@ def _plan(item: Redemption, sha256: str, size: int, data: dict[str, object]) -> 
     return plan
 
 
+def download_charge(
+    settings: Settings, subject: str | None, *, client_addr: str | None, size: int, now: datetime
+) -> quotas.Charge:
+    """What sending ``size`` bytes counts against: the holder's bytes per day or, for an
+    anonymous caller, one download against its address's per-minute allowance."""
+    if subject is None:
+        return quotas.Charge(quotas.anonymous_quota(settings), client_addr or "unknown", 1, now)
+    return quotas.Charge(quotas.bytes_quota(settings), subject, size, now)
+
+
 def _base_data(item: Request) -> dict[str, object]:
+    if isinstance(item, Checked):
+        return dict(item.data)
     data: dict[str, object] = {"method": item.method}
     if isinstance(item, Redemption):
         data["mode"] = item.mode
@@ -311,7 +340,13 @@ def _base_data(item: Request) -> dict[str, object]:
     return data
 
 
-def _decide(index: int, item: Redemption, facts: _Facts, settings: Settings) -> _Pending | AppError:
+def _decide(index: int, item: Request, facts: _Facts, settings: Settings) -> _Pending | AppError:
+    if isinstance(item, RefusedToken):
+        return item.error
+    if isinstance(item, Checked):
+        if isinstance(item.result, AppError):
+            return item.result
+        return _Pending(item, item.result, dict(item.data), charge=item.charge)
     try:
         if item.claims is None:
             return _anonymous(item, facts.open_files[index], facts, settings)
@@ -345,8 +380,9 @@ def _anonymous(
     plan = _plan(item, f.file_sha256, f.file_size, data)
     pending = _Pending(item, Authorized(f.file_sha256, f.file_size, plan, None), data)
     if _sends_bytes(item.method, plan):
-        key = item.ctx.client_addr or "unknown"
-        pending.charge = quotas.Charge(quotas.anonymous_quota(settings), key, 1, item.now)
+        pending.charge = download_charge(
+            settings, None, client_addr=item.ctx.client_addr, size=plan.length, now=item.now
+        )
     return pending
 
 
@@ -394,7 +430,9 @@ def _with_token(
     pending = _Pending(item, Authorized(f.sha256, f.size, plan, claims.exp), data)
     if _sends_bytes(item.method, plan):
         pending.jti = claims.jti
-        pending.charge = quotas.Charge(quotas.bytes_quota(settings), claims.sub, plan.length, now)
+        pending.charge = download_charge(
+            settings, claims.sub, client_addr=item.ctx.client_addr, size=plan.length, now=now
+        )
     return pending
 
 
@@ -423,6 +461,8 @@ def _count(p: _Pending, uses: Uses, ledger: quotas.Ledger) -> Authorized | AppEr
 def _actor(request: Request) -> str:
     """Who the event names. Nothing from a token whose signature failed is trusted; a signed
     token refused for its claims (expired, wrong audience, …) names its holder."""
+    if isinstance(request, Checked):
+        return request.actor
     if isinstance(request, Redemption):
         return request.claims.sub if request.claims is not None else "anonymous"
     if isinstance(request.error, SignedButRefused):
@@ -437,13 +477,17 @@ def _event(request: Request, result: Authorized | AppError, data: dict[str, obje
         jti = request.error.claims.get("jti")
         if isinstance(jti, str):
             data["jti"] = jti[:64]
+    outcome = "denied" if isinstance(result, AppError) else "ok"
     if isinstance(result, AppError):
-        action, outcome = "download.denied", "denied"
         data = {**data, "code": result.code, "status": result.status}
+    if isinstance(request, Checked):
+        action = request.action
+    elif isinstance(result, AppError):
+        action = "download.denied"
     elif isinstance(request, Redemption) and request.claims is not None:
-        action, outcome = "download.redeemed", "ok"
+        action = "download.redeemed"
     else:
-        action, outcome = "download.anonymous", "ok"
+        action = "download.anonymous"
     return NewEvent(
         now=request.now,
         actor=_actor(request),

@@ -17,15 +17,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
+from anyio import from_thread
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from app import audit
 from app.access.auth import get_principal
 from app.access.principals import Principal
 from app.context import ClockDep, ContextDep, RequestContext, SettingsDep
 from app.db import SessionDep
-from app.delivery.streaming import etag_for, file_response
+from app.delivery.router import delivery_mode, presign_cache, redeemer
+from app.delivery.service import Authorized, Checked, FileAddress, download_charge
+from app.delivery.streaming import RangePlan, etag_for, file_response
 from app.errors import AppError, Unauthorized, problems
 from app.hfcompat import errors, schemas, service
 from app.hfcompat.service import HfRelease
@@ -38,8 +40,6 @@ from app.tokens import quotas
 router = APIRouter(tags=["huggingface"])
 API = "/api/models/{namespace}/{name}"
 TREE_PAGE = 1000  # the Hub's own page size for recursive listings
-# A presigned URL is a bearer credential nobody can revoke: short, whatever is configured.
-PRESIGN_CEILING = 300
 
 
 def hf_principal(request: Request, session: SessionDep, clock: ClockDep) -> Principal:
@@ -189,30 +189,6 @@ def _hub_headers(target: HfRelease, row: ReleaseFile) -> dict[str, str]:
     }
 
 
-def _audit(
-    session: Session,
-    *,
-    target: HfRelease,
-    principal: Principal,
-    clock: ClockDep,
-    ctx: RequestContext,
-    path: str,
-    outcome: str,
-    data: dict[str, object],
-) -> None:
-    audit.record(
-        session,
-        now=clock.now(),
-        actor=principal.subject,
-        action="hf.resolve",
-        target_type="file",
-        target_id=f"{target.model.repo_id}@{target.release.version}/{path}"[:256],
-        outcome=outcome,
-        data={"path": path, "tier": target.clearance.value, **data},
-        ctx=ctx,
-    )
-
-
 RESOLVE_PATH = "/{namespace}/{name}/resolve/{rev}/{path:path}"
 RESOLVE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "the file (proxy mode)"},
@@ -252,38 +228,71 @@ def resolve(
     """A file of a release, with the Hub's ``X-Repo-Commit``/``X-Linked-*`` headers."""
     now = clock.now()
     target = service.open_release(session, principal, namespace, name, rev, now=now)
-    method = request.method
+    record = _Record(
+        address=FileAddress(namespace, name, target.release.version, path),
+        method=request.method,
+        now=now,
+        ctx=ctx,
+        actor=principal.subject,
+        data={"path": path, "tier": target.clearance.value, "method": request.method},
+    )
     try:
         row = service.resolve_file(session, target, path)
-        ans = _answer(request, target, row, settings=settings)
-        if ans.sends:
-            _charge(session, principal, settings, ctx, size=ans.bytes, now=now)
+        ans = _answer(request, target, row, settings=settings, now=now)
     except AppError as err:
-        _audit(
-            session,
-            target=target,
-            principal=principal,
-            clock=clock,
-            ctx=ctx,
-            path=path,
-            outcome="denied",
-            data={"method": method, "code": err.code},
-        )
-        session.commit()  # the denial is recorded even though the request fails
+        _recorded(request, session, record.checked(err))  # answers with err once on record
         raise
-    _audit(
-        session,
-        target=target,
-        principal=principal,
-        clock=clock,
-        ctx=ctx,
-        path=path,
-        outcome="ok",
-        data={**ans.data, "bytes": ans.bytes},
-    )
-    # Commit before a possibly long stream: the audit append holds the chain's lock.
-    session.commit()
+    charge = None
+    if ans.sends:
+        subject = None if principal.kind == "anonymous" else principal.subject
+        charge = download_charge(
+            settings, subject, client_addr=ctx.client_addr, size=ans.bytes, now=now
+        )
+    more = {**ans.data, "bytes": ans.bytes}
+    _recorded(request, session, record.checked(ans.allowed, charge, more))
     return ans.response
+
+
+@dataclass(frozen=True)
+class _Record:
+    """What the audit event of one resolve says, whatever its outcome."""
+
+    address: FileAddress
+    method: str
+    now: datetime
+    ctx: RequestContext
+    actor: str
+    data: dict[str, object]
+
+    def checked(
+        self,
+        result: Authorized | AppError,
+        charge: quotas.Charge | None = None,
+        more: dict[str, object] | None = None,
+    ) -> Checked:
+        return Checked(
+            result=result,
+            charge=charge,
+            address=self.address,
+            method=self.method,
+            now=self.now,
+            ctx=self.ctx,
+            actor=self.actor,
+            action="hf.resolve",
+            data={**self.data, **(more or {})},
+        )
+
+
+def _recorded(request: Request, session: Session, item: Checked) -> None:
+    """Charge the quota and append the audit event in the next download batch
+    (:mod:`app.delivery.group_commit`), as ``/v1/files`` does: one transaction, one chain lock
+    and one commit for every download arriving together, instead of one each, which queued
+    concurrent resolves (most are a client's HEAD and GET of every file) one commit at a
+    time. Raises what the batch refused with (a quota). The request's own session is
+    committed first (an API key's last-use stamp), so it holds no lock or connection while
+    the batch runs."""
+    session.commit()
+    from_thread.run(redeemer(request).submit, item)
 
 
 @dataclass(frozen=True)
@@ -292,21 +301,25 @@ class _Answer:
     sends: bool  # the answer hands out the bytes (directly, or by a presigned URL)
     bytes: int
     data: dict[str, object]  # for the audit event
+    allowed: Authorized
 
 
 def _answer(
-    request: Request, target: HfRelease, row: ReleaseFile, *, settings: Settings
+    request: Request, target: HfRelease, row: ReleaseFile, *, settings: Settings, now: datetime
 ) -> _Answer:
     """The 302 (redirect mode) or the file itself, and what to audit about it."""
     store: ObjectStore = request.app.state.store
     hub = _hub_headers(target, row)
     method = request.method
     url = None
-    if settings.delivery_mode == "redirect":
-        url = store.presign_get(
-            row.sha256,
-            expires_in=min(settings.presign_max_seconds, PRESIGN_CEILING),
+    if delivery_mode(settings, store) == "redirect":
+        url = presign_cache(request).url(
+            store,
+            sha256=row.sha256,
             filename=row.path,
+            now=now,
+            cap_seconds=settings.presign_max_seconds,
+            not_after=None,
         )
     if url is not None:
         redirect = Response(
@@ -326,6 +339,7 @@ def _answer(
             sends,
             row.size if sends else 0,
             {"method": method, "mode": "redirect", "status": 302},
+            Authorized(row.sha256, row.size, RangePlan(200, 0, row.size - 1), None),
         )
     response, plan = file_response(
         method,
@@ -340,29 +354,5 @@ def _answer(
     data: dict[str, object] = {"method": method, "mode": "proxy", "status": plan.status}
     if plan.status == 206:
         data["range"] = [plan.start, plan.end]
-    return _Answer(response, sends, plan.length if sends else 0, data)
-
-
-def _charge(
-    session: Session,
-    principal: Principal,
-    settings: Settings,
-    ctx: RequestContext,
-    *,
-    size: int,
-    now: datetime,
-) -> None:
-    """The same quotas as ``/v1/files``: downloads per minute per address for anonymous
-    callers, bytes per day for everyone else. ``/resolve`` must not be a way around them."""
-    if principal.kind == "anonymous":
-        quotas.charge(
-            session,
-            quotas.anonymous_quota(settings),
-            key=ctx.client_addr or "unknown",
-            amount=1,
-            now=now,
-        )
-    else:
-        quotas.charge(
-            session, quotas.bytes_quota(settings), key=principal.subject, amount=size, now=now
-        )
+    allowed = Authorized(row.sha256, row.size, plan, None)
+    return _Answer(response, sends, plan.length if sends else 0, data, allowed)

@@ -6,8 +6,6 @@ serialises every writer and so proves nothing about races.
 
 from __future__ import annotations
 
-import subprocess
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -19,29 +17,9 @@ from sqlalchemy.orm import Session
 from app.audit.verify import verify_chain
 from app.models import AuditEvent, IssuedToken
 from tests.fixtures.databases import fresh_database
-from tests.fixtures.servers import VENV_BIN, live_server
+from tests.fixtures.servers import at_once, create_user, live_server
 
 pytestmark = pytest.mark.slow
-
-
-def create_admin(env: dict[str, str], tmp: Path) -> str:
-    out = subprocess.run(
-        [
-            str(VENV_BIN / "weightgate"),
-            "admin",
-            "create-user",
-            "--email",
-            "ops@example.org",
-            "--role",
-            "admin",
-        ],
-        env=env,
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
 
 
 def publish(url: str, headers: dict[str, str]) -> None:
@@ -63,7 +41,7 @@ def test_twenty_concurrent_redemptions_of_a_five_use_token(tmp_path: Path) -> No
     with fresh_database(tmp_path, kind="postgresql", label="race") as db_url:
         env = {"WEIGHTGATE_DATABASE_URL": db_url, "WEIGHTGATE_SCHEDULER_ENABLED": "false"}
         with live_server(env, tmp=tmp_path, workers=2) as server:
-            admin = {"Authorization": f"Bearer {create_admin(server.env, tmp_path)}"}
+            admin = {"Authorization": f"Bearer {create_user(server, 'ops@example.org', 'admin')}"}
             publish(server.url, admin)
             issued = httpx.post(
                 server.url + "/v1/tokens",
@@ -72,25 +50,15 @@ def test_twenty_concurrent_redemptions_of_a_five_use_token(tmp_path: Path) -> No
             )
             assert issued.status_code == 201, issued.text
             token, jti = issued.json()["token"], issued.json()["jti"]
-            barrier = threading.Barrier(20)
-            results: list[tuple[int, str]] = []
-            lock = threading.Lock()
-
-            def redeem() -> None:
-                with httpx.Client(timeout=120) as c:
-                    barrier.wait()
-                    resp = c.get(
-                        server.url + "/v1/files/acme/race/v1/w.bin", params={"token": token}
-                    )
-                code = resp.json()["code"] if resp.status_code != 200 else "ok"
-                with lock:
-                    results.append((resp.status_code, code))
-
-            threads = [threading.Thread(target=redeem) for _ in range(20)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(180)
+            responses = at_once(
+                20,
+                lambda c: c.get(
+                    server.url + "/v1/files/acme/race/v1/w.bin", params={"token": token}
+                ),
+            )
+        results = [
+            (r.status_code, "ok" if r.status_code == 200 else r.json()["code"]) for r in responses
+        ]
         assert Counter(results) == {(200, "ok"): 5, (401, "token_uses_exhausted"): 15}
         engine = create_engine(db_url)
         try:

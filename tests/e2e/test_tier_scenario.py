@@ -8,7 +8,6 @@ scheduler is off: every lift happens at request time, from the schedule, with no
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from tests.fixtures.databases import fresh_database
-from tests.fixtures.servers import VENV_BIN, LiveServer, live_server
+from tests.fixtures.servers import LiveServer, create_user, live_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
@@ -62,26 +61,6 @@ class Observer:
         )
 
 
-def create_admin(server: LiveServer, tmp: Path) -> str:
-    out = subprocess.run(
-        [
-            str(VENV_BIN / "weightgate"),
-            "admin",
-            "create-user",
-            "--email",
-            "ops@example.org",
-            "--role",
-            "admin",
-        ],
-        env=server.env,
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return out.strip().splitlines()[-1].strip()
-
-
 def ok(r: httpx.Response, status: int = 200) -> dict:  # type: ignore[type-arg]
     assert r.status_code == status, (
         f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text}"
@@ -101,8 +80,8 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
             yield srv
 
 
-def test_each_tier_opens_at_its_instant(server: LiveServer, tmp_path: Path) -> None:
-    admin = {"Authorization": f"Bearer {create_admin(server, tmp_path)}"}
+def test_each_tier_opens_at_its_instant(server: LiveServer) -> None:
+    admin = {"Authorization": f"Bearer {create_user(server, 'ops@example.org', 'admin')}"}
     far = datetime.now(UTC) + timedelta(days=365)
     with httpx.Client(base_url=server.url, timeout=30) as http:
         # A release whose config is open (so the model is announced and researchers can ask

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clock import FixedClock
-from app.models import AuditEvent
+from app.models import AuditEvent, QuotaCounter
 from app.storage import ObjectStore
 from app.storage.disposition import content_disposition
 from tests.factories.catalogue import Published, publish_release, sha256
@@ -213,18 +213,23 @@ def test_anonymous_resolves_share_the_per_address_download_quota(
     assert events(db)[-1].outcome == "denied"
 
 
-@pytest.mark.parametrize("store", ["s3"], indirect=True)
-def test_redirects_charge_the_daily_bytes_quota_of_the_key_holder(
-    client: TestClient,
-    mixed: Published,
-    app: FastAPI,
-    db: Session,
-    clock: FixedClock,
-    researcher: tuple[int, dict[str, str]],
-) -> None:
+@pytest.fixture
+def holder(
+    app: FastAPI, db: Session, clock: FixedClock, researcher: tuple[int, dict[str, str]]
+) -> dict[str, str]:
+    """The researcher's headers: granted the model, with room for one download of the
+    weights a day."""
     user_id, headers = researcher
     grant(db, clock, user_id)
     app.state.settings.quota_bytes_per_day = len(WEIGHTS)
+    return headers
+
+
+@pytest.mark.parametrize("store", ["s3"], indirect=True)
+def test_redirects_charge_the_daily_bytes_quota_of_the_key_holder(
+    client: TestClient, mixed: Published, db: Session, holder: dict[str, str]
+) -> None:
+    headers = holder
     url = resolve_url("main", "model.safetensors")
     assert client.get(url, headers=headers, follow_redirects=False).status_code == 302
     # HEAD hands out no bytes; the next GET is over the day's allowance.
@@ -232,4 +237,31 @@ def test_redirects_charge_the_daily_bytes_quota_of_the_key_holder(
     r = client.get(url, headers=headers, follow_redirects=False)
     assert r.status_code == 429
     assert r.json()["code"] == "quota_bytes"
-    assert [e.data.get("bytes") for e in events(db)] == [len(WEIGHTS), 0, None]
+    # The refusal records the bytes asked for, as /v1/files does.
+    assert [(e.outcome, e.data.get("bytes")) for e in events(db)] == [
+        ("ok", len(WEIGHTS)),
+        ("ok", 0),
+        ("denied", len(WEIGHTS)),
+    ]
+
+
+@pytest.mark.usefixtures("proxy")
+def test_the_bytes_quota_counts_only_what_was_served(
+    client: TestClient, mixed: Published, db: Session, holder: dict[str, str]
+) -> None:
+    """As on /v1/files: the day's counter is what was sent; a refused download asked for
+    bytes but got none, so it adds nothing (it used to add what it asked for)."""
+    headers = holder
+    weights, config = resolve_url("main", "model.safetensors"), resolve_url("main", "config.json")
+    assert client.get(weights, headers=headers).content == WEIGHTS
+    for url in (weights, config):
+        refused = client.get(url, headers=headers)
+        assert refused.status_code == 429
+        assert refused.json()["code"] == "quota_bytes"
+    db.expire_all()
+    assert db.scalars(select(QuotaCounter.amount)).all() == [len(WEIGHTS)]
+    assert [(e.outcome, e.data["bytes"]) for e in events(db)] == [
+        ("ok", len(WEIGHTS)),
+        ("denied", len(WEIGHTS)),
+        ("denied", len(CONFIG)),
+    ]
