@@ -15,7 +15,7 @@ from app.access.principals import Principal
 from app.catalogue import repository as repo
 from app.catalogue import schemas
 from app.catalogue.names import check_component, check_version, split_model_id
-from app.catalogue.visibility import view_components, visible_model, visible_release
+from app.catalogue.visibility import visible_model, visible_release_views
 from app.context import RequestContext
 from app.errors import Conflict, NotFound
 from app.models import Component, Model, Release, ReleaseFile, Stage
@@ -291,8 +291,9 @@ def manifest(
     now: datetime,
 ) -> schemas.Manifest:
     model, clearance = visible_model(session, principal, namespace, name, now=now)
-    rel = visible_release(session, principal, model, version, now=now)
-    views = view_components(session, repo.components(session, rel.id), clearance=clearance, now=now)
+    rel, views = visible_release_views(
+        session, principal, model, version, clearance=clearance, now=now
+    )
     by_id = {v.component.id: v for v in views}
     files = [
         schemas.ManifestFile(

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,9 +49,17 @@ def schedule_state(component: Component, stages: Sequence[Stage]) -> ScheduleSta
 
 
 def view_components(
-    session: Session, components: Sequence[Component], *, clearance: Tier, now: datetime
+    session: Session,
+    components: Sequence[Component],
+    *,
+    clearance: Tier,
+    now: datetime,
+    stages: Mapping[int, Sequence[Stage]] | None = None,
 ) -> list[ComponentView]:
-    stages = repo.stages_for(session, [c.id for c in components])
+    """How the caller sees each component now; ``stages`` (by component id) when already
+    read."""
+    if stages is None:
+        stages = repo.stages_for(session, [c.id for c in components])
     views = []
     for c in components:
         state = schedule_state(c, stages[c.id])
@@ -84,10 +92,20 @@ def announced_release_ids(
 ) -> set[int]:
     """Ids of the releases with a component above ``internal`` now: the only releases
     non-staff may learn exist (an unannounced release answers like an unknown one)."""
-    if not releases:
-        return set()
+    return _announced(*_schedules(session, releases), now=now)
+
+
+def _schedules(
+    session: Session, releases: Sequence[Release]
+) -> tuple[Sequence[Component], dict[int, list[Stage]]]:
+    """The components of ``releases`` and their stages, by component id."""
     comps = repo.components_for_releases(session, [r.id for r in releases])
-    stages = repo.stages_for(session, [c.id for c in comps])
+    return comps, repo.stages_for(session, [c.id for c in comps])
+
+
+def _announced(
+    comps: Sequence[Component], stages: Mapping[int, Sequence[Stage]], *, now: datetime
+) -> set[int]:
     return {
         c.release_id
         for c in comps
@@ -153,25 +171,85 @@ def visible_release(
     announced release.
     """
     staff = principal.is_admin
-    rel: Release | None
     if version == "main":
         if staff:
             rel = repo.latest_published(session, model.id)
         else:
-            published = _published_releases(session, [model.id])
-            announced = announced_release_ids(session, published, now=now)
-            rel = next((r for r in published if r.id in announced), None)
-    else:
-        rel = repo.release(session, model.id, version)
-        if rel is None and len(version) == 40:
-            rel = repo.release_by_revision(session, model.id, version)
-    hidden = rel is None or (
+            rel = _latest_announced(session, model, now=now)[0]
+        if rel is None:
+            raise release_not_found(model, version)
+        return rel
+    rel = _by_version(session, model, version)
+    if rel is None or (
         not staff
         and (rel.status != "published" or not announced_release_ids(session, [rel], now=now))
-    )
-    if hidden or rel is None:
-        raise NotFound(f"release {version} of {model.repo_id} not found", code="release_not_found")
+    ):
+        raise release_not_found(model, version)
     return rel
+
+
+def visible_release_views(
+    session: Session,
+    principal: Principal,
+    model: Model,
+    version: str,
+    *,
+    clearance: Tier,
+    now: datetime,
+) -> tuple[Release, list[ComponentView]]:
+    """:func:`visible_release` and its components as the caller sees them now, reading the
+    components and their schedules once: a version's views say whether it is announced
+    (one of them above ``internal``), so they are not read a second time to decide that."""
+    if version == "main" and not principal.is_admin:
+        # Deciding which release is the latest announced read every published release's
+        # components and stages already: the views are made from those.
+        latest, comps, stages = _latest_announced(session, model, now=now)
+        if latest is None:
+            raise release_not_found(model, version)
+        own = sorted((c for c in comps if c.release_id == latest.id), key=lambda c: c.name)
+        return latest, view_components(session, own, clearance=clearance, now=now, stages=stages)
+    if version == "main":
+        rel = visible_release(session, principal, model, version, now=now)
+        return rel, _views_of(session, rel, clearance=clearance, now=now)
+    found = _by_version(session, model, version)
+    if found is None:
+        raise release_not_found(model, version)
+    views = _views_of(session, found, clearance=clearance, now=now)
+    if not principal.is_admin and (
+        found.status != "published" or all(v.tier == Tier.INTERNAL for v in views)
+    ):
+        raise release_not_found(model, version)
+    return found, views
+
+
+def _latest_announced(
+    session: Session, model: Model, *, now: datetime
+) -> tuple[Release | None, Sequence[Component], dict[int, list[Stage]]]:
+    """The newest published release with a component above ``internal`` now (what ``main``
+    is to non-staff; published and announced by construction), and what it was decided
+    from: every published release's components and their stages."""
+    published = _published_releases(session, [model.id])
+    comps, stages = _schedules(session, published)
+    announced = _announced(comps, stages, now=now)
+    return next((r for r in published if r.id in announced), None), comps, stages
+
+
+def _views_of(
+    session: Session, rel: Release, *, clearance: Tier, now: datetime
+) -> list[ComponentView]:
+    return view_components(session, repo.components(session, rel.id), clearance=clearance, now=now)
+
+
+def _by_version(session: Session, model: Model, version: str) -> Release | None:
+    """A release by version, or by revision id (40 hex)."""
+    rel = repo.release(session, model.id, version)
+    if rel is None and len(version) == 40:
+        rel = repo.release_by_revision(session, model.id, version)
+    return rel
+
+
+def release_not_found(model: Model, version: str) -> NotFound:
+    return NotFound(f"release {version} of {model.repo_id} not found", code="release_not_found")
 
 
 def latest_visible_releases(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.access.principals import Principal
 from app.access.tiers import Tier
 from app.catalogue import repository as repo
-from app.catalogue.visibility import ComponentView, view_components, visible_model, visible_release
+from app.catalogue.visibility import ComponentView, visible_model, visible_release_views
 from app.errors import AppError, NotFound
 from app.hfcompat import errors, schemas
 from app.hfcompat.tree import FileFacts, file_entry, list_tree, normalise_dir, under
@@ -73,13 +73,14 @@ def open_release(
     except NotFound as e:
         raise errors.repo_not_found(repo_id) from e
     try:
-        rel = visible_release(session, principal, model, rev, now=now)
+        rel, views = visible_release_views(
+            session, principal, model, rev, clearance=clearance, now=now
+        )
     except NotFound as e:
         raise errors.revision_not_found(repo_id, rev) from e
     # Drafts have no revision id yet, and the Hub client cannot work without one.
     if rel.status != "published" or rel.revision is None:
         raise errors.revision_not_found(repo_id, rev)
-    views = view_components(session, repo.components(session, rel.id), clearance=clearance, now=now)
     return HfRelease(model, rel, clearance, {v.component.id: v for v in views})
 
 

@@ -15,9 +15,10 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from app.access.principals import Principal
+from app.access.tiers import Tier
 from app.catalogue import repository as catalogue
 from app.catalogue.names import split_model_id
-from app.catalogue.visibility import ComponentView, view_components, visible_model, visible_release
+from app.catalogue.visibility import ComponentView, visible_model, visible_release_views
 from app.context import RequestContext
 from app.errors import AppError, Conflict, NotFound, Unauthorized, Unprocessable
 from app.models import IssuedToken, Model, Release, ReleaseFile
@@ -70,22 +71,32 @@ def file_url(settings: Settings, model: Model, rel: Release, path: str) -> str:
 
 
 def _release(
-    session: Session, principal: Principal, model: Model, version: str | None, *, now: datetime
-) -> Release:
+    session: Session,
+    principal: Principal,
+    model: Model,
+    version: str | None,
+    *,
+    clearance: Tier,
+    now: datetime,
+) -> tuple[Release, list[ComponentView]]:
     if version is None:
         # The latest release the caller may know about: one published ahead of its embargo
         # (all components still internal) must not shadow the release before it.
         try:
-            rel = visible_release(session, principal, model, "main", now=now)
+            rel, views = visible_release_views(
+                session, principal, model, "main", clearance=clearance, now=now
+            )
         except NotFound as e:
             raise NotFound(
                 f"{model.repo_id} has no published release", code="release_not_found"
             ) from e
     else:
-        rel = visible_release(session, principal, model, version, now=now)
+        rel, views = visible_release_views(
+            session, principal, model, version, clearance=clearance, now=now
+        )
     if rel.status != "published" or rel.revision is None:
         raise Conflict(f"release {rel.version} is not published", code="release_not_published")
-    return rel
+    return rel, views
 
 
 def _select(
@@ -218,11 +229,8 @@ def _issue(
 ) -> IssuedDownload:
     namespace, name = split_model_id(model_id)
     model, clearance = visible_model(session, principal, namespace, name, now=now)
-    rel = _release(session, principal, model, version, now=now)
+    rel, views = _release(session, principal, model, version, clearance=clearance, now=now)
     assert rel.revision is not None
-    views = view_components(
-        session, catalogue.components(session, rel.id), clearance=clearance, now=now
-    )
     chosen, files = _select(
         views, catalogue.files(session, rel.id), components=components, paths=paths
     )

@@ -207,9 +207,15 @@ def test_unannounced_releases_answer_like_unknown_ones(
     )
     assert [f["path"] for f in token["files"]] == ["config.json"]
     clock.set(later)
-    assert (
-        check(client.get("/v1/models/acme/atlas-7b/releases/main/manifest"), 200)["version"] == "v2"
-    )
+    # Once v2 is announced, "main" is v2 and only v2: its components, its files.
+    main = check(client.get("/v1/models/acme/atlas-7b/releases/main/manifest"), 200)
+    assert main["version"] == "v2"
+    assert [c["name"] for c in main["components"]] == ["weights"]
+    assert [f["path"] for f in main["files"]] == ["w2.bin"]
+    token = check(client.post("/v1/tokens", json={"model": "acme/atlas-7b"}, headers=headers), 201)
+    assert token["scope"]["version"] == "v2"
+    assert token["scope"]["components"] == ["weights"]
+    assert [f["path"] for f in token["files"]] == ["w2.bin"]
 
 
 def test_visible_models_batches_clearance(
