@@ -39,6 +39,27 @@ def user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.email) == email.lower()))
 
 
+def users_page(
+    session: Session,
+    *,
+    after: int | None,
+    limit: int,
+    email: str | None = None,
+    role: str | None = None,
+    disabled: bool | None = None,
+) -> Sequence[User]:
+    q = select(User).order_by(User.id).limit(limit)
+    if after is not None:
+        q = q.where(User.id > after)
+    if email is not None:
+        q = q.where(func.lower(User.email) == email.strip().lower())
+    if role is not None:
+        q = q.where(User.role == role)
+    if disabled is not None:
+        q = q.where(User.disabled_at.is_not(None) if disabled else User.disabled_at.is_(None))
+    return session.scalars(q).all()
+
+
 def api_keys_page(
     session: Session, user_id: int, *, after: int | None, limit: int
 ) -> Sequence[ApiKey]:

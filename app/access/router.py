@@ -4,8 +4,9 @@ partner organisations. Access requests and grants are in :mod:`app.access.reques
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from app.access import apikeys, partners, users
@@ -23,7 +24,12 @@ from app.access.schemas import (
     PartnerWithSecret,
     RegisterIn,
     RegisterOut,
+    Role,
+    UserCreate,
+    UserCreated,
+    UserDetail,
     UserOut,
+    UserPatch,
 )
 from app.clock import Clock
 from app.context import ClockDep, ContextDep, SettingsDep
@@ -142,6 +148,74 @@ def delete_api_key(
     assert principal.id is not None
     apikeys.revoke_key(session, user_id=principal.id, key_id=key_id, now=clock.now(), ctx=ctx)
     return Response(status_code=204)
+
+
+# --- users (admin) ------------------------------------------------------------------------
+
+
+def user_detail(user: User) -> UserDetail:
+    return UserDetail(**user_out(user).model_dump(), disabled_at=user.disabled_at)
+
+
+@router.post("/v1/users", status_code=201, responses=problems(401, 403, 409, 422))
+def create_user(
+    body: UserCreate, admin: AdminDep, session: SessionDep, clock: ClockDep, ctx: ContextDep
+) -> UserCreated:
+    """A user and their first API key (in this response only), so onboarding needs no shell
+    on the server (``weightgate admin create-user`` does the same there)."""
+    user, key = users.create_user_with_key(
+        session,
+        email=body.email,
+        role=body.role,
+        name=body.name,
+        actor=admin.subject,
+        now=clock.now(),
+        ctx=ctx,
+    )
+    return UserCreated(user=user_detail(user), api_key=key)
+
+
+@router.get("/v1/users", responses=problems(401, 403, 422))
+def list_users(
+    admin: AdminDep,
+    session: SessionDep,
+    page: PageDep,
+    email: Annotated[str | None, Query(max_length=320, description="exactly this email")] = None,
+    role: Role | None = None,
+    disabled: Annotated[bool | None, Query(description="only disabled, or only active")] = None,
+) -> Page[UserDetail]:
+    """Users in id order, optionally only those with one email (any case), role or state."""
+    rows = repo.users_page(
+        session, after=page.after, limit=page.limit, email=email, role=role, disabled=disabled
+    )
+    nxt = encode_cursor(rows[-1].id) if len(rows) == page.limit else None
+    return Page(items=[user_detail(u) for u in rows], next_cursor=nxt)
+
+
+@router.get("/v1/users/{user_id}", responses=problems(401, 403, 404))
+def get_user(user_id: IdPath, admin: AdminDep, session: SessionDep) -> UserDetail:
+    user = repo.user(session, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}", code="user_not_found")
+    return user_detail(user)
+
+
+@router.patch("/v1/users/{user_id}", responses=problems(401, 403, 404, 409, 422))
+def update_user(
+    user_id: IdPath,
+    body: UserPatch,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> UserDetail:
+    """Rename, change the role, or disable (offboarding: the user's API keys are refused and
+    their download tokens revoked, at once) and re-enable. Refused with ``409 last_admin``
+    if it would leave no active admin."""
+    user = users.update_user(
+        session, user_id=user_id, body=body, actor=admin.subject, now=clock.now(), ctx=ctx
+    )
+    return user_detail(user)
 
 
 # --- partners (admin) ---------------------------------------------------------------------

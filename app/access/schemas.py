@@ -44,6 +44,34 @@ class RegisterOut(BaseModel):
     api_key: str = Field(description="shown once; store it now")
 
 
+Role = Literal["admin", "researcher"]
+
+
+class UserCreate(StrictInput):
+    email: str = Field(max_length=320)
+    name: str = Field(default="", max_length=200)
+    role: Role = "researcher"
+
+
+class UserPatch(StrictInput):
+    name: str | None = Field(default=None, max_length=200)
+    role: Role | None = None
+    disabled: StrictBool | None = Field(
+        default=None,
+        description="true: the user's API keys stop working and their download tokens are "
+        "revoked, at once; false: the keys work again (revoked tokens stay revoked)",
+    )
+
+
+class UserDetail(UserOut):
+    disabled_at: datetime | None
+
+
+class UserCreated(BaseModel):
+    user: UserDetail
+    api_key: str = Field(description="the user's first API key, shown once: hand it over")
+
+
 class MeOut(BaseModel):
     kind: Literal["user", "partner"]
     id: int

@@ -1,4 +1,5 @@
-"""Creating users (CLI bootstrap, open registration, admins)."""
+"""Users: creating them (CLI bootstrap, open registration, admins), and an admin's changes
+to one (name, role, disabled)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.access.apikeys import create_api_key
+from app.access.schemas import UserPatch
 from app.context import RequestContext
-from app.errors import Conflict, Forbidden, Unprocessable
+from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.models import User
 from app.tokens import quotas
+from app.tokens.revocation import revoke_tokens
 
 ROLES = ("admin", "researcher")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
@@ -107,3 +110,77 @@ def register(
             )
     except IntegrityError as e:  # lost a race with a concurrent sign-up for the same email
         raise Conflict("a user with this email already exists", code="user_exists") from e
+
+
+def user_snapshot(user: User) -> dict[str, object]:
+    return {
+        "name": user.name,
+        "role": user.role,
+        "disabled_at": None if user.disabled_at is None else user.disabled_at.isoformat(),
+    }
+
+
+def update_user(
+    session: Session,
+    *,
+    user_id: int,
+    body: UserPatch,
+    actor: str,
+    now: datetime,
+    ctx: RequestContext | None = None,
+) -> User:
+    """Rename, change the role, disable or re-enable.
+
+    Disabling is how someone is offboarded: every API key of theirs is refused from the next
+    request on (authentication checks the user, so the keys need not be revoked one by one,
+    and re-enabling brings them back), and their download tokens are revoked. A change that
+    would leave no active admin is refused (``409 last_admin``): nobody could undo it."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}", code="user_not_found")
+    active_admin = user.role == "admin" and user.disabled_at is None
+    if active_admin and (body.disabled is True or body.role == "researcher"):
+        _keep_an_admin(session, user)
+    session.refresh(user, with_for_update=True)
+    before = user_snapshot(user)
+    if body.name is not None:
+        user.name = body.name.strip()
+    if body.role is not None:
+        user.role = body.role
+    revoked = 0
+    if body.disabled is True and user.disabled_at is None:
+        user.disabled_at = now
+        revoked = revoke_tokens(session, now=now, reason="user disabled", user_id=user.id)
+    elif body.disabled is False:
+        user.disabled_at = None
+    session.flush()
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="user.updated",
+        target_type="user",
+        target_id=user.id,
+        before=before,
+        after=user_snapshot(user),
+        data={"tokens_revoked": revoked},
+        ctx=ctx,
+    )
+    return user
+
+
+def _keep_an_admin(session: Session, user: User) -> None:
+    """Refuse to demote or disable ``user`` if no other admin is active. The active admins'
+    rows are locked, in id order, until commit: two admins demoting each other at the same
+    time are decided one after the other, and the second is refused."""
+    admins = session.scalars(
+        select(User.id)
+        .where(User.role == "admin", User.disabled_at.is_(None))
+        .order_by(User.id)
+        .with_for_update()
+    ).all()
+    if not any(admin != user.id for admin in admins):
+        raise Conflict(
+            f"{user.email} is the last active admin: make another admin first",
+            code="last_admin",
+        )

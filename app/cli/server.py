@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 admin_app = typer.Typer(help="Administration from the server's own machine.", no_args_is_help=True)
 
@@ -105,15 +110,10 @@ def serve(
     )
 
 
-@admin_app.command("create-user")
-def create_user(
-    email: Annotated[str, typer.Option(help="the user's email")],
-    role: Annotated[str, typer.Option(help="admin or researcher")] = "researcher",
-    name: Annotated[str, typer.Option(help="display name")] = "",
-) -> None:
-    """Create a user and print a new API key (alone on the last line)."""
-    from app.access.users import create_user_with_key
-    from app.clock import SystemClock
+@contextmanager
+def _admin_session() -> Iterator[Session]:
+    """A session on the configured database, brought up to date first; committed when the
+    block ends without error. An ``AppError`` is printed and exits 1."""
     from app.db import make_engine, make_sessionmaker
     from app.errors import AppError
     from app.migrate import upgrade
@@ -125,22 +125,68 @@ def create_user(
     engine = make_engine(settings.effective_database_url)
     try:
         with make_sessionmaker(engine)() as session:
-            user, key = create_user_with_key(
-                session,
-                email=email,
-                role=role,
-                name=name,
-                actor="system:cli",
-                now=SystemClock().now(),
-            )
+            yield session
             session.commit()
     except AppError as e:
         typer.echo(f"error: {e.detail}", err=True)
         raise typer.Exit(1) from e
     finally:
         engine.dispose()
+
+
+@admin_app.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Option(help="the user's email")],
+    role: Annotated[str, typer.Option(help="admin or researcher")] = "researcher",
+    name: Annotated[str, typer.Option(help="display name")] = "",
+) -> None:
+    """Create a user and print a new API key (alone on the last line)."""
+    from app.access.users import create_user_with_key
+    from app.clock import SystemClock
+
+    with _admin_session() as session:
+        user, key = create_user_with_key(
+            session, email=email, role=role, name=name, actor="system:cli", now=SystemClock().now()
+        )
     typer.echo(f"created {user.role} {user.email} (id {user.id}); API key (shown once):")
     typer.echo(key)
+
+
+@admin_app.command("update-user")
+def update_user(
+    email: Annotated[str, typer.Option(help="the user's email")],
+    role: Annotated[str | None, typer.Option(help="admin or researcher")] = None,
+    disable: Annotated[
+        bool | None,
+        typer.Option(
+            "--disable/--enable",
+            help="disable (API keys refused, download tokens revoked) or re-enable",
+        ),
+    ] = None,
+) -> None:
+    """Change a user's role, or disable or re-enable them: the same rules as
+    ``PATCH /v1/users/{id}`` (never the last active admin), for when no admin key works."""
+    from pydantic import ValidationError
+
+    from app.access import repository as repo
+    from app.access.schemas import UserPatch
+    from app.access.users import update_user as change
+    from app.clock import SystemClock
+    from app.errors import NotFound
+
+    try:
+        body = UserPatch.model_validate({"role": role, "disabled": disable})
+    except ValidationError as e:
+        typer.echo(f"error: {e.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from e
+    with _admin_session() as session:
+        found = repo.user_by_email(session, email.strip())
+        if found is None:
+            raise NotFound(f"no user with email {email}", code="user_not_found")
+        now = SystemClock().now()
+        user = change(session, user_id=found.id, body=body, actor="system:cli", now=now)
+        state = "disabled" if user.disabled_at is not None else "active"
+    typer.echo(f"{user.email} (id {user.id}): {user.role}, {state}")
 
 
 def register(app: typer.Typer) -> None:

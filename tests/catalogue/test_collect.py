@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,7 +26,7 @@ from app.storage.filesystem import FilesystemStore
 from app.storage.s3 import S3Store
 from tests.factories.access import audit_events
 from tests.factories.catalogue import check, publish_release, sha256
-from tests.fixtures.databases import fresh_database
+from tests.fixtures.databases import fresh_database, lock_timeout
 from tests.storage.inventory import address, contents, pending_multipart
 
 BOTH = pytest.mark.parametrize("store", ["filesystem", "s3"], indirect=True)
@@ -207,11 +207,6 @@ def pg_sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
             yield make_sessionmaker(engine)
         finally:
             engine.dispose()
-
-
-def lock_timeout(session: Session) -> None:
-    # Proves a wait without sleeping: a statement that would wait fails at once instead.
-    session.execute(text("SET LOCAL lock_timeout = '50ms'"))
 
 
 @pytest.mark.own_database
