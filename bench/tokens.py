@@ -55,6 +55,7 @@ for _k, _v in AWS_TEST_ENV.items():
 MODEL = "bench/atlas"
 SMALL = "w.bin"
 BIG = "big.bin"
+OPEN = "config.json"  # in an open component: downloads without a token
 UVICORN = (
     "import uvicorn, sys; uvicorn.run(sys.argv[1], host='127.0.0.1', port=int(sys.argv[2]), "
     "workers=1, loop='uvloop', http='httptools', access_log=False, log_level='warning', "
@@ -170,14 +171,19 @@ def publish(url: str, admin: dict[str, str], big: bytes) -> None:
     with httpx.Client(base_url=url, headers=admin, timeout=600) as c:
         c.post("/v1/models", json={"id": MODEL, "license": "bench"}).raise_for_status()
         c.post(f"/v1/models/{MODEL}/releases", json={"version": "v1"}).raise_for_status()
-        c.post(
-            f"/v1/models/{MODEL}/releases/v1/components",
-            json={"name": "weights", "schedule": [{"tier": "research", "at": past}]},
-        ).raise_for_status()
-        for path, data in ((SMALL, os.urandom(1024)), (BIG, big)):
+        for component, tier in (("weights", "research"), ("config", "open")):
+            c.post(
+                f"/v1/models/{MODEL}/releases/v1/components",
+                json={"name": component, "schedule": [{"tier": tier, "at": past}]},
+            ).raise_for_status()
+        for path, data, component in (
+            (SMALL, os.urandom(1024), "weights"),
+            (BIG, big, "weights"),
+            (OPEN, os.urandom(1024), "config"),
+        ):
             c.put(
                 f"/v1/models/{MODEL}/releases/v1/files/{path}",
-                params={"component": "weights"},
+                params={"component": component},
                 content=data,
             ).raise_for_status()
         c.post(f"/v1/models/{MODEL}/releases/v1/publish").raise_for_status()
@@ -412,6 +418,8 @@ def main() -> None:
                 "WEIGHTGATE_S3_PATH_STYLE": "true",
                 "WEIGHTGATE_SCHEDULER_ENABLED": "false",
                 "WEIGHTGATE_QUOTA_TOKENS_PER_MINUTE": "0",
+                # One load generator is one address: a per-address limit would answer 429s.
+                "WEIGHTGATE_QUOTA_ANONYMOUS_PER_MINUTE": "0",
             }
             admin = {
                 "Authorization": "Bearer "
@@ -445,6 +453,8 @@ def main() -> None:
                     # What huggingface_hub asks for (after a HEAD): the API key is the token.
                     resolve = [get(f"/{MODEL}/resolve/v1/{SMALL}", server.host, researcher)]
                     results["resolve"] = measured(server, resolve, db_url, args)
+                    anonymous = [get(f"/v1/files/{MODEL}/v1/{OPEN}", server.host)]
+                    results["anonymous"] = measured(server, anonymous, db_url, args)
                     stream_token = pool[0]
                 with serve("bench.floor_app:app", env, log, "/healthz") as server:
                     results["redeem floor"] = measured(server, redeem, db_url, args)
@@ -534,7 +544,10 @@ def report(
         "grant and schedule re-checked, use counted, bytes quota charged, audit event "
         "appended, URL presigned, 302. A Hugging Face resolve does the same with the "
         "researcher's API key instead of a token (key, model, grant, release, schedule and "
-        "file read in the request's own session). The database step of concurrent downloads is "
+        "file read in the request's own session). An anonymous download of a file of an open "
+        "component needs no token: file and schedule re-checked, the address's quota "
+        "charged (off here), audit event appended, 302. The database step of concurrent "
+        "downloads is "
         "group-committed (one transaction per batch of those arriving together), so its "
         f"cost per request depends on the load: hence the {WIDE}-connection pair. The "
         "*diagnostic* row is the same server with the database step replaced by a constant "
@@ -553,6 +566,7 @@ def report(
         row("redeem: GET /v1/files (redirect)", r["redeem"], bare),
         row("issue: POST /v1/tokens", r["issue"], bare),
         row("Hugging Face: GET /{repo}/resolve (redirect, API key)", r["resolve"], bare),
+        row("anonymous: GET /v1/files, open file, no token (redirect)", r["anonymous"], bare),
     ]
     if "redeem async" in r:
         lines.append(row("redeem, `DELIVERY_ASYNC_COMMIT=true`", r["redeem async"], bare))

@@ -7,7 +7,8 @@ the network's latency, paid once per statement while every download of the batch
 Here each phase is one statement, whose answer is one JSON document:
 
 1. :func:`read`: the token rows, locked in jti order; their files with the components; the
-   components' stages; the holders' grants and partner agreements; files already started;
+   files anonymous requests name by their public coordinates; the components' stages; the
+   holders' grants and partner agreements; files already started;
 2. :func:`lock`: the quota counters charged (``INSERT … ON CONFLICT … RETURNING``, in key
    order), then the audit chain's head (``FOR UPDATE``): the two locks a batch writes under;
 3. :func:`write`: refused charges taken back, obsolete windows dropped, use counts, starts,
@@ -83,6 +84,16 @@ WITH t AS (
     FROM release_files f JOIN components c ON c.id = f.component_id
     WHERE f.release_id IN (SELECT release_id FROM t)
       AND f.path IN (SELECT json_array_elements_text(%(paths)s::json))
+), a AS (
+    -- Anonymous downloads name their files by public coordinates (ord: their position).
+    SELECT q.ord, m.id AS model_id, r.id AS release_id, r.status, r.revision, f.sha256,
+           f.size, c.id AS component_id, c.name, c.held_at, c.restricted_tier
+    FROM json_to_recordset(%(addresses)s::json)
+         AS q(ord int, namespace text, name text, version text, path text)
+    JOIN models m ON m.namespace = q.namespace AND m.name = q.name
+    JOIN releases r ON r.model_id = m.id AND r.version = q.version
+    LEFT JOIN release_files f ON f.release_id = r.id AND f.path = q.path
+    LEFT JOIN components c ON c.id = f.component_id
 )
 SELECT json_build_array(
     (SELECT json_agg(json_build_array(
@@ -98,7 +109,7 @@ SELECT json_build_array(
     (SELECT json_agg(json_build_array(component_id, tier, at) ORDER BY component_id, at)
      FROM stages
      WHERE component_id IN (SELECT component_id FROM f)
-        OR component_id IN (SELECT json_array_elements_text(%(components)s::json)::bigint)),
+        OR component_id IN (SELECT component_id FROM a)),
     (SELECT json_agg(json_build_array(user_id, model_id))
      FROM grants
      WHERE user_id IN (SELECT json_array_elements_text(%(users)s::json)::bigint)
@@ -112,6 +123,10 @@ SELECT json_build_array(
      FROM token_file_starts
      WHERE jti IN (SELECT jti FROM t)
        AND path IN (SELECT json_array_elements_text(%(paths)s::json))),
+    (SELECT json_agg(json_build_array(
+                ord, model_id, release_id, status, revision, sha256, size, component_id, name,
+                held_at, restricted_tier))
+     FROM a),
     -- SET LOCAL, when asked for (WEIGHTGATE_DELIVERY_ASYNC_COMMIT).
     CASE WHEN %(async_commit)s THEN set_config('synchronous_commit', 'off', true) END
 )"""
@@ -126,6 +141,7 @@ class Read:
     stages: dict[int, list[tuple[str, datetime]]]
     held: Holdings
     started: set[tuple[str, str]]  # (jti, path) started before, whatever the token's limit
+    open_files: dict[int, repo.OpenFileFacts]  # by position in ``addresses``; absent: none
 
 
 def read(
@@ -134,20 +150,25 @@ def read(
     *,
     user_ids: Iterable[int],
     partner_ids: Iterable[int],
-    component_ids: Iterable[int],
+    addresses: Sequence[tuple[str, str, str, str]],
     async_commit: bool,
 ) -> Read:
     """Everything a batch decides from, in one statement. ``wanted``: the ``(jti, path)``
-    its token requests ask for; ``component_ids``: more components whose stages it needs
-    (those of anonymous requests' files)."""
+    its token requests ask for; ``addresses``: the ``(namespace, name, version, path)`` its
+    anonymous requests ask for (:func:`app.tokens.repository.file_facts` for each)."""
     pairs = set(wanted)
-    tokens, files, stages, grants, agreements, starts, _ = one(
+    tokens, files, stages, grants, agreements, starts, opened, _ = one(
         session,
         _READ,
         {
             "jtis": _list(j for j, _ in pairs),
             "paths": _list(p for _, p in pairs),
-            "components": _list(component_ids),
+            "addresses": json.dumps(
+                [
+                    {"ord": i, "namespace": ns, "name": name, "version": version, "path": path}
+                    for i, (ns, name, version, path) in enumerate(addresses)
+                ]
+            ),
             "users": _list(user_ids),
             "partners": _list(partner_ids),
             "async_commit": async_commit,
@@ -200,7 +221,11 @@ def read(
         agreements=((p, m, _time(ends), disabled) for p, m, ends, disabled in agreements or ()),
     )
     started = {(j, p) for j, p in starts or () if (j, p) in pairs}
-    return Read(token_facts, file_facts, by_component, held, started)
+    open_files = {
+        ord_: repo.OpenFileFacts(mid, rid, status, rev, sha, size, cid, name, _time(held), tier)
+        for ord_, mid, rid, status, rev, sha, size, cid, name, held, tier in opened or ()
+    }
+    return Read(token_facts, file_facts, by_component, held, started, open_files)
 
 
 # The counters first, then the head: json_build_array's arguments are evaluated in order,

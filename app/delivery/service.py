@@ -259,17 +259,14 @@ def redeem_batch(
 def _read(session: Session, requests: Sequence[Request], *, pg: bool, async_commit: bool) -> _Facts:
     redemptions = [r for r in requests if isinstance(r, Redemption)]
     with_token = [r.claims for r in redemptions if r.claims is not None]
-    # Anonymous downloads name files by their public coordinates: one lookup per distinct
-    # file of the batch (a popular open model is the same few files again and again).
-    by_address: dict[FileAddress, repo.OpenFileFacts | None] = {}
-    open_files: dict[int, repo.OpenFileFacts | None] = {}
-    for i, request in enumerate(requests):
-        if isinstance(request, Redemption) and request.claims is None:
-            address = request.address
-            if address not in by_address:
-                by_address[address] = _open_file(session, address)
-            open_files[i] = by_address[address]
-    open_components = {f.component_id for f in open_files.values() if f and f.component_id}
+    # Anonymous downloads name files by their public coordinates: each distinct file of the
+    # batch is looked up once (a popular open model is the same few files again and again).
+    anonymous = {
+        i: r.address
+        for i, r in enumerate(requests)
+        if isinstance(r, Redemption) and r.claims is None
+    }
+    addresses = list(dict.fromkeys(anonymous.values()))
     users: set[int] = set()
     partners: set[int] = set()
     for c in with_token:
@@ -282,11 +279,16 @@ def _read(session: Session, requests: Sequence[Request], *, pg: bool, async_comm
             wanted,
             user_ids=users,
             partner_ids=partners,
-            component_ids=open_components,
+            addresses=[(a.namespace, a.name, a.version, a.path) for a in addresses],
             async_commit=async_commit,
         )
+        by_address = {a: found.open_files.get(k) for k, a in enumerate(addresses)}
+        open_files = {i: by_address[a] for i, a in anonymous.items()}
         started = found.started & limited(found.tokens, wanted)
         return _Facts(found.tokens, found.files, open_files, found.stages, found.held, started)
+    by_address = {a: _open_file(session, a) for a in addresses}
+    open_files = {i: by_address[a] for i, a in anonymous.items()}
+    open_components = {f.component_id for f in by_address.values() if f and f.component_id}
     tokens = repo.lock_tokens(session, (c.jti for c in with_token)) if with_token else {}
     files = repo.files_of(
         session,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.chain import GENESIS
 from app.delivery import pg_batch, service
-from app.delivery.service import Request
+from app.delivery.service import Redemption, Request
 from app.models import AuditHead, Grant
 from tests.delivery.test_batches import get, issue, settings_of
 from tests.tokens.world import World
@@ -46,6 +46,10 @@ def test_both_paths_read_the_same_facts(world: World, db: Session) -> None:
         get(world, partner, "model.safetensors"),
         get(world, None, "tokenizer.json"),
         get(world, None, "config.json"),
+        get(world, None, "config.json"),  # the same file again: looked up once
+        get(world, None, "no-such-file.bin"),  # a release without that file
+        elsewhere(get(world, None, "config.json"), version="v9"),  # no such release
+        elsewhere(get(world, None, "config.json"), name="no-such-model"),
     ]
 
     generic = service._read(db, requests, pg=False, async_commit=False)
@@ -56,6 +60,15 @@ def test_both_paths_read_the_same_facts(world: World, db: Session) -> None:
     assert batched.files == generic.files
     assert len(batched.files) == 3  # one is missing
     assert batched.open_files == generic.open_files
+    assert [f is not None and f.file_sha256 is not None for f in batched.open_files.values()] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert [f is None for f in batched.open_files.values()] == [False] * 4 + [True] * 2
     assert batched.held == generic.held
     assert batched.held.grants
     assert batched.held.agreements
@@ -63,6 +76,11 @@ def test_both_paths_read_the_same_facts(world: World, db: Session) -> None:
     # The generic path also lists components that have no stages, with none.
     assert batched.stages == {c: s for c, s in generic.stages.items() if s}
     assert batched.stages
+
+
+def elsewhere(request: Redemption, **address: str) -> Redemption:
+    """``request`` for another version or model than the world's."""
+    return replace(request, address=replace(request.address, **address))
 
 
 def replace_grant(live: Grant, world: World) -> Grant:
@@ -92,7 +110,7 @@ def test_the_read_sets_asynchronous_commit_for_its_transaction_only_when_asked(
 
     def read(session: Session, async_commit: bool) -> None:
         pg_batch.read(
-            session, [], user_ids=[], partner_ids=[], component_ids=[], async_commit=async_commit
+            session, [], user_ids=[], partner_ids=[], addresses=[], async_commit=async_commit
         )
 
     # A session of its own: the test's shared transaction would outlive SET LOCAL.
