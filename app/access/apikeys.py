@@ -130,22 +130,55 @@ def revoke_key(
     user_id: int,
     key_id: int,
     now: datetime,
+    actor: str | None = None,
     ctx: RequestContext | None = None,
 ) -> ApiKey:
-    """Revoke one of the caller's own keys; someone else's key is "not found"."""
+    """Revoke one of ``user_id``'s keys (the caller's own, or an admin's choice); another
+    user's key is "not found"."""
     row = repo.api_key(session, user_id, key_id)
     if row is None or row.revoked_at is not None:
         raise NotFound(f"no API key {key_id}", code="api_key_not_found")
+    _revoke(session, row, actor=actor or f"user:{user_id}", now=now, ctx=ctx)
+    return row
+
+
+def revoke_leaked(
+    session: Session, *, key: str, actor: str, now: datetime, ctx: RequestContext | None = None
+) -> ApiKey:
+    """Revoke the key whose clear value was found where it should not be (a public
+    repository, a paste, a secret scanner's report), whoever holds it. Reporting a key that
+    is already revoked changes nothing; the key itself is never stored, logged or echoed."""
+    row = (
+        session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+        if looks_like_api_key(key)
+        else None
+    )
+    if row is None:
+        raise NotFound("no such API key", code="api_key_not_found")
+    if row.revoked_at is None:
+        _revoke(session, row, actor=actor, now=now, ctx=ctx, reason="reported leaked")
+    return row
+
+
+def _revoke(
+    session: Session,
+    row: ApiKey,
+    *,
+    actor: str,
+    now: datetime,
+    ctx: RequestContext | None,
+    reason: str | None = None,
+) -> None:
     row.revoked_at = now
     session.flush()
     audit.record(
         session,
         now=now,
-        actor=f"user:{user_id}",
+        actor=actor,
         action="api_key.revoked",
         target_type="api_key",
         target_id=row.id,
         before=key_snapshot(row),
+        data={"reason": reason} if reason else None,
         ctx=ctx,
     )
-    return row

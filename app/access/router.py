@@ -17,6 +17,7 @@ from app.access.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
+    LeakedKey,
     MeOut,
     PartnerCreate,
     PartnerOut,
@@ -24,6 +25,7 @@ from app.access.schemas import (
     PartnerWithSecret,
     RegisterIn,
     RegisterOut,
+    RevokedKey,
     Role,
     UserCreate,
     UserCreated,
@@ -194,10 +196,7 @@ def list_users(
 
 @router.get("/v1/users/{user_id}", responses=problems(401, 403, 404))
 def get_user(user_id: IdPath, admin: AdminDep, session: SessionDep) -> UserDetail:
-    user = repo.user(session, user_id)
-    if user is None:
-        raise NotFound(f"no user {user_id}", code="user_not_found")
-    return user_detail(user)
+    return user_detail(_user_or_404(session, user_id))
 
 
 @router.patch("/v1/users/{user_id}", responses=problems(401, 403, 404, 409, 422))
@@ -216,6 +215,55 @@ def update_user(
         session, user_id=user_id, body=body, actor=admin.subject, now=clock.now(), ctx=ctx
     )
     return user_detail(user)
+
+
+def _user_or_404(session: Session, user_id: int) -> User:
+    user = repo.user(session, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}", code="user_not_found")
+    return user
+
+
+@router.get("/v1/users/{user_id}/api-keys", responses=problems(401, 403, 404, 422))
+def list_user_api_keys(
+    user_id: IdPath, admin: AdminDep, session: SessionDep, page: PageDep
+) -> Page[ApiKeyOut]:
+    """A user's keys (prefix only), revoked ones included."""
+    _user_or_404(session, user_id)
+    rows = repo.api_keys_page(session, user_id, after=page.after, limit=page.limit)
+    nxt = encode_cursor(rows[-1].id) if len(rows) == page.limit else None
+    return Page(items=[key_out(r) for r in rows], next_cursor=nxt)
+
+
+@router.delete(
+    "/v1/users/{user_id}/api-keys/{key_id}", status_code=204, responses=problems(401, 403, 404)
+)
+def revoke_user_api_key(
+    user_id: IdPath,
+    key_id: IdPath,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> Response:
+    """Revoke one of a user's keys (it stops working at once; their other keys do not)."""
+    apikeys.revoke_key(
+        session, user_id=user_id, key_id=key_id, actor=admin.subject, now=clock.now(), ctx=ctx
+    )
+    return Response(status_code=204)
+
+
+@router.post("/v1/api-keys/revoke", responses=problems(401, 403, 404, 422))
+def revoke_leaked_api_key(
+    body: LeakedKey, admin: AdminDep, session: SessionDep, clock: ClockDep, ctx: ContextDep
+) -> RevokedKey:
+    """Revoke a key by its clear value, whoever holds it: for a key found in a public
+    repository or reported by a secret scanner (the ``wg_`` prefix is there for them).
+    Idempotent; the answer names the key by id and prefix only."""
+    row = apikeys.revoke_leaked(
+        session, key=body.key, actor=admin.subject, now=clock.now(), ctx=ctx
+    )
+    return RevokedKey(**key_out(row).model_dump(), user_id=row.user_id)
 
 
 # --- partners (admin) ---------------------------------------------------------------------

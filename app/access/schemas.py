@@ -107,6 +107,14 @@ class ApiKeyOut(BaseModel):
     revoked_at: datetime | None
 
 
+class LeakedKey(StrictInput):
+    key: str = Field(max_length=200, description="the clear API key that was found (wg_…)")
+
+
+class RevokedKey(ApiKeyOut):
+    user_id: int
+
+
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="shown once; store it now")
 

@@ -260,3 +260,70 @@ def test_two_admins_demoting_each_other_at_once_leave_one(tmp_path: Path) -> Non
                 assert left == ["b"]
         finally:
             engine.dispose()
+
+
+def test_an_admin_revokes_one_key_of_a_user_and_the_others_keep_working(
+    client: TestClient, admin_headers: dict[str, str], db: Session, clock: FixedClock
+) -> None:
+    user, headers = researcher(db, clock, email="ada@example.org")
+    spare = check(client.post("/v1/me/api-keys", json={"name": "ci"}, headers=headers), 201)
+    keys = check(client.get(f"/v1/users/{user.id}/api-keys", headers=admin_headers), 200)
+    assert [k["name"] for k in keys["items"]] == ["test", "ci"]
+    assert all("key" not in k for k in keys["items"])  # prefixes only, never a key
+    url = f"/v1/users/{user.id}/api-keys/{spare['id']}"
+    assert client.delete(url, headers=admin_headers).status_code == 204
+    gone = {"Authorization": f"Bearer {spare['key']}"}
+    assert client.get("/v1/me", headers=gone).status_code == 401
+    assert client.get("/v1/me", headers=headers).status_code == 200
+    again = client.delete(url, headers=admin_headers)
+    assert again.status_code == 404
+    assert again.json()["code"] == "api_key_not_found"
+    # A key id is looked up under the user named: another user's key is not found.
+    other, _ = researcher(db, clock, email="bob@example.org")
+    first = keys["items"][0]["id"]
+    wrong = client.delete(f"/v1/users/{other.id}/api-keys/{first}", headers=admin_headers)
+    assert wrong.status_code == 404
+    assert client.get("/v1/me", headers=headers).status_code == 200
+    assert client.get("/v1/users/999999/api-keys", headers=admin_headers).status_code == 404
+    event = db.scalars(
+        select(AuditEvent).where(AuditEvent.action == "api_key.revoked").order_by(AuditEvent.id)
+    ).all()[-1]
+    assert (event.target_id, event.actor) == (str(spare["id"]), f"user:{admin_id(db)}")
+
+
+def admin_id(db: Session) -> int:
+    return user_id_of(db, "admin@example.org")
+
+
+def test_a_key_found_in_the_wild_is_revoked_by_its_value(
+    client: TestClient, admin_headers: dict[str, str], db: Session, clock: FixedClock
+) -> None:
+    user, headers = researcher(db, clock, email="ada@example.org")
+    leaked = headers["Authorization"].removeprefix("Bearer ")
+    report = {"key": leaked}
+    done = check(client.post("/v1/api-keys/revoke", json=report, headers=admin_headers), 200)
+    assert done["user_id"] == user.id
+    assert done["prefix"] == leaked[:11]
+    assert done["revoked_at"] is not None
+    assert client.get("/v1/me", headers=headers).status_code == 401
+    # Reported again (scanners report more than once): the same answer, nothing new.
+    again = check(client.post("/v1/api-keys/revoke", json=report, headers=admin_headers), 200)
+    assert again == done
+    revocations = db.scalars(select(AuditEvent).where(AuditEvent.action == "api_key.revoked")).all()
+    assert len(revocations) == 1
+    assert revocations[0].data == {"reason": "reported leaked"}
+    # The key appears nowhere: not in the audit trail, not in an error.
+    db.expire_all()
+    for e in db.scalars(select(AuditEvent)):
+        assert leaked not in repr((e.before, e.after, e.data, e.target_id))
+    unknown = "wg_" + "A" * 43
+    missing = client.post("/v1/api-keys/revoke", json={"key": unknown}, headers=admin_headers)
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "api_key_not_found"
+    assert unknown not in missing.text
+    garbage = client.post("/v1/api-keys/revoke", json={"key": "hunter2"}, headers=admin_headers)
+    assert garbage.status_code == 404
+    assert "hunter2" not in garbage.text
+    assert client.post("/v1/api-keys/revoke", json=report, headers=headers).status_code == 401
+    _, other = researcher(db, clock, email="bob@example.org")
+    assert client.post("/v1/api-keys/revoke", json=report, headers=other).status_code == 403
