@@ -229,7 +229,9 @@ def resolve(
     now = clock.now()
     target = service.open_release(session, principal, namespace, name, rev, now=now)
     record = _Record(
-        address=FileAddress(namespace, name, target.release.version, path),
+        address=FileAddress(
+            target.model.namespace, target.model.name, target.release.version, path
+        ),
         method=request.method,
         now=now,
         ctx=ctx,

@@ -1,7 +1,8 @@
 """max_uses under real concurrency: a live server with two worker processes on PostgreSQL.
 
-Runs on PostgreSQL in both suite passes (it makes its own database), because SQLite
-serialises every writer and so proves nothing about races.
+It makes its own PostgreSQL database, so it runs once, in the PostgreSQL pass (it used to run
+in both, to the same effect): SQLite serialises every writer and so proves nothing about
+races.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from app.models import AuditEvent, IssuedToken
 from tests.fixtures.databases import fresh_database
 from tests.fixtures.servers import at_once, create_user, live_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 
 def publish(url: str, headers: dict[str, str]) -> None:
