@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from anyio import from_thread
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.access.auth import get_principal
 from app.access.principals import Principal
-from app.context import ClockDep, ContextDep, RequestContext, SettingsDep
+from app.context import ClockDep, RequestContext, get_context
 from app.db import SessionDep
 from app.delivery.router import delivery_mode, presign_cache, redeemer
 from app.delivery.service import Authorized, Checked, FileAddress, download_charge
@@ -213,37 +213,63 @@ RESOLVE_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=RESOLVE_RESPONSES,
     operation_id="hf_resolve_head",
 )
-def resolve(
+async def resolve(namespace: str, name: str, rev: str, path: str, request: Request) -> Response:
+    """A file of a release, with the Hub's ``X-Repo-Commit``/``X-Linked-*`` headers."""
+    # One trip to the thread pool for all the reads (the key, the access rule, the file), then
+    # the batch on the event loop: as dependencies, the session, the key and the route would
+    # each take their own trip, and the thread hand-offs cost more CPU than the route's work.
+    state = request.app.state
+    ctx = get_context(request)
+    item, response = await run_in_threadpool(
+        _decide, request, namespace, name, rev, path, ctx, state.clock.now()
+    )
+    # Charged and recorded in the next download batch (app.delivery.group_commit), as
+    # /v1/files is: one transaction, one chain lock and one commit for every download arriving
+    # together. Before, each resolve held the chain's lock through a commit of its own, which
+    # queued concurrent resolves (a client's HEAD and GET of every file) one at a time. Raises
+    # the refusal (a quota, or the one decided below) once it is on record.
+    await redeemer(request).submit(item)
+    assert response is not None  # a refused item raised above
+    return response
+
+
+def _decide(
+    request: Request,
     namespace: str,
     name: str,
     rev: str,
     path: str,
-    request: Request,
-    session: SessionDep,
-    principal: HfPrincipalDep,
-    clock: ClockDep,
-    settings: SettingsDep,
-    ctx: ContextDep,
-) -> Response:
-    """A file of a release, with the Hub's ``X-Repo-Commit``/``X-Linked-*`` headers."""
-    now = clock.now()
-    target = service.open_release(session, principal, namespace, name, rev, now=now)
-    record = _Record(
-        address=FileAddress(
-            target.model.namespace, target.model.name, target.release.version, path
-        ),
-        method=request.method,
-        now=now,
-        ctx=ctx,
-        actor=principal.subject,
-        data={"path": path, "tier": target.clearance.value, "method": request.method},
-    )
-    try:
-        row = service.resolve_file(session, target, path)
-        ans = _answer(request, target, row, settings=settings, now=now)
-    except AppError as err:
-        _recorded(request, session, record.checked(err))  # answers with err once on record
-        raise
+    ctx: RequestContext,
+    now: datetime,
+) -> tuple[Checked, Response | None]:
+    """The caller, the release ``rev`` names and the file, in one session of its own,
+    committed (an API key's last-use stamp) before the batch runs: what to record, and the
+    answer to send if the batch accepts it."""
+    state = request.app.state
+    settings: Settings = state.settings
+    with state.sessionmaker() as session:
+        try:
+            principal = get_principal(request, session, state.clock)
+        except Unauthorized as e:
+            raise errors.with_invalid_credentials(e) from e
+        target = service.open_release(session, principal, namespace, name, rev, now=now)
+        record = _Record(
+            address=FileAddress(
+                target.model.namespace, target.model.name, target.release.version, path
+            ),
+            method=request.method,
+            now=now,
+            ctx=ctx,
+            actor=principal.subject,
+            data={"path": path, "tier": target.clearance.value, "method": request.method},
+        )
+        try:
+            row = service.resolve_file(session, target, path)
+            ans = _answer(request, target, row, settings=settings, now=now)
+        except AppError as err:
+            session.commit()
+            return record.checked(err), None
+        session.commit()
     charge = None
     if ans.sends:
         subject = None if principal.kind == "anonymous" else principal.subject
@@ -251,8 +277,7 @@ def resolve(
             settings, subject, client_addr=ctx.client_addr, size=ans.bytes, now=now
         )
     more = {**ans.data, "bytes": ans.bytes}
-    _recorded(request, session, record.checked(ans.allowed, charge, more))
-    return ans.response
+    return record.checked(ans.allowed, charge, more), ans.response
 
 
 @dataclass(frozen=True)
@@ -283,18 +308,6 @@ class _Record:
             action="hf.resolve",
             data={**self.data, **(more or {})},
         )
-
-
-def _recorded(request: Request, session: Session, item: Checked) -> None:
-    """Charge the quota and append the audit event in the next download batch
-    (:mod:`app.delivery.group_commit`), as ``/v1/files`` does: one transaction, one chain lock
-    and one commit for every download arriving together, instead of one each, which queued
-    concurrent resolves (most are a client's HEAD and GET of every file) one commit at a
-    time. Raises what the batch refused with (a quota). The request's own session is
-    committed first (an API key's last-use stamp), so it holds no lock or connection while
-    the batch runs."""
-    session.commit()
-    from_thread.run(redeemer(request).submit, item)
 
 
 @dataclass(frozen=True)
