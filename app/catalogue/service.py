@@ -15,7 +15,7 @@ from app.access.principals import Principal
 from app.catalogue import repository as repo
 from app.catalogue import schemas
 from app.catalogue.names import check_component, check_version, split_model_id
-from app.catalogue.visibility import visible_model, visible_release_views
+from app.catalogue.visibility import visible_model_release
 from app.context import RequestContext
 from app.errors import Conflict, NotFound
 from app.models import Component, Model, Release, ReleaseFile, Stage
@@ -290,9 +290,8 @@ def manifest(
     version: str,
     now: datetime,
 ) -> schemas.Manifest:
-    model, clearance = visible_model(session, principal, namespace, name, now=now)
-    rel, views = visible_release_views(
-        session, principal, model, version, clearance=clearance, now=now
+    model, clearance, rel, views = visible_model_release(
+        session, principal, namespace, name, version, now=now
     )
     by_id = {v.component.id: v for v in views}
     files = [

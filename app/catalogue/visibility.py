@@ -222,6 +222,54 @@ def visible_release_views(
     return found, views
 
 
+def visible_model_release(
+    session: Session,
+    principal: Principal,
+    namespace: str,
+    name: str,
+    version: str,
+    *,
+    now: datetime,
+) -> tuple[Model, Tier, Release, list[ComponentView]]:
+    """:func:`visible_model` then :func:`visible_release_views`, with the same answers and
+    the same 404s (``model_not_found``, then ``release_not_found``).
+
+    For a caller whose clearance is ``open`` (anonymous, or holding no grant or agreement for
+    the model: most downloads of open weights) the model is visible only if announced, which
+    takes reading every published release's components and stages; those same rows say
+    which release ``version`` names and how its components look, so they are read once."""
+    model = repo.model_by_id(session, namespace, name)
+    if model is None:
+        raise model_not_found(namespace, name)
+    clearance = clearance_for(session, principal, model.id, now=now)
+    if clearance != Tier.OPEN:
+        rel, views = visible_release_views(
+            session, principal, model, version, clearance=clearance, now=now
+        )
+        return model, clearance, rel, views
+    published = _published_releases(session, [model.id])
+    comps, stages = _schedules(session, published)
+    announced = _announced(comps, stages, now=now)
+    if not announced:
+        raise model_not_found(namespace, name)
+    shown = [r for r in published if r.id in announced]  # newest first
+    found: Release | None = shown[0]
+    if version != "main":
+        # As _by_version: a version first, then a revision id.
+        found = next((r for r in shown if r.version == version), None)
+        if found is None and len(version) == 40:
+            found = next((r for r in shown if r.revision == version), None)
+    if found is None:
+        raise release_not_found(model, version)
+    own = sorted((c for c in comps if c.release_id == found.id), key=lambda c: c.name)
+    return (
+        model,
+        clearance,
+        found,
+        view_components(session, own, clearance=clearance, now=now, stages=stages),
+    )
+
+
 def _latest_announced(
     session: Session, model: Model, *, now: datetime
 ) -> tuple[Release | None, Sequence[Component], dict[int, list[Stage]]]:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.access.principals import Principal
 from app.access.tiers import Tier
 from app.catalogue import repository as repo
-from app.catalogue.visibility import ComponentView, visible_model, visible_release_views
+from app.catalogue.visibility import ComponentView, visible_model_release
 from app.errors import AppError, NotFound
 from app.hfcompat import errors, schemas
 from app.hfcompat.tree import FileFacts, file_entry, list_tree, normalise_dir, under
@@ -69,14 +69,12 @@ def open_release(
     """The published release ``rev`` names (a version, a revision id, or ``main``)."""
     repo_id = f"{namespace}/{name}"
     try:
-        model, clearance = visible_model(session, principal, namespace, name, now=now)
-    except NotFound as e:
-        raise errors.repo_not_found(repo_id) from e
-    try:
-        rel, views = visible_release_views(
-            session, principal, model, rev, clearance=clearance, now=now
+        model, clearance, rel, views = visible_model_release(
+            session, principal, namespace, name, rev, now=now
         )
     except NotFound as e:
+        if e.code == "model_not_found":
+            raise errors.repo_not_found(repo_id) from e
         raise errors.revision_not_found(repo_id, rev) from e
     # Drafts have no revision id yet, and the Hub client cannot work without one.
     if rel.status != "published" or rel.revision is None:
