@@ -175,7 +175,7 @@ def visible_release(
         if staff:
             rel = repo.latest_published(session, model.id)
         else:
-            rel = _latest_announced(session, model, now=now)[0]
+            rel = _named(_announced_of(session, model, now=now).releases, version)
         if rel is None:
             raise release_not_found(model, version)
         return rel
@@ -203,11 +203,11 @@ def visible_release_views(
     if version == "main" and not principal.is_admin:
         # Deciding which release is the latest announced read every published release's
         # components and stages already: the views are made from those.
-        latest, comps, stages = _latest_announced(session, model, now=now)
+        announced = _announced_of(session, model, now=now)
+        latest = _named(announced.releases, version)
         if latest is None:
             raise release_not_found(model, version)
-        own = sorted((c for c in comps if c.release_id == latest.id), key=lambda c: c.name)
-        return latest, view_components(session, own, clearance=clearance, now=now, stages=stages)
+        return latest, announced.views(session, latest, clearance=clearance, now=now)
     if version == "main":
         rel = visible_release(session, principal, model, version, now=now)
         return rel, _views_of(session, rel, clearance=clearance, now=now)
@@ -247,39 +247,48 @@ def visible_model_release(
             session, principal, model, version, clearance=clearance, now=now
         )
         return model, clearance, rel, views
-    published = _published_releases(session, [model.id])
-    comps, stages = _schedules(session, published)
-    announced = _announced(comps, stages, now=now)
-    if not announced:
+    announced = _announced_of(session, model, now=now)
+    if not announced.releases:
         raise model_not_found(namespace, name)
-    shown = [r for r in published if r.id in announced]  # newest first
-    found: Release | None = shown[0]
-    if version != "main":
-        # As _by_version: a version first, then a revision id.
-        found = next((r for r in shown if r.version == version), None)
-        if found is None and len(version) == 40:
-            found = next((r for r in shown if r.revision == version), None)
+    found = _named(announced.releases, version)
     if found is None:
         raise release_not_found(model, version)
-    own = sorted((c for c in comps if c.release_id == found.id), key=lambda c: c.name)
-    return (
-        model,
-        clearance,
-        found,
-        view_components(session, own, clearance=clearance, now=now, stages=stages),
-    )
+    return model, clearance, found, announced.views(session, found, clearance=clearance, now=now)
 
 
-def _latest_announced(
-    session: Session, model: Model, *, now: datetime
-) -> tuple[Release | None, Sequence[Component], dict[int, list[Stage]]]:
-    """The newest published release with a component above ``internal`` now (what ``main``
-    is to non-staff; published and announced by construction), and what it was decided
-    from: every published release's components and their stages."""
+@dataclass(frozen=True)
+class _Announced:
+    """A model's published releases announced now, newest first, and what decided it: every
+    published release's components and their stages."""
+
+    releases: list[Release]
+    comps: Sequence[Component]
+    stages: dict[int, list[Stage]]
+
+    def views(
+        self, session: Session, rel: Release, *, clearance: Tier, now: datetime
+    ) -> list[ComponentView]:
+        """``rel``'s components as the caller sees them, from the schedules already read."""
+        own = sorted((c for c in self.comps if c.release_id == rel.id), key=lambda c: c.name)
+        return view_components(session, own, clearance=clearance, now=now, stages=self.stages)
+
+
+def _announced_of(session: Session, model: Model, *, now: datetime) -> _Announced:
     published = _published_releases(session, [model.id])
     comps, stages = _schedules(session, published)
-    announced = _announced(comps, stages, now=now)
-    return next((r for r in published if r.id in announced), None), comps, stages
+    shown = _announced(comps, stages, now=now)
+    return _Announced([r for r in published if r.id in shown], comps, stages)
+
+
+def _named(releases: Sequence[Release], version: str) -> Release | None:
+    """Of ``releases`` (newest first), the one ``version`` names: ``main`` is the newest;
+    otherwise, as :func:`_by_version`, a version first, then a revision id."""
+    if version == "main":
+        return releases[0] if releases else None
+    found = next((r for r in releases if r.version == version), None)
+    if found is None and len(version) == 40:
+        found = next((r for r in releases if r.revision == version), None)
+    return found
 
 
 def _views_of(
