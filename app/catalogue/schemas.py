@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from app.access.tiers import Tier
 from app.inputs import StrictInput
+from app.schedule.schemas import StageIn
 
 
 class RequestField(StrictInput):
@@ -71,11 +72,6 @@ class PublishOut(BaseModel):
     version: str
     revision: str
     published_at: datetime
-
-
-class StageIn(StrictInput):
-    tier: Tier
-    at: AwareDatetime
 
 
 class StageOut(BaseModel):

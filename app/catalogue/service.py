@@ -198,7 +198,7 @@ def create_component(
 ) -> Component:
     require_draft(model, rel)
     check_component(body.name)
-    stages = [(s.tier, s.at) for s in body.schedule]
+    stages = [s.resolve(now) for s in body.schedule]
     check_stages(stages)
     if repo.component(session, rel.id, body.name) is not None:
         raise Conflict(

@@ -6,7 +6,8 @@ the release as a draft, creates the components with their schedules, uploads eve
 publishes and prints the revision id alone on the last line of standard output.
 
 Re-running the same command after a failure resumes the draft: files the draft already
-holds with the same bytes are not sent again. A published release is never changed.
+holds with the same bytes are not sent again, and stages given relative to now (``+2h``)
+keep the times the first run fixed. A published release is never changed.
 
 Exit codes: 0 published (or uploaded, with ``--no-publish``); 1 the server refused (its
 problem ``code`` and ``detail`` are printed); 2 bad options or folder; 3 the API key is
@@ -19,6 +20,7 @@ configuration (``app.cli.config``).
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +34,7 @@ from app.cli.publish_plan import (
     ComponentSpec,
     Plan,
     PlanError,
+    Stage,
     make_plan,
     parse_components,
     parse_schedules,
@@ -97,11 +100,20 @@ def ensure_components(api: AdminApi, model: str, version: str, specs: list[Compo
         current = [
             {"tier": s["tier"], "at": str(s["at"]).replace("+00:00", "Z")} for s in have["schedule"]
         ]
-        if current != wanted:
+        if current != wanted and not _same_but_relative(spec.schedule, current):
             raise Refused(
                 f"component {spec.name} already exists in the draft with another schedule "
                 f"({current or 'none'}); change it with the schedule commands or match it"
             )
+
+
+def _same_but_relative(wanted: list[Stage], current: list[dict[str, str]]) -> bool:
+    """A resumed publish whose ``+2h`` stages were fixed by the first run: the same tiers,
+    the same absolute times, and the draft's own times where the stage was relative."""
+    return len(wanted) == len(current) and all(
+        w.tier == c["tier"] and (w.typed or w.as_json()["at"] == c["at"])
+        for w, c in zip(wanted, current, strict=True)
+    )
 
 
 def draft_files(api: AdminApi, model: str, version: str) -> dict[str, tuple[str, str]]:
@@ -202,8 +214,9 @@ def publish_command(
         typer.Option(
             "--schedule",
             "-s",
-            help="NAME=TIER@WHEN[,TIER@WHEN...]: the component's embargo stages, e.g. "
-            "weights=partner@2026-12-01T00:00:00Z,open@2027-03-01T00:00:00Z (repeatable)",
+            help="NAME=TIER@WHEN[,TIER@WHEN...]: the component's embargo stages; WHEN is an "
+            "ISO 8601 time with a zone or relative to now (+2h, +30d, +1d12h), e.g. "
+            "weights=partner@+2h,open@+30d or weights=open@2027-03-01T00:00:00Z (repeatable)",
         ),
     ] = None,
     exclude: Annotated[
@@ -251,10 +264,16 @@ def publish_command(
         if not _MODEL_ID.fullmatch(model):
             raise PlanError(f"--model {model!r}: expected namespace/name")
         specs = parse_components(component)
-        parse_schedules(schedule or [], specs)
+        # Relative stages ('+2h') are fixed once, now, and said back before anything is sent.
+        parse_schedules(schedule or [], specs, now=datetime.now(UTC))
         plan = make_plan(directory, specs, exclude=exclude or [], include_hidden=include_hidden)
     except PlanError as e:
         raise fail(EXIT_USAGE, str(e)) from e
+
+    for spec in specs:
+        if spec.schedule:
+            stages = ", ".join(stage.describe() for stage in spec.schedule)
+            err.print(f"schedule {spec.name}: {stages}", markup=False, highlight=False)
 
     if plan.skipped_hidden:
         err.print(f"skipping {plan.skipped_hidden} hidden file(s)/dir(s) (--include-hidden)")

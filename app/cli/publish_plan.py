@@ -1,9 +1,10 @@
 """What ``weightgate publish`` will do, worked out locally before any request is sent: which
 file of the folder goes to which component, and each component's schedule.
 
-Client-side only: nothing here imports the server, so the rules the server enforces (name
-syntax, schedule order) are checked again there; this module only catches what it can
-before uploading gigabytes.
+Client-side only: nothing here imports the server (``app.when``, which reads the times,
+is a standard-library leaf shared with it), so the rules the server enforces (name syntax,
+schedule order) are checked again there; this module only catches what it can before
+uploading gigabytes.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import fnmatch
 import os
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+
+from app.when import WhenError, format_utc, parse_offset, resolve
 
 # The tier ladder, most restricted first (the server's app.access.tiers; repeated here
 # because the client never imports server modules).
@@ -28,9 +31,14 @@ class PlanError(Exception):
 class Stage:
     tier: str
     at: datetime
+    typed: str = ""  # the offset as typed ('+2h'), empty for an absolute time
 
     def as_json(self) -> dict[str, str]:
-        return {"tier": self.tier, "at": self.at.isoformat().replace("+00:00", "Z")}
+        return {"tier": self.tier, "at": format_utc(self.at)}
+
+    def describe(self) -> str:
+        when = format_utc(self.at)
+        return f"{self.tier} at {when} ({self.typed})" if self.typed else f"{self.tier} at {when}"
 
 
 @dataclass
@@ -73,18 +81,21 @@ def parse_components(values: list[str]) -> list[ComponentSpec]:
     return list(specs.values())
 
 
-def parse_instant(text: str) -> datetime:
+def parse_stage_time(text: str, *, now: datetime) -> Stage:
+    """The ``WHEN`` of a stage (tier filled in by the caller)."""
     try:
-        at = datetime.fromisoformat(text.strip())
-    except ValueError as e:
-        raise PlanError(f"{text!r} is not an ISO 8601 date-time") from e
-    if at.tzinfo is None:
-        raise PlanError(f"{text!r} has no time zone; write e.g. 2026-12-01T00:00:00Z")
-    return at.astimezone(UTC)
+        typed = text.strip() if parse_offset(text) is not None else ""
+        return Stage("", resolve(text, now=now), typed)
+    except WhenError as e:
+        raise PlanError(str(e)) from e
 
 
-def parse_schedules(values: list[str], components: list[ComponentSpec]) -> None:
-    """Attach ``NAME=TIER@WHEN[,TIER@WHEN...]`` options to their components."""
+def parse_schedules(
+    values: list[str], components: list[ComponentSpec], *, now: datetime | None = None
+) -> None:
+    """Attach ``NAME=TIER@WHEN[,TIER@WHEN...]`` options to their components. A relative
+    ``WHEN`` (``+2h``) is counted from ``now``, the moment the command was started."""
+    now = now or datetime.now(UTC)
     by_name = {c.name: c for c in components}
     for value in values:
         name, sep, stages = value.partition("=")
@@ -92,7 +103,7 @@ def parse_schedules(values: list[str], components: list[ComponentSpec]) -> None:
         if not sep or not stages.strip():
             raise PlanError(
                 f"--schedule {value!r}: expected NAME=TIER@WHEN[,TIER@WHEN...], "
-                "e.g. weights=partner@2026-12-01T00:00:00Z,open@2027-03-01T00:00:00Z"
+                "e.g. weights=partner@+2h,open@+30d or weights=open@2027-03-01T00:00:00Z"
             )
         if name not in by_name:
             raise PlanError(f"--schedule names component {name!r}, which no --component defines")
@@ -107,7 +118,7 @@ def parse_schedules(values: list[str], components: list[ComponentSpec]) -> None:
                 raise PlanError(
                     f"--schedule {name}: unknown tier {tier!r} (one of {', '.join(TIERS)})"
                 )
-            spec.schedule.append(Stage(tier, parse_instant(when)))
+            spec.schedule.append(replace(parse_stage_time(when, now=now), tier=tier))
         ats = [s.at for s in spec.schedule]
         if ats != sorted(ats) or len(set(ats)) != len(ats):
             raise PlanError(f"--schedule {name}: stages must be in strictly increasing time order")

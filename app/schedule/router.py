@@ -68,7 +68,7 @@ def put_schedule(
     stages = service.reschedule(
         session,
         target=target,
-        schedule=[(s.tier, s.at) for s in body.schedule],
+        schedule=[s.resolve(now) for s in body.schedule],
         reason=body.reason,
         actor=admin,
         now=now,

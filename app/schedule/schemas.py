@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from app.access.tiers import Tier
-from app.inputs import StrictInput
+from app.inputs import StrictInput, When, instant
 from app.schedule.rules import MAX_STAGES
 
 StageStateName = Literal["past", "upcoming", "held", "capped"]
@@ -16,7 +16,11 @@ StageStateName = Literal["past", "upcoming", "held", "capped"]
 
 class StageIn(StrictInput):
     tier: Tier
-    at: AwareDatetime
+    at: When
+
+    def resolve(self, now: datetime) -> tuple[Tier, datetime]:
+        """The stage with a relative ``at`` fixed at ``now``, the instant of the call."""
+        return self.tier, instant(self.at, now=now)
 
 
 class ScheduleIn(StrictInput):

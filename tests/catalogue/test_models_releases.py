@@ -57,3 +57,31 @@ def test_publish_computes_revision_and_freezes(
             "tier": "open",
         }
     ]
+
+
+def test_components_take_schedules_relative_to_the_call(
+    client: TestClient, admin_headers: dict[str, str], clock: FixedClock
+) -> None:
+    create_model(client, admin_headers)
+    check(
+        client.post(
+            "/v1/models/acme/atlas-7b/releases", json={"version": "v1"}, headers=admin_headers
+        ),
+        201,
+    )
+    body = {
+        "name": "weights",
+        "schedule": [{"tier": "research", "at": "+2h"}, {"tier": "open", "at": "+30d"}],
+    }
+    out = check(
+        client.post(
+            "/v1/models/acme/atlas-7b/releases/v1/components", json=body, headers=admin_headers
+        ),
+        201,
+    )
+    now = clock.now()
+    assert out["schedule"] == [
+        {"tier": "research", "at": (now + timedelta(hours=2)).isoformat().replace("+00:00", "Z")},
+        {"tier": "open", "at": (now + timedelta(days=30)).isoformat().replace("+00:00", "Z")},
+    ]
+    assert out["next"] == out["schedule"][0]

@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,11 @@ def publish(server: Server, *args: str, token: str | None = None, url: str | Non
 
 def test_publishes_a_folder_with_schedules(server: Server, model: str, tmp_path: Path) -> None:
     root = folder(tmp_path / "m", FILES)
+    before = datetime.now(UTC)
+    # An absolute stage, typed in another zone: computed from today, never a literal date.
+    research_at = (before + timedelta(days=40)).replace(microsecond=0)
+    typed = research_at.astimezone(timezone(timedelta(hours=1))).isoformat()
+    research_utc = research_at.isoformat().replace("+00:00", "Z")
     result = publish(
         server,
         str(root),
@@ -100,7 +106,7 @@ def test_publishes_a_folder_with_schedules(server: Server, model: str, tmp_path:
         "v1",
         *SPLIT,
         "--schedule",
-        "weights=partner@2026-12-01T00:00:00Z,research@2027-01-01T00:00:00Z",
+        f"weights=partner@+2h,research@{typed}",
         "--notes",
         "first cut",
         "--display-name",
@@ -133,11 +139,35 @@ def test_publishes_a_folder_with_schedules(server: Server, model: str, tmp_path:
         "tokenizer.json": (sha256(FILES["tokenizer.json"]), 13, "tokenizer"),
     }
     comps = {c["name"]: c for c in server.get(f"/v1/models/{model}/releases/v1/components")}
-    assert comps["weights"]["schedule"] == [
-        {"tier": "partner", "at": "2026-12-01T00:00:00Z"},
-        {"tier": "research", "at": "2027-01-01T00:00:00Z"},
-    ]
+    partner, research = comps["weights"]["schedule"]
+    assert research == {"tier": "research", "at": research_utc}
+    # '+2h' became one absolute time when the command started, and was said back.
+    assert partner["tier"] == "partner"
+    at = datetime.fromisoformat(partner["at"])
+    assert before + timedelta(hours=2) <= at <= datetime.now(UTC) + timedelta(hours=2)
+    assert (
+        f"schedule weights: partner at {partner['at']} (+2h), research at {research_utc}"
+        in result.stderr
+    )
     assert comps["tokenizer"]["schedule"] == []
+
+
+def test_a_resumed_draft_keeps_the_times_its_relative_stages_were_given(
+    server: Server, model: str, tmp_path: Path
+) -> None:
+    root = folder(tmp_path / "m", FILES)
+    args = [str(root), "--model", model, "--version", "v1", *SPLIT, "-s", "weights=open@+1h"]
+    assert publish(server, *args, "--no-publish").exit_code == 0
+    first = server.get(f"/v1/models/{model}/releases/v1/components")
+    again = publish(server, *args)
+    assert again.exit_code == 0, again.output
+    assert server.get(f"/v1/models/{model}/releases/v1/components") == first
+    # A relative stage of another tier is still a different schedule.
+    other = publish(server, *args[:-1], "weights=research@+1h", "--version", "v2", "--no-publish")
+    assert other.exit_code == 0, other.output
+    changed = publish(server, *args[:-1], "weights=open@+1h", "--version", "v2")
+    assert changed.exit_code == EXIT_REFUSED
+    assert "already exists in the draft with another schedule" in changed.stderr
 
 
 def test_a_rerun_resumes_the_draft_and_sends_only_what_changed(
@@ -187,7 +217,7 @@ def test_a_different_schedule_on_a_resumed_draft_is_refused(
     root = folder(tmp_path / "m", FILES)
     args = [str(root), "--model", model, "--version", "v1", *SPLIT]
     assert publish(server, *args, "--no-publish").exit_code == 0
-    result = publish(server, *args, "--schedule", "weights=open@2026-12-01T00:00:00Z")
+    result = publish(server, *args, "--schedule", "weights=open@+3d")
     assert result.exit_code == EXIT_REFUSED
     assert "component weights already exists in the draft with another schedule" in result.stderr
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -62,10 +62,45 @@ def test_schedules_parse_to_utc_stages() -> None:
     assert specs[1].schedule == []
 
 
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def test_relative_stages_are_fixed_at_the_moment_of_the_call() -> None:
+    specs = parse_components(["weights=*.bin"])
+    parse_schedules(["weights=partner@+2h,research@+1d12h,open@+30d"], specs, now=NOW)
+    assert [(s.tier, s.at, s.typed) for s in specs[0].schedule] == [
+        ("partner", NOW + timedelta(hours=2), "+2h"),
+        ("research", NOW + timedelta(days=1, hours=12), "+1d12h"),
+        ("open", NOW + timedelta(days=30), "+30d"),
+    ]
+    assert specs[0].schedule[0].describe() == "partner at 2026-06-01T14:00:00Z (+2h)"
+    assert specs[0].schedule[0].as_json() == {"tier": "partner", "at": "2026-06-01T14:00:00Z"}
+
+
+def test_relative_and_absolute_stages_mix() -> None:
+    specs = parse_components(["weights=*.bin"])
+    parse_schedules(
+        ["weights=partner@now,research@+90m,open@2026-07-01T00:00:00+02:00"], specs, now=NOW
+    )
+    assert [s.describe() for s in specs[0].schedule] == [
+        "partner at 2026-06-01T12:00:00Z (now)",
+        "research at 2026-06-01T13:30:00Z (+90m)",
+        "open at 2026-06-30T22:00:00Z",
+    ]
+
+
 @pytest.mark.parametrize(
     ("value", "why"),
     [
         ("weights", "expected NAME=TIER@WHEN"),
+        ("weights=open@+2", "is not a relative time"),
+        ("weights=open@+h", "is not a relative time"),
+        ("weights=open@+2h30d", "largest unit first"),
+        ("weights=open@+2y", "is not a relative time"),
+        ("weights=open@+99999999999d", "too far ahead"),
+        ("weights=open@+36526d", "too far ahead"),
+        ("weights=partner@+2h,open@+1h", "strictly increasing"),
+        ("weights=open@9999-12-31T23:59:59-14:00", "out of the supported range"),
         ("adapters=open@2026-12-01T00:00:00Z", "which no --component defines"),
         ("weights=staff@2026-12-01T00:00:00Z", "unknown tier 'staff'"),
         ("weights=open", "should be TIER@WHEN"),
@@ -82,7 +117,7 @@ def test_schedules_parse_to_utc_stages() -> None:
 )
 def test_malformed_schedules(value: str, why: str) -> None:
     with pytest.raises(PlanError, match=why):
-        parse_schedules([value], parse_components(["weights=*.bin"]))
+        parse_schedules([value], parse_components(["weights=*.bin"]), now=NOW)
 
 
 def test_a_component_has_one_schedule() -> None:

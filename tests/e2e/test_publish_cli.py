@@ -8,6 +8,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -98,6 +99,7 @@ def test_publish_a_folder_and_read_its_manifest(
         "HOME": str(tmp_path),  # no stray client config from the machine
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
     }
+    before = datetime.now(UTC)
     published = weightgate(
         [
             "publish",
@@ -111,11 +113,12 @@ def test_publish_a_folder_and_read_its_manifest(
             "--component",
             "tokenizer=tokenizer*",
             "--schedule",
-            "weights=partner@2026-12-01T00:00:00Z,research@2027-01-01T00:00:00Z",
+            "weights=partner@+2h,research@+30d",
         ],
         client_env,
         tmp_path,
     )
+    after = datetime.now(UTC)
     assert published.returncode == 0, published.stderr
     revision = published.stdout.strip().splitlines()[-1]
     assert len(revision) == 40
@@ -139,8 +142,13 @@ def test_publish_a_folder_and_read_its_manifest(
         "model-00002-of-00002.safetensors": "weights",
         "tokenizer/tokenizer.json": "tokenizer",
     }
+    # '+2h' was fixed once, when the command ran, said back, and is the next stage.
     weights = next(c for c in manifest["components"] if c["name"] == "weights")
-    assert weights["next"] == {"tier": "partner", "at": "2026-12-01T00:00:00Z"}
+    assert weights["next"]["tier"] == "partner"
+    partner_at = datetime.fromisoformat(weights["next"]["at"])
+    assert before + timedelta(hours=2) <= partner_at <= after + timedelta(hours=2)
+    said = f"partner at {partner_at.isoformat().replace('+00:00', 'Z')} (+2h)"
+    assert f"schedule weights: {said}, research at " in published.stderr
 
     # The bytes are in the configured store, under their content address and nowhere else.
     url = storage_env["WEIGHTGATE_STORAGE_URL"]

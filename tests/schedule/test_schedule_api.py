@@ -377,3 +377,44 @@ def test_a_lift_now_is_recorded_by_the_claimer_and_then_immutable(
     assert moved.json()["code"] == "stage_in_past"
     # And the claimer records nothing twice.
     assert claim_due_transitions(db, now=clock.now(), replica="other") == []
+
+
+def test_relative_times_are_resolved_once_and_echoed_as_utc(
+    client: TestClient, admin_headers: dict[str, str], clock: FixedClock, t0: datetime
+) -> None:
+    clock.set(t0 + timedelta(hours=1))
+    now = clock.now()
+    body = {
+        "schedule": [{"tier": "partner", "at": "+2h"}, {"tier": "open", "at": "+1d12h"}],
+        "reason": "typed by a person",
+    }
+    out = check(client.put(BASE, json=body, headers=admin_headers), 200)
+    assert stages(out) == [
+        ("partner", iso(now + timedelta(hours=2)), "upcoming"),
+        ("open", iso(now + timedelta(days=1, hours=12)), "upcoming"),
+    ]
+    # Stored as absolute times: reading later does not move them.
+    clock.advance(minutes=30)
+    assert stages(sched(client, admin_headers)) == stages(out)
+
+
+@pytest.mark.parametrize(
+    ("at", "words"),
+    [
+        ("+2", "is not a relative time"),
+        ("+2h30d", "largest unit first"),
+        ("+36526d", "too far ahead"),
+        ("2027-01-01T00:00:00", "has no time zone"),
+        ("9999-12-31T23:59:59-14:00", "out of the supported range"),
+        ("tomorrow", "is not an ISO 8601 date-time"),
+    ],
+)
+def test_unreadable_times_are_refused_with_422(
+    client: TestClient, admin_headers: dict[str, str], t0: datetime, at: str, words: str
+) -> None:
+    body = {"schedule": [{"tier": "open", "at": at}]}
+    r = client.put(BASE, json=body, headers=admin_headers)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert words in r.text
+    assert len(sched(client, admin_headers)["stages"]) == 3  # nothing changed
