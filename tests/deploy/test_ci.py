@@ -78,4 +78,4 @@ def test_makefile_writes_the_reports_ci_checks() -> None:
     for backend in ("sqlite", "postgresql"):
         assert f"--junitxml=$(REPORTS)/{backend}.xml -o junit_suite_name={backend}" in makefile
     assert "REPORTS := var/test-reports" in makefile
-    assert re.search(r"^test: lint test-sqlite test-postgres$", makefile, re.MULTILINE)
+    assert re.search(r"^test: lint test-sqlite test-postgres\b", makefile, re.MULTILINE)
