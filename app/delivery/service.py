@@ -179,31 +179,38 @@ class _Facts:
 def redeem(
     sessions: sessionmaker[Session], requests: Sequence[Request], *, settings: Settings
 ) -> list[Authorized | AppError]:
-    """:func:`redeem_batch` in a session of its own. If a batch fails in the database (a
-    deadlock with another replica's batch, a row one request trips over), each request is
-    retried alone, so one request's failure never becomes its neighbours'."""
-    if len(requests) > 1:
-        try:
-            with sessions() as session:
-                return redeem_batch(session, requests, settings)
-        except DBAPIError as exc:
-            log.warning("delivery.batch_retried", extra={"error": type(exc.orig).__name__})
-    return [_alone(sessions, r, settings) for r in requests]
+    """:func:`redeem_batch` in a session of its own.
 
-
-def _alone(
-    sessions: sessionmaker[Session], request: Request, settings: Settings
-) -> Authorized | AppError:
+    What can fail is split in two: a failure in deciding one request is that request's alone
+    (:func:`_decide` turns it into its own error, recorded like any refusal, and the batch
+    goes on); a failure of the batch's shared work (a read, the locks, the writes, the
+    commit: a deadlock with another replica's batch, a row one request trips over) raises, and
+    :class:`app.delivery.group_commit.GroupCommit` runs each request again alone, so one
+    request's failure never becomes its neighbours'. A request that fails alone is answered
+    503 (the database) or 500 (a bug), and logged."""
     try:
         with sessions() as session:
-            return redeem_batch(session, [request], settings)[0]
-    except DBAPIError:
-        log.exception("delivery.database_error")
+            return redeem_batch(session, requests, settings)
+    except Exception as exc:
+        if len(requests) > 1:
+            raise
+        return [_failure(exc)]
+
+
+def _failure(exc: Exception) -> AppError:
+    if isinstance(exc, DBAPIError):
+        log.warning("delivery.database_error", extra={"error": type(exc.orig).__name__})
         return ServiceUnavailable(
             "the download could not be recorded; try again",
             code="database_error",
             headers={"Retry-After": "1"},
         )
+    log.error("delivery.failed", exc_info=exc)
+    return _internal_error()
+
+
+def _internal_error() -> AppError:
+    return AppError("the download could not be decided; try again later", code="internal_error")
 
 
 def redeem_batch(
@@ -355,6 +362,11 @@ def _decide(index: int, item: Request, facts: _Facts, settings: Settings) -> _Pe
         return _with_token(item, item.claims, facts, settings)
     except AppError as err:
         return err
+    except Exception:
+        # This request's own failure (a bug its input reached): its error, on record like
+        # any refusal; the rest of the batch is decided as if it had not come.
+        log.exception("delivery.decide_failed", extra={"path": item.address.path[:200]})
+        return _internal_error()
 
 
 def _anonymous(
