@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from app.access.tiers import Tier
 from app.inputs import StrictInput
+from app.instants import Instant
 
 
 class RequestField(StrictInput):
@@ -75,7 +76,7 @@ class PublishOut(BaseModel):
 
 class StageIn(StrictInput):
     tier: Tier
-    at: AwareDatetime
+    at: Instant
 
 
 class StageOut(BaseModel):

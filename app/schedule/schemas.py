@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from app.access.tiers import Tier
 from app.inputs import StrictInput
+from app.instants import Instant
 from app.schedule.rules import MAX_STAGES
 
 StageStateName = Literal["past", "upcoming", "held", "capped"]
@@ -16,7 +17,7 @@ StageStateName = Literal["past", "upcoming", "held", "capped"]
 
 class StageIn(StrictInput):
     tier: Tier
-    at: AwareDatetime
+    at: Instant
 
 
 class ScheduleIn(StrictInput):
