@@ -60,7 +60,8 @@ def verify_partner_secret(
     """The active partner whose credentials these are, or ``None`` (unknown client, wrong or
     expired secret, disabled partner). Never says which: the caller answers ``invalid_client``."""
     partner = None
-    if len(client_id) <= 64:
+    # No client id is longer, and none holds a NUL (which PostgreSQL cannot even compare).
+    if len(client_id) <= 64 and "\x00" not in client_id:
         partner = session.scalar(select(Partner).where(Partner.client_id == client_id))
     given = hash_secret(client_secret)
     expected = partner.secret_hash if partner is not None else _DUMMY_HASH
