@@ -26,8 +26,11 @@ INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 
 
 def header_safe(text: str) -> str:
-    """HTTP header values are latin-1 at best; keep messages plain ASCII on one line."""
-    return " ".join(text.encode("ascii", "replace").decode("ascii").split())[:500]
+    """``text`` fit for a header value: printable ASCII on one line, at most 500 characters.
+    Messages echo what the caller sent (a repo id, a path), and a control character in a
+    header makes the server drop the connection without an answer (uvicorn refuses it)."""
+    printable = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return " ".join(printable.split())[:500]
 
 
 def hf_headers(
