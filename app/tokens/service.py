@@ -25,7 +25,7 @@ from app.models import IssuedToken, Model, Release, ReleaseFile
 from app.settings import Settings
 from app.tokens import codec, events, quotas
 from app.tokens import repository as repo
-from app.tokens.claims import DOWNLOAD_AUDIENCE, DownloadClaims, Scope
+from app.tokens.claims import DOWNLOAD_AUDIENCE, MAX_SCOPE_ITEMS, DownloadClaims, Scope
 from app.tokens.entitlement import refusal
 from app.tokens.keys import KeySet
 
@@ -234,6 +234,14 @@ def _issue(
     chosen, files = _select(
         views, catalogue.files(session, rel.id), components=components, paths=paths
     )
+    if len(chosen) > MAX_SCOPE_ITEMS:
+        # Checked before anything is signed or counted: a token whose scope its own
+        # verification refuses (DownloadClaims.from_payload) could never be redeemed.
+        raise Unprocessable(
+            f"a token covers at most {MAX_SCOPE_ITEMS} components and this release has "
+            f"{len(chosen)} you may download: name the ones you need",
+            code="scope_too_large",
+        )
     for view in chosen:
         err = refusal(
             view.state,
