@@ -23,6 +23,7 @@ from app.delivery.router import router as delivery_router
 from app.errors import AppError, register_error_handlers
 from app.hfcompat.router import router as hf_router
 from app.http_guard import RefuseNulInUrl
+from app.http_limits import LimitRequestBodies
 from app.observability.logging import configure_logging
 from app.observability.metrics import DatabaseCollector, count_denial
 from app.observability.middleware import RequestObservability
@@ -93,6 +94,7 @@ def create_app(
     register_error_handlers(app, observe=_count_denial)
     # Innermost: downloads bypass FastAPI's routing, inside the guard and observability.
     app.add_middleware(DownloadFastPath)
+    app.add_middleware(LimitRequestBodies)
     app.add_middleware(RefuseNulInUrl)
     # Added last = outermost: even refused URLs get a request id and are counted.
     app.add_middleware(RequestObservability)

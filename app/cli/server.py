@@ -81,6 +81,7 @@ def serve(
     """Run the HTTP server (uvicorn)."""
     import uvicorn
 
+    from app.http_server import BoundedHttpToolsProtocol
     from app.migrate import upgrade
     from app.settings import get_settings
 
@@ -101,6 +102,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        http=BoundedHttpToolsProtocol,  # httptools, with request heads bounded
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
         timeout_graceful_shutdown=graceful_timeout or None,
