@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.access.router import router as access_router
+from app.apidocs import mount_api_docs
 from app.audit.router import router as audit_router
 from app.catalogue.router import router as catalogue_router
 from app.clock import Clock, SystemClock
@@ -54,7 +55,7 @@ def create_app(
     run_background: bool | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     own_engine = engine is None
     engine = engine or make_engine(settings.effective_database_url)
 
@@ -76,6 +77,9 @@ def create_app(
         version=__version__,
         description="Staged model-weight distribution: tiered embargoes, signed tokens.",
         lifespan=lifespan,
+        # Served by app.apidocs from an installed package: FastAPI's pages load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -108,6 +112,7 @@ def create_app(
     app.include_router(tokens_router)
     app.include_router(audit_router)
     app.include_router(webhooks_router)
+    mount_api_docs(app)
     # Last: its /{namespace}/{name}/resolve/... paths are the most generic.
     app.include_router(hf_router)
     return app

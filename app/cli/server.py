@@ -122,7 +122,7 @@ def _admin_session() -> Iterator[Session]:
     from app.settings import get_settings
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     upgrade("head")
     engine = make_engine(settings.effective_database_url)
     try:

@@ -12,6 +12,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.http_guard import guard_response_start
 from app.observability.logging import REQUEST_ID
 from app.observability.metrics import BYTES_SERVED, http_series
 
@@ -29,26 +30,6 @@ def incoming_request_id(scope: Scope) -> str | None:
             text = value.decode("latin-1")
             return text if _SANE_ID.match(text) else None
     return None
-
-
-# Bytes no header value may hold (RFC 9110 §5.5: no CTL other than HTAB). A server refuses
-# to send such a header and drops the connection, so the client gets no answer at all.
-_UNSAFE_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-
-
-def drop_unsafe_headers(message: Message) -> None:
-    """The last line of defence for "no header carries unchecked input": a header whose
-    value could not be sent is left out (and logged), so the rest of the answer goes out."""
-    headers = message.get("headers") or []
-    if not any(_UNSAFE_VALUE.search(value) for _, value in headers):
-        return
-    kept = []
-    for name, value in headers:
-        if _UNSAFE_VALUE.search(value):
-            log.error("http.header_dropped", extra={"header": name.decode("latin-1")[:64]})
-        else:
-            kept.append((name, value))
-    message["headers"] = kept
 
 
 def route_template(scope: Scope) -> str:
@@ -76,7 +57,7 @@ class RequestObservability:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
-                drop_unsafe_headers(message)
+                guard_response_start(message)
                 MutableHeaders(scope=message)[HEADER] = request_id
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.observability.middleware import drop_unsafe_headers
+from app.http_guard import drop_unsafe_headers
 from tests.fixtures.databases import fresh_database
 from tests.fixtures.servers import live_server
 
