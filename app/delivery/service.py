@@ -16,8 +16,13 @@ as if it had run alone, in arrival order. Re-checked at every redemption:
 4. the holder: not disabled, and the access rule *now* (clearance now, schedule now, never
    more than the token's tier), so a token never outlives the permission that issued it;
 5. ``max_uses`` (:mod:`app.tokens.uses`): a Range request for a path this token already
-   started is a continuation and takes no use;
+   started is a resume, and takes no use while the file's resumes stay within its size per
+   use taken on it;
 6. the bytes-per-day quota (:class:`app.tokens.quotas.Ledger`).
+
+Both count what an answer hands out: the bytes of the range it streams, or, for a redirect
+to a presigned URL (which can fetch the whole object, however often, until it expires), the
+whole file. A HEAD or a 304 hands out nothing.
 
 Anonymous requests (no token) get files of components that are ``open`` now, under a
 per-address quota. Every outcome, success or refusal, is an audit event, tokens refused
@@ -53,7 +58,7 @@ from app.tokens import repository as repo
 from app.tokens.claims import DownloadClaims, FileRequest, parse_subject
 from app.tokens.codec import SignedButRefused
 from app.tokens.entitlement import refusal, usable_clearance
-from app.tokens.uses import Use, Uses, limited
+from app.tokens.uses import FileKey, Progress, Use, Uses, limited
 from app.tokens.uses import started as started_files
 
 Mode = Literal["redirect", "proxy"]
@@ -150,6 +155,7 @@ class _Pending:
     data: dict[str, object]
     jti: str | None = None  # a use to take (token downloads sending bytes)
     charge: quotas.Charge | None = None
+    handed_out: int = 0  # bytes the answer hands out (the whole file for a redirect)
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ class _Facts:
     open_files: Mapping[int, repo.OpenFileFacts | None]  # by index of anonymous request
     stages: Mapping[int, list[tuple[str, datetime]]]
     held: Holdings
-    started: set[tuple[str, str]]  # (jti, path) started before, where max_uses counts
+    started: Mapping[FileKey, Progress]  # files started before, where max_uses counts
     _states: dict[int, ScheduleState] = field(default_factory=dict, compare=False, repr=False)
 
     def state(
@@ -251,7 +257,7 @@ def redeem_batch(
             refunds=ledger.refunds(),
             opened=ledger.opened(),
             counts=uses.counts(),
-            starts=uses.starts(),
+            files=uses.files(),
             events=audit.chain(head, new_events),
         )
     else:
@@ -291,7 +297,11 @@ def _read(session: Session, requests: Sequence[Request], *, pg: bool, async_comm
         )
         by_address = {a: found.open_files.get(k) for k, a in enumerate(addresses)}
         open_files = {i: by_address[a] for i, a in anonymous.items()}
-        started = found.started & limited(found.tokens, wanted)
+        started = {
+            key: Progress(*progress)
+            for key, progress in found.started.items()
+            if key in limited(found.tokens, wanted)
+        }
         return _Facts(found.tokens, found.files, open_files, found.stages, found.held, started)
     by_address = {a: _open_file(session, a) for a in addresses}
     open_files = {i: by_address[a] for i, a in anonymous.items()}
@@ -318,13 +328,37 @@ def _open_file(session: Session, address: FileAddress) -> repo.OpenFileFacts | N
     )
 
 
-def _plan(item: Redemption, sha256: str, size: int, data: dict[str, object]) -> RangePlan:
+def _allowed(
+    item: Redemption,
+    settings: Settings,
+    *,
+    sha256: str,
+    size: int,
+    expires: int | None,
+    subject: str | None,
+    jti: str | None,
+) -> _Pending:
+    """A download that passed every check: what it sends, what it hands out, what it takes.
+
+    A redirect hands out a presigned URL for the whole object, whatever range was asked
+    (S3 serves any range of it, as often as asked, until the URL expires): it is charged
+    and counted as the whole file. A streamed answer hands out the range it sends."""
     plan = plan_range(item.headers, size=size, sha256=sha256)
-    data["status"] = plan.status
-    data["bytes"] = plan.length if _sends_bytes(item.method, plan) else 0
-    if plan.status == 206:
+    data = _base_data(item)
+    sends = _sends_bytes(item.method, plan)
+    redirect = sends and item.mode == "redirect"
+    handed_out = size if redirect else plan.length if sends else 0
+    data["status"] = 302 if redirect else plan.status
+    data["bytes"] = handed_out
+    if plan.status == 206 and not redirect:
         data["range"] = [plan.start, plan.end]
-    return plan
+    pending = _Pending(item, Authorized(sha256, size, plan, expires), data, handed_out=handed_out)
+    if sends:
+        pending.jti = jti
+        pending.charge = download_charge(
+            settings, subject, client_addr=item.ctx.client_addr, size=handed_out, now=item.now
+        )
+    return pending
 
 
 def download_charge(
@@ -390,14 +424,9 @@ def _anonymous(
             "(POST /v1/tokens) and send it as ?token= or a Bearer header",
             code="token_required",
         )
-    data = _base_data(item)
-    plan = _plan(item, f.file_sha256, f.file_size, data)
-    pending = _Pending(item, Authorized(f.file_sha256, f.file_size, plan, None), data)
-    if _sends_bytes(item.method, plan):
-        pending.charge = download_charge(
-            settings, None, client_addr=item.ctx.client_addr, size=plan.length, now=item.now
-        )
-    return pending
+    return _allowed(
+        item, settings, sha256=f.file_sha256, size=f.file_size, expires=None, subject=None, jti=None
+    )
 
 
 def _with_token(
@@ -439,22 +468,28 @@ def _with_token(
     denied = refusal(state, clearance=clearance, principal_kind=kind, now=now, what="this file")
     if denied is not None:
         raise denied
-    data = _base_data(item)
-    plan = _plan(item, f.sha256, f.size, data)
-    pending = _Pending(item, Authorized(f.sha256, f.size, plan, claims.exp), data)
-    if _sends_bytes(item.method, plan):
-        pending.jti = claims.jti
-        pending.charge = download_charge(
-            settings, claims.sub, client_addr=item.ctx.client_addr, size=plan.length, now=now
-        )
-    return pending
+    return _allowed(
+        item,
+        settings,
+        sha256=f.sha256,
+        size=f.size,
+        expires=claims.exp,
+        subject=claims.sub,
+        jti=claims.jti,
+    )
 
 
 def _count(p: _Pending, uses: Uses, ledger: quotas.Ledger) -> Authorized | AppError:
     """Take the use and charge the quota, both or neither, after the requests before it."""
     use: Use | None = None
     if p.jti is not None:
-        checked = uses.check(p.jti, p.item.address.path, ranged=p.allowed.plan.status == 206)
+        checked = uses.check(
+            p.jti,
+            p.item.address.path,
+            ranged=p.allowed.plan.status == 206,
+            length=p.handed_out,
+            size=p.allowed.size,
+        )
         if isinstance(checked, AppError):
             return checked
         use = checked
@@ -464,7 +499,7 @@ def _count(p: _Pending, uses: Uses, ledger: quotas.Ledger) -> Authorized | AppEr
             return over
         ledger.accept(p.charge)
     if p.jti is not None and use is not None:
-        uses.take(p.jti, p.item.address.path, use, p.item.now)
+        uses.take(p.jti, p.item.address.path, use, p.item.now, length=p.handed_out)
         if use.continuation:
             p.data["continuation"] = True
         else:

@@ -99,20 +99,30 @@ def test_redirect_mode_302_carries_every_header_and_a_short_presigned_url(
     client: TestClient, mixed: Published, db: Session, app: FastAPI
 ) -> None:
     app.state.settings.presign_max_seconds = 120
-    for method in ("HEAD", "GET"):
-        r = client.request(method, resolve_url("main", "config.json"), follow_redirects=False)
-        assert r.status_code == 302
-        assert r.headers["x-repo-commit"] == mixed.revision
-        assert r.headers["x-linked-etag"] == f'"{sha256(CONFIG)}"'
-        assert r.headers["x-linked-size"] == str(len(CONFIG))
-        assert r.headers["cache-control"] == "no-store"
-        location = r.headers["location"]
-        query = parse_qs(urlparse(location).query)
-        assert int(query["X-Amz-Expires"][0]) <= 120
-        assert query["response-content-disposition"] == [content_disposition("config.json")]
+    r = client.get(resolve_url("main", "config.json"), follow_redirects=False)
+    assert r.status_code == 302
+    assert r.headers["x-repo-commit"] == mixed.revision
+    assert r.headers["x-linked-etag"] == f'"{sha256(CONFIG)}"'
+    assert r.headers["x-linked-size"] == str(len(CONFIG))
+    assert r.headers["cache-control"] == "no-store"
+    location = r.headers["location"]
+    query = parse_qs(urlparse(location).query)
+    assert int(query["X-Amz-Expires"][0]) <= 120
+    assert query["response-content-disposition"] == [content_disposition("config.json")]
     # The presigned URL really serves the file (moto's S3 over HTTP).
     assert httpx.get(location).content == CONFIG
-    assert [e.data["mode"] for e in events(db)] == ["redirect", "redirect"]
+    # A HEAD answers the same metadata without a URL: a presigned URL can GET, and a HEAD
+    # is charged nothing. The Hub's client then GETs the resolve URL, which redirects.
+    head = client.head(resolve_url("main", "config.json"), follow_redirects=False)
+    assert head.status_code == 200
+    assert "location" not in head.headers
+    for name in ("x-repo-commit", "x-linked-etag", "x-linked-size", "etag"):
+        assert head.headers[name] == r.headers[name], name
+    assert head.headers["content-length"] == str(len(CONFIG))
+    assert [(e.data["method"], e.data["mode"]) for e in events(db)] == [
+        ("GET", "redirect"),
+        ("HEAD", "redirect"),
+    ]
 
 
 def test_filesystem_store_serves_bytes_even_in_redirect_mode(
@@ -232,16 +242,20 @@ def test_redirects_charge_the_daily_bytes_quota_of_the_key_holder(
     headers = holder
     url = resolve_url("main", "model.safetensors")
     assert client.get(url, headers=headers, follow_redirects=False).status_code == 302
-    # HEAD hands out no bytes; the next GET is over the day's allowance.
-    assert client.head(url, headers=headers, follow_redirects=False).status_code == 302
+    # HEAD hands out no bytes (and no URL); the next GET is over the day's allowance.
+    assert client.head(url, headers=headers, follow_redirects=False).status_code == 200
     r = client.get(url, headers=headers, follow_redirects=False)
     assert r.status_code == 429
     assert r.json()["code"] == "quota_bytes"
+    # After the 429, a HEAD still hands out nothing that could fetch the file.
+    after = client.head(url, headers=headers, follow_redirects=False)
+    assert "location" not in after.headers
     # The refusal records the bytes asked for, as /v1/files does.
     assert [(e.outcome, e.data.get("bytes")) for e in events(db)] == [
         ("ok", len(WEIGHTS)),
         ("ok", 0),
         ("denied", len(WEIGHTS)),
+        ("ok", 0),
     ]
 
 
