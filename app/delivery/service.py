@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -50,7 +50,9 @@ from app.audit import NewEvent
 from app.context import RequestContext
 from app.delivery import pg_batch
 from app.delivery.streaming import RangePlan, plan_range
-from app.errors import AppError, NotFound, ServiceUnavailable, TokenInvalid, Unauthorized
+from app.disclosure import Reason, file_disclosure
+from app.disclosure import refusal as answer
+from app.errors import AppError, ServiceUnavailable, TokenInvalid
 from app.schedule.evaluate import ScheduleState, effective_tier
 from app.settings import Settings
 from app.tokens import events, quotas
@@ -136,10 +138,16 @@ class Checked:
 Request = Redemption | RefusedToken | Checked
 
 
-def _not_found(address: FileAddress) -> NotFound:
-    return NotFound(
-        f"no file {address.path!r} in {address.model} {address.version}", code="file_not_found"
-    )
+def _not_found(address: FileAddress, *, anonymous: bool = False) -> AppError:
+    """A file the caller may not know about: missing, or closed to them (app/disclosure.py
+    answers both alike)."""
+    detail = f"no file {address.path!r} in {address.model} {address.version}"
+    if anonymous:
+        detail += (
+            " that anyone may download: files not open to everyone need a download token "
+            "(POST /v1/tokens), sent as ?token= or a Bearer header"
+        )
+    return answer(Reason.FILE_NOT_FOUND, detail)
 
 
 def _sends_bytes(method: str, plan: RangePlan) -> bool:
@@ -406,7 +414,6 @@ def _decide(index: int, item: Request, facts: _Facts, settings: Settings) -> _Pe
 def _anonymous(
     item: Redemption, f: repo.OpenFileFacts | None, facts: _Facts, settings: Settings
 ) -> _Pending:
-    address = item.address
     if (
         f is None
         or f.release_status != "published"
@@ -414,16 +421,13 @@ def _anonymous(
         or f.file_size is None
         or f.component_id is None
     ):
-        raise _not_found(address)
+        raise _not_found(item.address, anonymous=True)
     tier = effective_tier(facts.state(f.component_id, f.held_at, f.restricted_tier), item.now)
-    if tier == Tier.INTERNAL:
-        raise _not_found(address)  # staff-only components are not there for anyone else
-    if tier != Tier.OPEN:
-        raise Unauthorized(
-            f"this file is open to the {tier.value} tier: get a download token "
-            "(POST /v1/tokens) and send it as ?token= or a Bearer header",
-            code="token_required",
-        )
+    seen = file_disclosure(downloadable=tier == Tier.OPEN, component_visible=tier != Tier.INTERNAL)
+    if seen != "download":
+        # Without a token, a file not open to everyone is not there (a 401 for it and a
+        # 404 for a missing one let anyone count and name a release's closed files).
+        raise _not_found(item.address, anonymous=True)
     return _allowed(
         item, settings, sha256=f.file_sha256, size=f.file_size, expires=None, subject=None, jti=None
     )
@@ -442,32 +446,34 @@ def _with_token(
         raise TokenInvalid("token is not one this server issued", code="token_unknown")
     if t.revoked_at is not None:
         raise TokenInvalid("token has been revoked", code="token_revoked")
-    f = None if t.release_id is None else facts.files.get((t.release_id, address.path))
-    if f is None:
-        raise _not_found(address)
-    late = claims.verify(
-        now,
-        FileRequest(
-            model=address.model,
-            version=address.version,
-            path=address.path,
-            revision=t.revision,
-            component=f.component_name,
-        ),
-    )
-    if late is not None:
-        raise late.error()
+    pinned = FileRequest(address.model, address.version, address.path, revision=t.revision)
+    wrong_release = claims.verify(now, pinned)  # about the release: says nothing of files
+    if wrong_release is not None:
+        raise wrong_release.error()
     kind, ident = claims.subject
     if (kind == "user" and (t.user_role is None or t.user_disabled_at is not None)) or (
         kind == "partner" and (t.partner_name is None or t.partner_disabled_at is not None)
     ):
         raise TokenInvalid("the token's holder is disabled", code="token_principal_disabled")
+    f = None if t.release_id is None else facts.files.get((t.release_id, address.path))
+    if f is None:
+        raise _not_found(address)
     holder = Principal(kind=kind, id=ident, role=t.user_role)
     clearance = usable_clearance(claims.tier, facts.held.clearance(holder, t.model_id, now))
     state = facts.state(f.component_id, f.held_at, f.restricted_tier)
     denied = refusal(state, clearance=clearance, principal_kind=kind, now=now, what="this file")
+    outside = claims.verify(now, replace(pinned, component=f.component_name))
+    seen = file_disclosure(
+        downloadable=denied is None,
+        component_visible=clearance == Tier.INTERNAL or effective_tier(state, now) != Tier.INTERNAL,
+        covered_by_token=outside is None,
+    )
+    if seen == "not_found":
+        raise _not_found(address)  # e.g. an internal file, probed with any token of the release
+    if outside is not None:
+        raise outside.error()  # a file the holder may download, with another token
     if denied is not None:
-        raise denied
+        raise denied  # closed since the token was issued: why, and until when
     return _allowed(
         item,
         settings,

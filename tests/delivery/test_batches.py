@@ -100,7 +100,7 @@ def test_each_request_of_a_batch_gets_its_own_answer_and_event(world: World, db:
     requests: list[Request] = [
         get(world, researcher, "config.json"),
         get(world, partner, "model.safetensors", range="bytes=0-99"),
-        get(world, researcher, "model.safetensors"),  # not in the researcher's token
+        get(world, researcher, "model.safetensors"),  # not theirs to know (partner tier)
         get(world, None, "tokenizer.json"),  # open: anonymous
         get(world, None, "config.json"),  # research tier: needs a token
         RefusedToken(
@@ -117,9 +117,9 @@ def test_each_request_of_a_batch_gets_its_own_answer_and_event(world: World, db:
     assert [outcome(r) for r in results] == [
         "ok 200",
         "ok 206",
-        "token_wrong_file",
+        "file_not_found",
         "ok 200",
-        "token_required",
+        "file_not_found",
         "token_bad_signature",
         "ok 200",
     ]
@@ -137,8 +137,8 @@ def test_each_request_of_a_batch_gets_its_own_answer_and_event(world: World, db:
         ("download.redeemed", researcher.sub, "tokenizer.json"),
     ]
     assert [e.data.get("code") for e in events if e.outcome == "denied"] == [
-        "token_wrong_file",
-        "token_required",
+        "file_not_found",
+        "file_not_found",
         "token_bad_signature",
     ]
     assert events[1].data["range"] == [0, 99]

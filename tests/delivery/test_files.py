@@ -161,11 +161,16 @@ def test_open_components_download_without_a_token(world: World, db: Session) -> 
         "testclient",
         len(world.files["tokenizer.json"]),
     )
-    closed = world.client.get(URL + "config.json")
-    assert (closed.status_code, closed.json()["code"]) == (401, "token_required")
-    for hidden in ("classifier.bin", "nope.bin"):
-        resp = world.client.get(URL + hidden)
+    # Without a token, a file not open to everyone answers exactly like a missing one
+    # (research, internal, nonexistent): its path is not anonymous callers' to know.
+    bodies = []
+    for path in ("config.json", "classifier.bin", "nope.bin"):
+        resp = world.client.get(URL + path)
         assert (resp.status_code, resp.json()["code"]) == (404, "file_not_found")
+        assert "need a download token (POST /v1/tokens)" in resp.json()["detail"]
+        bodies.append(resp.json()["detail"].replace(path, "<path>"))
+        assert "www-authenticate" not in resp.headers
+    assert len(set(bodies)) == 1
     assert world.client.get("/v1/files/acme/atlas-7b/v9/tokenizer.json").status_code == 404
     assert world.client.get("/v1/files/acme/nope/v1/tokenizer.json").status_code == 404
 
