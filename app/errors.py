@@ -228,6 +228,9 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
         return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_JSON)
     detail = "no such route" if exc.status_code == 404 else str(exc.detail)
     code = "route_not_found" if exc.status_code == 404 else None
+    if exc.status_code == 400 and detail == "There was an error parsing the body":
+        # FastAPI's answer to a body it cannot decode (bytes that are not UTF-8).
+        detail, code = "the request body is not valid JSON (UTF-8)", "malformed_body"
     return problem_response(cls(detail, code=code, headers=dict(exc.headers or {})))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app import __version__
+from app import __version__, api_schema
 from app.access.router import router as access_router
 from app.apidocs import mount_api_docs
 from app.audit.router import router as audit_router
@@ -113,6 +113,7 @@ def create_app(
     app.include_router(audit_router)
     app.include_router(webhooks_router)
     mount_api_docs(app)
+    api_schema.install(app)
     # Last: its /{namespace}/{name}/resolve/... paths are the most generic.
     app.include_router(hf_router)
     return app
