@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.results import machine, write_section  # noqa: E402
 from tests.fixtures.databases import fresh_database  # noqa: E402
-from tests.fixtures.servers import create_user, live_server  # noqa: E402
+from tests.fixtures.servers import create_user, live_server, publish_over_http  # noqa: E402
 
 ROUTES = ["/v1/models/{m}", "/v1/models/{m}/releases/v1/manifest", "/api/models/{m}"]
 
@@ -35,19 +35,13 @@ ROUTES = ["/v1/models/{m}", "/v1/models/{m}/releases/v1/manifest", "/api/models/
 def publish_unannounced(url: str, admin_key: str) -> None:
     """acme/secret v1: published, its only component internal until next week."""
     soon = (datetime.now(UTC) + timedelta(days=7)).isoformat()
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}) as c:
-        c.post("/v1/models", json={"id": "acme/secret", "license": "ok"}).raise_for_status()
-        c.post("/v1/models/acme/secret/releases", json={"version": "v1"}).raise_for_status()
-        c.post(
-            "/v1/models/acme/secret/releases/v1/components",
-            json={"name": "w", "schedule": [{"tier": "open", "at": soon}]},
-        ).raise_for_status()
-        c.put(
-            "/v1/models/acme/secret/releases/v1/files/w.bin",
-            params={"component": "w"},
-            content=b"w" * 1024,
-        ).raise_for_status()
-        c.post("/v1/models/acme/secret/releases/v1/publish").raise_for_status()
+    publish_over_http(
+        url,
+        admin_key,
+        "acme/secret",
+        components={"w": [("open", soon)]},
+        files={"w.bin": ("w", b"w" * 1024)},
+    )
 
 
 def timed(client: httpx.Client, path: str) -> float:

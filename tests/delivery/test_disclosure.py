@@ -9,17 +9,16 @@ after the same database work.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from app.models import Grant
 from tests.factories.catalogue import publish_release
+from tests.fixtures.statements import count_statements
 from tests.tokens.world import MODEL, World
 
 URL = "/v1/files/acme/atlas-7b/v1/"
@@ -115,20 +114,6 @@ def test_the_hub_tree_learns_nothing_of_closed_directories(
     assert "weights" in root.headers["x-hf-warning"]
 
 
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 @pytest.mark.parametrize(
     "route",
     [
@@ -156,7 +141,7 @@ def test_an_unannounced_model_costs_what_a_missing_one_does(
     headers = world.stranger if who == "researcher" else {}
     answers, runs = [], []
     for model in ("acme/secret", "acme/no-such-model"):
-        with statements(engine) as seen:
+        with count_statements(engine) as seen:
             r = world.client.get(route.format(m=model), headers=headers)
         answers.append(r)
         runs.append([re.sub(r"sa_savepoint_\d+", "sp", s) for s in seen])

@@ -16,28 +16,12 @@ import httpx
 import pytest
 
 from tests.fixtures.databases import fresh_database
-from tests.fixtures.servers import at_once, create_user, live_server
+from tests.fixtures.servers import at_once, create_user, live_server, publish_over_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 DATA = bytes(range(256)) * 64
 GOOD = 30
-
-
-def publish(url: str, admin_key: str) -> None:
-    headers = {"Authorization": f"Bearer {admin_key}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
-        c.post("/v1/models", json={"id": "acme/crowd", "license": "ok"}).raise_for_status()
-        c.post("/v1/models/acme/crowd/releases", json={"version": "v1"}).raise_for_status()
-        c.post(
-            "/v1/models/acme/crowd/releases/v1/components", json={"name": "w", "schedule": []}
-        ).raise_for_status()
-        c.put(
-            "/v1/models/acme/crowd/releases/v1/files/w.bin",
-            params={"component": "w"},
-            content=DATA,
-        ).raise_for_status()
-        c.post("/v1/models/acme/crowd/releases/v1/publish").raise_for_status()
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
@@ -47,7 +31,13 @@ def test_one_hostile_range_among_thirty_downloads_harms_none(tmp_path: Path, kin
         env = {"WEIGHTGATE_DATABASE_URL": db_url, "WEIGHTGATE_SCHEDULER_ENABLED": "false"}
         with live_server(env, tmp=tmp_path, workers=workers) as server:
             admin = create_user(server, "ops@example.org", "admin")
-            publish(server.url, admin)
+            publish_over_http(
+                server.url,
+                admin,
+                "acme/crowd",
+                components={"w": []},
+                files={"w.bin": ("w", DATA)},
+            )
             issued = httpx.post(
                 server.url + "/v1/tokens",
                 json={"model": "acme/crowd"},
