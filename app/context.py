@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -27,9 +29,28 @@ def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
+# audit_events.client_addr; an IPv6 address, the longest form, takes 39 characters.
+MAX_ADDRESS = 64
+
+
+@lru_cache(maxsize=4096)
+def client_address(host: str) -> str:
+    """The caller's address as recorded and rate-limited: an IP address in its canonical
+    form (an IPv4-mapped IPv6 address as the IPv4 one, so both share a quota; a zone id
+    dropped), or, for anything else the server was told (a test client's name, or whatever a
+    proxy passed on in ``X-Forwarded-For``), its printable characters, cut to fit."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return "".join(c for c in host if " " < c <= "~")[:MAX_ADDRESS]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
 def get_context(request: Request) -> RequestContext:
     return RequestContext(
-        client_addr=request.client.host if request.client else None,
+        client_addr=client_address(request.client.host) if request.client else None,
         request_id=getattr(request.state, "request_id", None),
     )
 

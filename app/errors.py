@@ -27,8 +27,9 @@ from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -190,8 +191,31 @@ _HTTP_CODES = {
 }
 
 
-async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the app answers on this request's path, for ``Allow``.
+    Starlette's 405 names only the methods of the first route that matched the path, and a
+    path often has several routes (a GET and a POST declared apart). Each method is tried
+    against the app's routes as the router would match it."""
+    allowed = {"OPTIONS"}
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.add(method)
+    return ", ".join(sorted(allowed))
+
+
+async def _http_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        allow = allowed_methods(request)
+        if request.method == "OPTIONS":
+            # What may be done here (RFC 9110 §9.3.7); no CORS: the API is not for browsers.
+            return Response(status_code=204, headers={"Allow": allow})
+        detail = f"{request.method} is not allowed here; allowed: {allow}"
+        return problem_response(MethodNotAllowed(detail, headers={"Allow": allow}))
     cls = _HTTP_CODES.get(exc.status_code)
     if cls is None:
         body = {
@@ -204,6 +228,9 @@ async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_JSON)
     detail = "no such route" if exc.status_code == 404 else str(exc.detail)
     code = "route_not_found" if exc.status_code == 404 else None
+    if exc.status_code == 400 and detail == "There was an error parsing the body":
+        # FastAPI's answer to a body it cannot decode (bytes that are not UTF-8).
+        detail, code = "the request body is not valid JSON (UTF-8)", "malformed_body"
     return problem_response(cls(detail, code=code, headers=dict(exc.headers or {})))
 
 

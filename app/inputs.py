@@ -10,13 +10,13 @@ driver would fail with a 500) and no name, answer or reason legitimately contain
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
-from app.when import EXAMPLES, WhenError, parse_instant, parse_offset
+from app.when import EXAMPLES, WhenError, parse_instant, parse_offset, to_utc
 
 
 def find_nul(value: Any, where: str = "") -> str | None:
@@ -67,9 +67,9 @@ def _when(value: Any) -> datetime | Offset:
         if value.tzinfo is None:
             raise PydanticCustomError("when", "{reason}", {"reason": "a time needs a zone"})
         try:
-            return value.astimezone(UTC)
-        except OverflowError as e:
-            raise PydanticCustomError("when", "{reason}", {"reason": "out of range"}) from e
+            return to_utc(value)
+        except WhenError as e:
+            raise PydanticCustomError("when", "{reason}", {"reason": str(e)}) from e
     if not isinstance(value, str):
         raise PydanticCustomError("when", "{reason}", {"reason": f"expected a string: {EXAMPLES}"})
     try:

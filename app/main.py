@@ -12,8 +12,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app import __version__
+from app import __version__, api_schema
 from app.access.router import router as access_router
+from app.apidocs import mount_api_docs
 from app.audit.router import router as audit_router
 from app.catalogue.router import router as catalogue_router
 from app.clock import Clock, SystemClock
@@ -23,6 +24,7 @@ from app.delivery.router import router as delivery_router
 from app.errors import AppError, register_error_handlers
 from app.hfcompat.router import router as hf_router
 from app.http_guard import RefuseNulInUrl
+from app.http_limits import LimitRequestBodies
 from app.observability.logging import configure_logging
 from app.observability.metrics import DatabaseCollector, count_denial
 from app.observability.middleware import RequestObservability
@@ -53,7 +55,7 @@ def create_app(
     run_background: bool | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     own_engine = engine is None
     engine = engine or make_engine(settings.effective_database_url)
 
@@ -75,6 +77,9 @@ def create_app(
         version=__version__,
         description="Staged model-weight distribution: tiered embargoes, signed tokens.",
         lifespan=lifespan,
+        # Served by app.apidocs from an installed package: FastAPI's pages load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -93,6 +98,7 @@ def create_app(
     register_error_handlers(app, observe=_count_denial)
     # Innermost: downloads bypass FastAPI's routing, inside the guard and observability.
     app.add_middleware(DownloadFastPath)
+    app.add_middleware(LimitRequestBodies)
     app.add_middleware(RefuseNulInUrl)
     # Added last = outermost: even refused URLs get a request id and are counted.
     app.add_middleware(RequestObservability)
@@ -106,6 +112,8 @@ def create_app(
     app.include_router(tokens_router)
     app.include_router(audit_router)
     app.include_router(webhooks_router)
+    mount_api_docs(app)
+    api_schema.install(app)
     # Last: its /{namespace}/{name}/resolve/... paths are the most generic.
     app.include_router(hf_router)
     return app

@@ -31,7 +31,7 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(revision: str = "head", url: str | None = None) -> None:
-    get_settings().data_dir.mkdir(parents=True, exist_ok=True)
+    get_settings().data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     command.upgrade(alembic_config(url), revision)
 
 

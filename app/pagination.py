@@ -15,6 +15,7 @@ from fastapi import Depends, Query
 from pydantic import BaseModel
 
 from app.errors import Unprocessable
+from app.ids import MAX_ROW_ID
 
 T = TypeVar("T")
 
@@ -36,7 +37,9 @@ def decode_cursor(cursor: str) -> int:
         value = int(base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii"))
     except (binascii.Error, ValueError, UnicodeError) as e:
         raise Unprocessable("cursor is not one this server issued", code="invalid_cursor") from e
-    if value < 0:
+    if not 0 <= value <= MAX_ROW_ID:
+        # Every cursor is a row id or an offset into a listing; anything larger was never
+        # issued, and would overflow the database driver.
         raise Unprocessable("cursor is not one this server issued", code="invalid_cursor")
     return value
 

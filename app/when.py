@@ -15,13 +15,27 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["MAX_OFFSET", "WhenError", "format_utc", "parse_instant", "parse_offset", "resolve"]
+__all__ = [
+    "FIRST_YEAR",
+    "LAST_YEAR",
+    "MAX_OFFSET",
+    "WhenError",
+    "format_utc",
+    "parse_instant",
+    "parse_offset",
+    "resolve",
+    "to_utc",
+]
 
 # '+2h', '+30d', '+1d12h', '+90m', '+1w'. Units in decreasing order, each at most once.
 _OFFSET = re.compile(
     r"\+(?=\d)(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?"
 )
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+FIRST_YEAR = 1900
+LAST_YEAR = 9000
+_FIRST = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC)
+_END = datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC)
 # A century is far beyond any embargo, and keeps now + offset clear of datetime's year 9999.
 MAX_OFFSET = timedelta(days=36525)
 EXAMPLES = "e.g. 2027-03-01T00:00:00Z, 2027-03-01T09:00:00+09:00, now, +2h, +30d or +1d12h"
@@ -63,10 +77,20 @@ def parse_instant(text: str) -> datetime:
         raise WhenError(f"{text!r} is not an ISO 8601 date-time ({EXAMPLES})") from e
     if at.tzinfo is None:
         raise WhenError(f"{text!r} has no time zone; add Z or an offset ({EXAMPLES})")
+    return to_utc(at)
+
+
+def to_utc(at: datetime) -> datetime:
+    """An aware ``at`` in UTC, refused outside years :data:`FIRST_YEAR`-:data:`LAST_YEAR`:
+    near the calendar's ends the conversion itself overflows (``9999-12-31T23:59:59-14:00``
+    is in year 10000 in UTC), and adding a day or a token's lifetime to it must not."""
     try:
-        return at.astimezone(UTC)
-    except OverflowError as e:  # 9999-12-31T23:59:59-14:00 is past the last UTC instant
-        raise WhenError(f"{text!r} is out of the supported range of dates") from e
+        utc = at.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not _FIRST <= utc < _END:
+        raise WhenError(f"time must be between {FIRST_YEAR} and {LAST_YEAR} (UTC)")
+    return utc
 
 
 def resolve(text: str, *, now: datetime) -> datetime:

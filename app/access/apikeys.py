@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.access import repository as repo
+from app.access.identities import clean_name
 from app.context import RequestContext
 from app.errors import Conflict, NotFound, Unprocessable
 from app.models import ApiKey, User
@@ -110,7 +111,9 @@ def issue_key(
             f"a user may hold at most {MAX_LIVE_KEYS} live API keys; delete unused ones first",
             code="too_many_keys",
         )
-    row, key = create_api_key(session, user=user, now=now, name=name.strip(), expires_at=expires_at)
+    row, key = create_api_key(
+        session, user=user, now=now, name=clean_name(name), expires_at=expires_at
+    )
     audit.record(
         session,
         now=now,

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 
 from app.access.apikeys import authenticate_api_key
 from app.access.principals import ANONYMOUS, Principal
-from app.context import ClockDep
+from app.context import ClockDep, get_context
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized
 
@@ -52,6 +52,7 @@ def get_principal(request: Request, session: SessionDep, clock: ClockDep) -> Pri
             now=clock.now(),
             settings=request.app.state.settings,
             keys=request.app.state.keys,
+            ctx=get_context(request),
         )
     request.state.principal = principal
     return principal

@@ -16,6 +16,7 @@ from app.access.principals import Principal
 from app.access.schemas import GrantOut, UserRef
 from app.context import RequestContext
 from app.errors import NotFound
+from app.ids import parse_row_id
 from app.models import Grant, Model, User
 from app.tokens.revocation import revoke_tokens
 from app.webhooks.outbox import enqueue_event
@@ -35,7 +36,14 @@ def grant_out(grant: Grant, *, model: str, email: str) -> GrantOut:
 
 def resolve_user(session: Session, ref: str) -> User:
     """A user named by id (``42``) or email; the same 404 for either kind of miss."""
-    user = repo.user(session, int(ref)) if ref.isdigit() else repo.user_by_email(session, ref)
+    user_id = parse_row_id(ref)
+    user = (
+        repo.user(session, user_id)
+        if user_id is not None
+        else None
+        if ref.isdigit()
+        else repo.user_by_email(session, ref)
+    )
     if user is None:
         raise NotFound(f"no user {ref[:320]!r}", code="user_not_found")
     return user

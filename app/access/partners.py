@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.access import repository as repo
+from app.access.identities import clean_name
 from app.access.principals import Principal
 from app.access.schemas import AgreementIn, AgreementOut, PartnerCreate, PartnerOut, PartnerPatch
 from app.catalogue.names import split_model_id
@@ -60,7 +61,8 @@ def verify_partner_secret(
     """The active partner whose credentials these are, or ``None`` (unknown client, wrong or
     expired secret, disabled partner). Never says which: the caller answers ``invalid_client``."""
     partner = None
-    if len(client_id) <= 64:
+    # No client id is longer, and none holds a NUL (which PostgreSQL cannot even compare).
+    if len(client_id) <= 64 and "\x00" not in client_id:
         partner = session.scalar(select(Partner).where(Partner.client_id == client_id))
     given = hash_secret(client_secret)
     expected = partner.secret_hash if partner is not None else _DUMMY_HASH
@@ -146,9 +148,7 @@ def create_partner(
     ctx: RequestContext | None = None,
 ) -> tuple[Partner, str]:
     """A new partner and its client secret (returned once, stored only as a hash)."""
-    name = body.name.strip()
-    if not name:
-        raise Unprocessable("name must not be blank", code="invalid_name")
+    name = clean_name(body.name, blank=False)
     if repo.partner_by_name(session, name) is not None:
         raise Conflict(f"a partner named {name!r} already exists", code="partner_exists")
     _check_future(body.secret_expires_at, now, "secret_expires_at")
@@ -208,10 +208,8 @@ def update_partner(
     if partner is None:
         raise NotFound(f"no partner {partner_id}", code="partner_not_found")
     before = partner_snapshot(partner, repo.agreements(session, [partner.id])[partner.id])
-    if body.name is not None and body.name.strip() != partner.name:
-        name = body.name.strip()
-        if not name:
-            raise Unprocessable("name must not be blank", code="invalid_name")
+    if body.name is not None and clean_name(body.name, blank=False) != partner.name:
+        name = clean_name(body.name, blank=False)
         if repo.partner_by_name(session, name) is not None:
             raise Conflict(f"a partner named {name!r} already exists", code="partner_exists")
         partner.name = name

@@ -26,7 +26,7 @@ from app.catalogue.visibility import model_not_found, visible_model
 from app.context import ClockDep, ContextDep
 from app.db import SessionDep
 from app.errors import NotFound, problems
-from app.ids import IdPath
+from app.ids import IdPath, IdQuery
 from app.models import AccessRequest, Model
 from app.pagination import Page, PageDep, encode_cursor
 
@@ -103,7 +103,7 @@ def list_access_requests(
     page: PageDep,
     status: Status | None = None,
     model: Annotated[str | None, Query(max_length=193, examples=["acme/atlas-7b"])] = None,
-    user: Annotated[int | None, Query(ge=1)] = None,
+    user: IdQuery | None = None,
 ) -> Page[AccessRequestOut]:
     """All requests, oldest first (``?status=pending`` is the approval queue)."""
     model_id = None

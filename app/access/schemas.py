@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Literal, Self
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     Field,
     StrictBool,
@@ -17,6 +16,7 @@ from pydantic import (
 
 from app.ids import IdField
 from app.inputs import StrictInput
+from app.instants import Instant
 
 # Enough for any approval queue an admin works through at once; bounded so one request
 # cannot hold the database for long.
@@ -87,7 +87,7 @@ class MeOut(BaseModel):
 
 class ApiKeyCreate(StrictInput):
     name: str = Field(default="", max_length=100)
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
     @model_validator(mode="after")
@@ -124,13 +124,13 @@ class ApiKeyCreated(ApiKeyOut):
 
 class AgreementIn(StrictInput):
     model: str = Field(max_length=193, examples=["acme/atlas-7b"])
-    ends_at: AwareDatetime | None = None
+    ends_at: Instant | None = None
 
 
 class PartnerCreate(StrictInput):
     name: str = Field(min_length=1, max_length=200)
     models: list[str | AgreementIn] = Field(default_factory=list, max_length=1000)
-    secret_expires_at: AwareDatetime | None = None
+    secret_expires_at: Instant | None = None
 
 
 # A planned rotation's overlap: long enough for a partner's deploy cycle, not a second key.
@@ -155,7 +155,7 @@ class PartnerPatch(StrictInput):
         "tokens stay valid). 0, the default, is the answer to a leak: the old secret stops "
         "at once, with any earlier one still in its overlap, and the tokens are revoked",
     )
-    secret_expires_at: AwareDatetime | None = None
+    secret_expires_at: Instant | None = None
     disabled: bool | None = None
 
 

@@ -3,7 +3,6 @@ to one (name, role, disabled)."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.access.apikeys import create_api_key
+from app.access.identities import clean_name, normalise_email
 from app.access.schemas import UserPatch
 from app.context import RequestContext
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -20,15 +20,6 @@ from app.tokens import quotas
 from app.tokens.revocation import revoke_tokens
 
 ROLES = ("admin", "researcher")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
-
-
-def normalise_email(email: str) -> str:
-    email = email.strip()
-    if not _EMAIL.match(email) or len(email) > 320:
-        raise Unprocessable(f"{email[:80]!r} is not an email address", code="invalid_email")
-    local, _, domain = email.rpartition("@")
-    return f"{local}@{domain.lower()}"
 
 
 def create_user_with_key(
@@ -47,7 +38,7 @@ def create_user_with_key(
     taken = session.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
     if taken is not None:
         raise Conflict(f"a user with email {email} already exists", code="user_exists")
-    user = User(email=email, name=name.strip()[:200], role=role, created_at=now)
+    user = User(email=email, name=clean_name(name)[:200], role=role, created_at=now)
     session.add(user)
     session.flush()
     key_row, key = create_api_key(session, user=user, now=now, name="initial")
@@ -144,7 +135,7 @@ def update_user(
     session.refresh(user, with_for_update=True)
     before = user_snapshot(user)
     if body.name is not None:
-        user.name = body.name.strip()
+        user.name = clean_name(body.name)
     if body.role is not None:
         user.role = body.role
     revoked = 0

@@ -41,22 +41,43 @@ class NewEvent:
     ctx: RequestContext | None = None
 
     def fields(self, id: int) -> dict[str, Any]:
-        """The row's hashed fields, as the database will hand them back."""
+        """The row's hashed fields, as the database will hand them back: fitted to their
+        columns (:func:`storable`), so a refusal is recorded whatever the caller sent."""
+        ctx = self.ctx
         return {
             "id": id,
             # UTC at microsecond precision, as stored.
             "at": self.now.astimezone(UTC),
-            "actor": self.actor,
-            "action": self.action,
-            "target_type": self.target_type,
-            "target_id": str(self.target_id),
-            "outcome": self.outcome,
-            "before": self.before,
-            "after": self.after,
-            "data": self.data or {},
-            "client_addr": self.ctx.client_addr if self.ctx else None,
-            "request_id": self.ctx.request_id if self.ctx else None,
+            "actor": storable(self.actor, 64),
+            "action": storable(self.action, 64),
+            "target_type": storable(self.target_type, 32),
+            "target_id": storable(str(self.target_id), 256),
+            "outcome": storable(self.outcome, 32),
+            "before": storable(self.before),
+            "after": storable(self.after),
+            "data": storable(self.data or {}),
+            "client_addr": storable(ctx.client_addr, 64) if ctx else None,
+            "request_id": storable(ctx.request_id, 64) if ctx else None,
         }
+
+
+_NUL = "\x00"
+
+
+def storable(value: Any, limit: int | None = None) -> Any:
+    """``value`` as every database can store it: NUL (which PostgreSQL refuses in text and
+    JSON) replaced with U+FFFD in every string, however nested, and a column's text cut to
+    its ``limit``. Most values pass unchanged; only strings are copied, and only when they
+    need it."""
+    if isinstance(value, str):
+        if _NUL in value:
+            value = value.replace(_NUL, "\ufffd")
+        return value if limit is None or len(value) <= limit else value[:limit]
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
 
 
 def record(

@@ -93,6 +93,34 @@ def components_for_releases(session: Session, release_ids: Sequence[int]) -> Seq
     return session.scalars(select(Component).where(Component.release_id.in_(release_ids))).all()
 
 
+def published_components(session: Session, model_id: int) -> Sequence[Component]:
+    """The components of a model's published releases (one query, whatever they number)."""
+    return session.scalars(
+        select(Component)
+        .join(Release, Release.id == Component.release_id)
+        .where(Release.model_id == model_id, Release.status == "published")
+    ).all()
+
+
+def published_stages(
+    session: Session, model_id: int, component_ids: Sequence[int]
+) -> dict[int, list[Stage]]:
+    """The stages of :func:`published_components` (``component_ids``), by component: one
+    query even when there are none, so a model with nothing published costs what any other
+    does to look at."""
+    out: dict[int, list[Stage]] = {cid: [] for cid in component_ids}
+    q = (
+        select(Stage)
+        .join(Component, Component.id == Stage.component_id)
+        .join(Release, Release.id == Component.release_id)
+        .where(Release.model_id == model_id, Release.status == "published")
+        .order_by(Stage.at)
+    )
+    for st in session.scalars(q):
+        out.setdefault(st.component_id, []).append(st)
+    return out
+
+
 def component(session: Session, release_id: int, name: str) -> Component | None:
     return session.scalar(
         select(Component).where(Component.release_id == release_id, Component.name == name)

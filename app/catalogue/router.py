@@ -315,12 +315,14 @@ async def upload_file(
     settings: SettingsDep,
     component: Annotated[str | None, Query(max_length=64)] = None,
     x_content_sha256: Annotated[str | None, Header()] = None,
-    content_length: Annotated[int | None, Header()] = None,
 ) -> schemas.FileOut:
     """Upload one file (streamed; SHA-256 computed server side). ``X-Content-SHA256``, when
     sent, must match or nothing is stored."""
     path = routed_file_path(request.scope["path"], path)
     expected = uploads.check_declared_hash(x_content_sha256)
+    # Read from the request, not declared as a parameter: a client never sets it by hand.
+    declared = request.headers.get("content-length", "")
+    content_length = int(declared) if declared.isdigit() and len(declared) <= 18 else None
     if content_length is not None and content_length > settings.max_upload_bytes:
         raise PayloadTooLarge(
             f"file exceeds the upload limit of {settings.max_upload_bytes} bytes",

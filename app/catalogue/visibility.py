@@ -7,7 +7,9 @@
   release only once one of its components is above ``internal``.
 - ``internal`` components are invisible to non-staff; components not yet open to the caller
   show their name, tier and next lift, but no files.
-- An unknown model and a model the caller may not know about give the same 404.
+- An unknown model and a model the caller may not know about give the same 404, after the
+  same queries: a missing model is looked up as an unannounced one would be (with an id no
+  row has), so the answer takes as long either way (app/disclosure.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from app.access.principals import Principal
 from app.access.rule import clearance_for, clearances_for
 from app.access.tiers import Tier, may_download
 from app.catalogue import repository as repo
-from app.errors import NotFound
+from app.disclosure import Reason, refusal
+from app.errors import AppError
 from app.models import Component, Model, Release, Stage
 from app.schedule.evaluate import ScheduleState, effective_tier, next_stage, opens_to
 
@@ -82,9 +85,13 @@ def view_components(
     return views
 
 
-def model_not_found(namespace: str, name: str) -> NotFound:
+# An id no model has: what a missing model is looked up as (ids start at 1).
+NO_MODEL = 0
+
+
+def model_not_found(namespace: str, name: str) -> AppError:
     # Same words for "does not exist" and "you may not know it exists".
-    return NotFound(f"model {namespace}/{name} not found", code="model_not_found")
+    return refusal(Reason.MODEL_NOT_FOUND, f"model {namespace}/{name} not found")
 
 
 def announced_release_ids(
@@ -146,14 +153,21 @@ def visible_models(
 def visible_model(
     session: Session, principal: Principal, namespace: str, name: str, *, now: datetime
 ) -> tuple[Model, Tier]:
-    """The model and the caller's clearance for it, or the same 404 for unknown and hidden."""
+    """The model and the caller's clearance for it, or the same 404 for unknown and hidden,
+    after the same queries."""
     model = repo.model_by_id(session, namespace, name)
-    if model is None:
-        raise model_not_found(namespace, name)
-    clearance = clearance_for(session, principal, model.id, now=now)
-    if clearance == Tier.OPEN and model.id not in announced_models(session, [model], now=now):
+    clearance = clearance_for(session, principal, _id_of(model), now=now)
+    if clearance == Tier.OPEN:
+        announced = _announced_of(session, _id_of(model), now=now).releases
+        if model is None or not announced:
+            raise model_not_found(namespace, name)
+    if model is None:  # only staff get here: their clearance is the same for any id
         raise model_not_found(namespace, name)
     return model, clearance
+
+
+def _id_of(model: Model | None) -> int:
+    return NO_MODEL if model is None else model.id
 
 
 def visible_release(
@@ -175,7 +189,7 @@ def visible_release(
         if staff:
             rel = repo.latest_published(session, model.id)
         else:
-            rel = _named(_announced_of(session, model, now=now).releases, version)
+            rel = _named(_announced_of(session, model.id, now=now).releases, version)
         if rel is None:
             raise release_not_found(model, version)
         return rel
@@ -203,7 +217,7 @@ def visible_release_views(
     if version == "main" and not principal.is_admin:
         # Deciding which release is the latest announced read every published release's
         # components and stages already: the views are made from those.
-        announced = _announced_of(session, model, now=now)
+        announced = _announced_of(session, model.id, now=now)
         latest = _named(announced.releases, version)
         if latest is None:
             raise release_not_found(model, version)
@@ -239,16 +253,17 @@ def visible_model_release(
     takes reading every published release's components and stages; those same rows say
     which release ``version`` names and how its components look, so they are read once."""
     model = repo.model_by_id(session, namespace, name)
-    if model is None:
-        raise model_not_found(namespace, name)
-    clearance = clearance_for(session, principal, model.id, now=now)
+    clearance = clearance_for(session, principal, _id_of(model), now=now)
     if clearance != Tier.OPEN:
+        if model is None:  # staff: their clearance is the same for any id
+            raise model_not_found(namespace, name)
         rel, views = visible_release_views(
             session, principal, model, version, clearance=clearance, now=now
         )
         return model, clearance, rel, views
-    announced = _announced_of(session, model, now=now)
-    if not announced.releases:
+    # The same reads whether the model is missing or not announced (an id no row has).
+    announced = _announced_of(session, _id_of(model), now=now)
+    if model is None or not announced.releases:
         raise model_not_found(namespace, name)
     found = _named(announced.releases, version)
     if found is None:
@@ -273,9 +288,11 @@ class _Announced:
         return view_components(session, own, clearance=clearance, now=now, stages=self.stages)
 
 
-def _announced_of(session: Session, model: Model, *, now: datetime) -> _Announced:
-    published = _published_releases(session, [model.id])
-    comps, stages = _schedules(session, published)
+def _announced_of(session: Session, model_id: int, *, now: datetime) -> _Announced:
+    """Three queries, whatever the model (or its absence: ``NO_MODEL``) holds."""
+    published = _published_releases(session, [model_id])
+    comps = repo.published_components(session, model_id)
+    stages = repo.published_stages(session, model_id, [c.id for c in comps])
     shown = _announced(comps, stages, now=now)
     return _Announced([r for r in published if r.id in shown], comps, stages)
 
@@ -305,8 +322,8 @@ def _by_version(session: Session, model: Model, version: str) -> Release | None:
     return rel
 
 
-def release_not_found(model: Model, version: str) -> NotFound:
-    return NotFound(f"release {version} of {model.repo_id} not found", code="release_not_found")
+def release_not_found(model: Model, version: str) -> AppError:
+    return refusal(Reason.RELEASE_NOT_FOUND, f"release {version} of {model.repo_id} not found")
 
 
 def latest_visible_releases(

@@ -81,6 +81,7 @@ def serve(
     """Run the HTTP server (uvicorn)."""
     import uvicorn
 
+    from app.http_server import BoundedHttpToolsProtocol
     from app.migrate import upgrade
     from app.settings import get_settings
 
@@ -101,6 +102,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        http=BoundedHttpToolsProtocol,  # httptools, with request heads bounded
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
         timeout_graceful_shutdown=graceful_timeout or None,
@@ -120,7 +122,7 @@ def _admin_session() -> Iterator[Session]:
     from app.settings import get_settings
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     upgrade("head")
     engine = make_engine(settings.effective_database_url)
     try:

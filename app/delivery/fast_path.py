@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,6 +30,7 @@ from app.errors import AppError, MethodNotAllowed
 # Starlette's convertors: ``{x}`` is ``[^/]+``, ``{path:path}`` is ``.*``, anchored.
 _FILES = re.compile(r"^/v1/files/([^/]+)/([^/]+)/([^/]+)/(.*)$")
 _METHODS = frozenset({"GET", "HEAD"})
+_ALLOW = "GET, HEAD, OPTIONS"
 
 
 class DownloadFastPath:
@@ -46,12 +48,16 @@ class DownloadFastPath:
             return
         request = Request(scope, receive)
         response: Any
+        if scope["method"] == "OPTIONS":
+            response = Response(status_code=204, headers={"Allow": _ALLOW})
+            await response(scope, receive, send)
+            return
         if scope["method"] not in _METHODS:
             # FastAPI would answer from one of the two single-method routes and list only
             # its method in Allow; a download URL allows both.
             refused = MethodNotAllowed(
                 f"{scope['method']} is not allowed on a download URL: use GET or HEAD",
-                headers={"Allow": "GET, HEAD"},
+                headers={"Allow": _ALLOW},
             )
             response = await self._refusal(request, refused)
             await response(scope, receive, send)

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -40,7 +43,12 @@ class GroupCommit(Generic[Item, Result]):
     (and :data:`MAX_GATHER_SECONDS`); under light load batches of one start at once.
 
     ``run`` returns one result per item, in order; a result that is an exception is raised
-    to that item's caller alone. If ``run`` itself raises, every item of the batch gets it.
+    to that item's caller alone (a *per-item* failure: ``run`` decided that item could not be
+    served, and the others were). If ``run`` itself raises (a *per-batch* failure: the shared
+    work failed, for a cause that may lie in any one item or in none), the batch is split:
+    each of its items is run again alone, so a request that makes a batch fail fails alone
+    and its neighbours are served as if it had never come. An item whose lone run raises
+    gets that exception.
     """
 
     def __init__(
@@ -97,14 +105,12 @@ class GroupCommit(Generic[Item, Result]):
                 items = [item for item, _ in batch]
                 started = loop.time()
                 try:
-                    results = await asyncio.to_thread(self._run, items)
-                except BaseException as exc:  # handed to every waiter of the batch
+                    results = await asyncio.to_thread(self._run_isolated, items)
+                except BaseException as exc:  # cancelled, or the interpreter stopping
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
+                    raise
                 finally:
                     self._expect, self._last_seconds = len(batch), loop.time() - started
                 for (_, future), result in zip(batch, results, strict=True):
@@ -116,3 +122,25 @@ class GroupCommit(Generic[Item, Result]):
                         future.set_result(result)
         finally:
             self._draining = False
+
+    def _run_isolated(self, items: Sequence[Item]) -> Sequence[Result | BaseException]:
+        """``run(items)``; if it raises, each item run alone (in the same worker thread)."""
+        try:
+            results = self._run(items)
+            if len(results) != len(items):
+                raise RuntimeError(f"{len(results)} results for {len(items)} items")
+        except Exception as exc:
+            if len(items) == 1:
+                return [exc]
+            log.warning(
+                "group_commit.batch_split",
+                extra={"items": len(items), "error": type(exc).__name__},
+            )
+            return [self._alone(item) for item in items]
+        return results
+
+    def _alone(self, item: Item) -> Result | BaseException:
+        try:
+            return self._run([item])[0]
+        except Exception as exc:
+            return exc

@@ -11,7 +11,8 @@ Here each phase is one statement, whose answer is one JSON document:
    holders' grants and partner agreements; files already started;
 2. :func:`lock`: the quota counters charged (``INSERT … ON CONFLICT … RETURNING``, in key
    order), then the audit chain's head (``FOR UPDATE``): the two locks a batch writes under;
-3. :func:`write`: refused charges taken back, obsolete windows dropped, use counts, starts,
+3. :func:`write`: refused charges taken back, obsolete windows dropped, use counts, files
+   started or resumed,
    the audit rows and the new head, as data-modifying ``WITH`` queries.
 
 Then the session commits. Rows travel as JSON documents (``json_to_recordset``) rather than
@@ -119,7 +120,7 @@ SELECT json_build_array(
      FROM partner_agreements a JOIN partners p ON p.id = a.partner_id
      WHERE a.partner_id IN (SELECT json_array_elements_text(%(partners)s::json)::bigint)
        AND a.model_id IN (SELECT model_id FROM t)),
-    (SELECT json_agg(json_build_array(jti, path))
+    (SELECT json_agg(json_build_array(jti, path, uses, resumed))
      FROM token_file_starts
      WHERE jti IN (SELECT jti FROM t)
        AND path IN (SELECT json_array_elements_text(%(paths)s::json))),
@@ -140,7 +141,8 @@ class Read:
     files: dict[tuple[int, str], repo.FileFacts]
     stages: dict[int, list[tuple[str, datetime]]]
     held: Holdings
-    started: set[tuple[str, str]]  # (jti, path) started before, whatever the token's limit
+    # (jti, path) started before, whatever the token's limit: (uses on it, bytes resumed)
+    started: dict[tuple[str, str], tuple[int, int]]
     open_files: dict[int, repo.OpenFileFacts]  # by position in ``addresses``; absent: none
 
 
@@ -220,7 +222,7 @@ def read(
         grants=((u, m) for u, m in grants or ()),
         agreements=((p, m, _time(ends), disabled) for p, m, ends, disabled in agreements or ()),
     )
-    started = {(j, p) for j, p in starts or () if (j, p) in pairs}
+    started = {(j, p): (int(u), int(r)) for j, p, u, r in starts or () if (j, p) in pairs}
     open_files = {
         ord_: repo.OpenFileFacts(mid, rid, status, rev, sha, size, cid, name, _time(held), tier)
         for ord_, mid, rid, status, rev, sha, size, cid, name, held, tier in opened or ()
@@ -283,10 +285,11 @@ WITH refunded AS (
     FROM json_to_recordset(%(uses)s::json) AS r(jti text, uses integer, at timestamptz)
     WHERE issued_tokens.jti = r.jti
 ), started AS (
-    INSERT INTO token_file_starts (jti, path, started_at)
-    SELECT jti, path, at
-    FROM json_to_recordset(%(starts)s::json) AS r(jti text, path text, at timestamptz)
-    ON CONFLICT (jti, path) DO NOTHING
+    INSERT INTO token_file_starts (jti, path, started_at, uses, resumed)
+    SELECT jti, path, at, uses, resumed
+    FROM json_to_recordset(%(files)s::json)
+        AS r(jti text, path text, at timestamptz, uses integer, resumed bigint)
+    ON CONFLICT (jti, path) DO UPDATE SET uses = excluded.uses, resumed = excluded.resumed
 ), appended AS (
     {insert_events_sql("%(events)s")}
 )
@@ -300,7 +303,7 @@ def write(
     refunds: Mapping[repo.Counter, int],
     opened: Sequence[repo.Counter],
     counts: Sequence[tuple[str, int, datetime]],
-    starts: Sequence[tuple[str, str, datetime]],
+    files: Sequence[repo.FileUse],
     events: Sequence[dict[str, Any]],
 ) -> None:
     """Everything the batch writes, in one statement (the session then commits). ``events``
@@ -312,8 +315,17 @@ def write(
             "refunds": _counters(refunds),
             "opened": json.dumps([{"key": k, "window_start": w.isoformat()} for k, w in opened]),
             "uses": json.dumps([{"jti": j, "uses": u, "at": t.isoformat()} for j, u, t in counts]),
-            "starts": json.dumps(
-                [{"jti": j, "path": p, "at": t.isoformat()} for j, p, t in starts]
+            "files": json.dumps(
+                [
+                    {
+                        "jti": f.jti,
+                        "path": f.path,
+                        "at": f.at.isoformat(),
+                        "uses": f.uses,
+                        "resumed": f.resumed,
+                    }
+                    for f in files
+                ]
             ),
             "events": rows_json(events),
             "last_id": events[-1]["id"],

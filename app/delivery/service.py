@@ -16,8 +16,13 @@ as if it had run alone, in arrival order. Re-checked at every redemption:
 4. the holder: not disabled, and the access rule *now* (clearance now, schedule now, never
    more than the token's tier), so a token never outlives the permission that issued it;
 5. ``max_uses`` (:mod:`app.tokens.uses`): a Range request for a path this token already
-   started is a continuation and takes no use;
+   started is a resume, and takes no use while the file's resumes stay within its size per
+   use taken on it;
 6. the bytes-per-day quota (:class:`app.tokens.quotas.Ledger`).
+
+Both count what an answer hands out: the bytes of the range it streams, or, for a redirect
+to a presigned URL (which can fetch the whole object, however often, until it expires), the
+whole file. A HEAD or a 304 hands out nothing.
 
 Anonymous requests (no token) get files of components that are ``open`` now, under a
 per-address quota. Every outcome, success or refusal, is an audit event, tokens refused
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -45,7 +50,9 @@ from app.audit import NewEvent
 from app.context import RequestContext
 from app.delivery import pg_batch
 from app.delivery.streaming import RangePlan, plan_range
-from app.errors import AppError, NotFound, ServiceUnavailable, TokenInvalid, Unauthorized
+from app.disclosure import Reason, file_disclosure
+from app.disclosure import refusal as answer
+from app.errors import AppError, ServiceUnavailable, TokenInvalid
 from app.schedule.evaluate import ScheduleState, effective_tier
 from app.settings import Settings
 from app.tokens import events, quotas
@@ -53,7 +60,7 @@ from app.tokens import repository as repo
 from app.tokens.claims import DownloadClaims, FileRequest, parse_subject
 from app.tokens.codec import SignedButRefused
 from app.tokens.entitlement import refusal, usable_clearance
-from app.tokens.uses import Use, Uses, limited
+from app.tokens.uses import FileKey, Progress, Use, Uses, limited
 from app.tokens.uses import started as started_files
 
 Mode = Literal["redirect", "proxy"]
@@ -131,10 +138,16 @@ class Checked:
 Request = Redemption | RefusedToken | Checked
 
 
-def _not_found(address: FileAddress) -> NotFound:
-    return NotFound(
-        f"no file {address.path!r} in {address.model} {address.version}", code="file_not_found"
-    )
+def _not_found(address: FileAddress, *, anonymous: bool = False) -> AppError:
+    """A file the caller may not know about: missing, or closed to them (app/disclosure.py
+    answers both alike)."""
+    detail = f"no file {address.path!r} in {address.model} {address.version}"
+    if anonymous:
+        detail += (
+            " that anyone may download: files not open to everyone need a download token "
+            "(POST /v1/tokens), sent as ?token= or a Bearer header"
+        )
+    return answer(Reason.FILE_NOT_FOUND, detail)
 
 
 def _sends_bytes(method: str, plan: RangePlan) -> bool:
@@ -150,6 +163,7 @@ class _Pending:
     data: dict[str, object]
     jti: str | None = None  # a use to take (token downloads sending bytes)
     charge: quotas.Charge | None = None
+    handed_out: int = 0  # bytes the answer hands out (the whole file for a redirect)
 
 
 @dataclass(frozen=True)
@@ -161,7 +175,7 @@ class _Facts:
     open_files: Mapping[int, repo.OpenFileFacts | None]  # by index of anonymous request
     stages: Mapping[int, list[tuple[str, datetime]]]
     held: Holdings
-    started: set[tuple[str, str]]  # (jti, path) started before, where max_uses counts
+    started: Mapping[FileKey, Progress]  # files started before, where max_uses counts
     _states: dict[int, ScheduleState] = field(default_factory=dict, compare=False, repr=False)
 
     def state(
@@ -179,31 +193,38 @@ class _Facts:
 def redeem(
     sessions: sessionmaker[Session], requests: Sequence[Request], *, settings: Settings
 ) -> list[Authorized | AppError]:
-    """:func:`redeem_batch` in a session of its own. If a batch fails in the database (a
-    deadlock with another replica's batch, a row one request trips over), each request is
-    retried alone, so one request's failure never becomes its neighbours'."""
-    if len(requests) > 1:
-        try:
-            with sessions() as session:
-                return redeem_batch(session, requests, settings)
-        except DBAPIError as exc:
-            log.warning("delivery.batch_retried", extra={"error": type(exc.orig).__name__})
-    return [_alone(sessions, r, settings) for r in requests]
+    """:func:`redeem_batch` in a session of its own.
 
-
-def _alone(
-    sessions: sessionmaker[Session], request: Request, settings: Settings
-) -> Authorized | AppError:
+    What can fail is split in two: a failure in deciding one request is that request's alone
+    (:func:`_decide` turns it into its own error, recorded like any refusal, and the batch
+    goes on); a failure of the batch's shared work (a read, the locks, the writes, the
+    commit: a deadlock with another replica's batch, a row one request trips over) raises, and
+    :class:`app.delivery.group_commit.GroupCommit` runs each request again alone, so one
+    request's failure never becomes its neighbours'. A request that fails alone is answered
+    503 (the database) or 500 (a bug), and logged."""
     try:
         with sessions() as session:
-            return redeem_batch(session, [request], settings)[0]
-    except DBAPIError:
-        log.exception("delivery.database_error")
+            return redeem_batch(session, requests, settings)
+    except Exception as exc:
+        if len(requests) > 1:
+            raise
+        return [_failure(exc)]
+
+
+def _failure(exc: Exception) -> AppError:
+    if isinstance(exc, DBAPIError):
+        log.warning("delivery.database_error", extra={"error": type(exc.orig).__name__})
         return ServiceUnavailable(
             "the download could not be recorded; try again",
             code="database_error",
             headers={"Retry-After": "1"},
         )
+    log.error("delivery.failed", exc_info=exc)
+    return _internal_error()
+
+
+def _internal_error() -> AppError:
+    return AppError("the download could not be decided; try again later", code="internal_error")
 
 
 def redeem_batch(
@@ -244,7 +265,7 @@ def redeem_batch(
             refunds=ledger.refunds(),
             opened=ledger.opened(),
             counts=uses.counts(),
-            starts=uses.starts(),
+            files=uses.files(),
             events=audit.chain(head, new_events),
         )
     else:
@@ -284,7 +305,11 @@ def _read(session: Session, requests: Sequence[Request], *, pg: bool, async_comm
         )
         by_address = {a: found.open_files.get(k) for k, a in enumerate(addresses)}
         open_files = {i: by_address[a] for i, a in anonymous.items()}
-        started = found.started & limited(found.tokens, wanted)
+        started = {
+            key: Progress(*progress)
+            for key, progress in found.started.items()
+            if key in limited(found.tokens, wanted)
+        }
         return _Facts(found.tokens, found.files, open_files, found.stages, found.held, started)
     by_address = {a: _open_file(session, a) for a in addresses}
     open_files = {i: by_address[a] for i, a in anonymous.items()}
@@ -311,13 +336,37 @@ def _open_file(session: Session, address: FileAddress) -> repo.OpenFileFacts | N
     )
 
 
-def _plan(item: Redemption, sha256: str, size: int, data: dict[str, object]) -> RangePlan:
+def _allowed(
+    item: Redemption,
+    settings: Settings,
+    *,
+    sha256: str,
+    size: int,
+    expires: int | None,
+    subject: str | None,
+    jti: str | None,
+) -> _Pending:
+    """A download that passed every check: what it sends, what it hands out, what it takes.
+
+    A redirect hands out a presigned URL for the whole object, whatever range was asked
+    (S3 serves any range of it, as often as asked, until the URL expires): it is charged
+    and counted as the whole file. A streamed answer hands out the range it sends."""
     plan = plan_range(item.headers, size=size, sha256=sha256)
-    data["status"] = plan.status
-    data["bytes"] = plan.length if _sends_bytes(item.method, plan) else 0
-    if plan.status == 206:
+    data = _base_data(item)
+    sends = _sends_bytes(item.method, plan)
+    redirect = sends and item.mode == "redirect"
+    handed_out = size if redirect else plan.length if sends else 0
+    data["status"] = 302 if redirect else plan.status
+    data["bytes"] = handed_out
+    if plan.status == 206 and not redirect:
         data["range"] = [plan.start, plan.end]
-    return plan
+    pending = _Pending(item, Authorized(sha256, size, plan, expires), data, handed_out=handed_out)
+    if sends:
+        pending.jti = jti
+        pending.charge = download_charge(
+            settings, subject, client_addr=item.ctx.client_addr, size=handed_out, now=item.now
+        )
+    return pending
 
 
 def download_charge(
@@ -355,12 +404,16 @@ def _decide(index: int, item: Request, facts: _Facts, settings: Settings) -> _Pe
         return _with_token(item, item.claims, facts, settings)
     except AppError as err:
         return err
+    except Exception:
+        # This request's own failure (a bug its input reached): its error, on record like
+        # any refusal; the rest of the batch is decided as if it had not come.
+        log.exception("delivery.decide_failed", extra={"path": item.address.path[:200]})
+        return _internal_error()
 
 
 def _anonymous(
     item: Redemption, f: repo.OpenFileFacts | None, facts: _Facts, settings: Settings
 ) -> _Pending:
-    address = item.address
     if (
         f is None
         or f.release_status != "published"
@@ -368,24 +421,16 @@ def _anonymous(
         or f.file_size is None
         or f.component_id is None
     ):
-        raise _not_found(address)
+        raise _not_found(item.address, anonymous=True)
     tier = effective_tier(facts.state(f.component_id, f.held_at, f.restricted_tier), item.now)
-    if tier == Tier.INTERNAL:
-        raise _not_found(address)  # staff-only components are not there for anyone else
-    if tier != Tier.OPEN:
-        raise Unauthorized(
-            f"this file is open to the {tier.value} tier: get a download token "
-            "(POST /v1/tokens) and send it as ?token= or a Bearer header",
-            code="token_required",
-        )
-    data = _base_data(item)
-    plan = _plan(item, f.file_sha256, f.file_size, data)
-    pending = _Pending(item, Authorized(f.file_sha256, f.file_size, plan, None), data)
-    if _sends_bytes(item.method, plan):
-        pending.charge = download_charge(
-            settings, None, client_addr=item.ctx.client_addr, size=plan.length, now=item.now
-        )
-    return pending
+    seen = file_disclosure(downloadable=tier == Tier.OPEN, component_visible=tier != Tier.INTERNAL)
+    if seen != "download":
+        # Without a token, a file not open to everyone is not there (a 401 for it and a
+        # 404 for a missing one let anyone count and name a release's closed files).
+        raise _not_found(item.address, anonymous=True)
+    return _allowed(
+        item, settings, sha256=f.file_sha256, size=f.file_size, expires=None, subject=None, jti=None
+    )
 
 
 def _with_token(
@@ -401,48 +446,56 @@ def _with_token(
         raise TokenInvalid("token is not one this server issued", code="token_unknown")
     if t.revoked_at is not None:
         raise TokenInvalid("token has been revoked", code="token_revoked")
-    f = None if t.release_id is None else facts.files.get((t.release_id, address.path))
-    if f is None:
-        raise _not_found(address)
-    late = claims.verify(
-        now,
-        FileRequest(
-            model=address.model,
-            version=address.version,
-            path=address.path,
-            revision=t.revision,
-            component=f.component_name,
-        ),
-    )
-    if late is not None:
-        raise late.error()
+    pinned = FileRequest(address.model, address.version, address.path, revision=t.revision)
+    wrong_release = claims.verify(now, pinned)  # about the release: says nothing of files
+    if wrong_release is not None:
+        raise wrong_release.error()
     kind, ident = claims.subject
     if (kind == "user" and (t.user_role is None or t.user_disabled_at is not None)) or (
         kind == "partner" and (t.partner_name is None or t.partner_disabled_at is not None)
     ):
         raise TokenInvalid("the token's holder is disabled", code="token_principal_disabled")
+    f = None if t.release_id is None else facts.files.get((t.release_id, address.path))
+    if f is None:
+        raise _not_found(address)
     holder = Principal(kind=kind, id=ident, role=t.user_role)
     clearance = usable_clearance(claims.tier, facts.held.clearance(holder, t.model_id, now))
     state = facts.state(f.component_id, f.held_at, f.restricted_tier)
     denied = refusal(state, clearance=clearance, principal_kind=kind, now=now, what="this file")
+    outside = claims.verify(now, replace(pinned, component=f.component_name))
+    seen = file_disclosure(
+        downloadable=denied is None,
+        component_visible=clearance == Tier.INTERNAL or effective_tier(state, now) != Tier.INTERNAL,
+        covered_by_token=outside is None,
+    )
+    if seen == "not_found":
+        raise _not_found(address)  # e.g. an internal file, probed with any token of the release
+    if outside is not None:
+        raise outside.error()  # a file the holder may download, with another token
     if denied is not None:
-        raise denied
-    data = _base_data(item)
-    plan = _plan(item, f.sha256, f.size, data)
-    pending = _Pending(item, Authorized(f.sha256, f.size, plan, claims.exp), data)
-    if _sends_bytes(item.method, plan):
-        pending.jti = claims.jti
-        pending.charge = download_charge(
-            settings, claims.sub, client_addr=item.ctx.client_addr, size=plan.length, now=now
-        )
-    return pending
+        raise denied  # closed since the token was issued: why, and until when
+    return _allowed(
+        item,
+        settings,
+        sha256=f.sha256,
+        size=f.size,
+        expires=claims.exp,
+        subject=claims.sub,
+        jti=claims.jti,
+    )
 
 
 def _count(p: _Pending, uses: Uses, ledger: quotas.Ledger) -> Authorized | AppError:
     """Take the use and charge the quota, both or neither, after the requests before it."""
     use: Use | None = None
     if p.jti is not None:
-        checked = uses.check(p.jti, p.item.address.path, ranged=p.allowed.plan.status == 206)
+        checked = uses.check(
+            p.jti,
+            p.item.address.path,
+            ranged=p.allowed.plan.status == 206,
+            length=p.handed_out,
+            size=p.allowed.size,
+        )
         if isinstance(checked, AppError):
             return checked
         use = checked
@@ -452,7 +505,7 @@ def _count(p: _Pending, uses: Uses, ledger: quotas.Ledger) -> Authorized | AppEr
             return over
         ledger.accept(p.charge)
     if p.jti is not None and use is not None:
-        uses.take(p.jti, p.item.address.path, use, p.item.now)
+        uses.take(p.jti, p.item.address.path, use, p.item.now, length=p.handed_out)
         if use.continuation:
             p.data["continuation"] = True
         else:

@@ -17,7 +17,21 @@ from app.storage import ObjectStore
 from app.storage.disposition import content_disposition
 
 CHUNK = 1024 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# One range, ``first-last``, ``first-`` or ``-suffix``. Numbers are bounded before they are
+# converted: ``int()`` of a 5,000-digit string raises (Python's int/str conversion limit), and
+# that one request's exception used to fail every download of its batch.
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$", re.ASCII)
+# Longer Range headers are not one range we could serve: ignored, as RFC 9110 §14.2 allows.
+MAX_RANGE_HEADER = 200
+# Positions with more significant digits than this are beyond any object (2**63 has 19).
+_MAX_DIGITS = 19
+_BEYOND = 2**63
+
+
+def _position(digits: str) -> int:
+    """A byte position of the Range header, bounded: anything past 2**63 is 2**63."""
+    digits = digits.lstrip("0") or "0"
+    return _BEYOND if len(digits) > _MAX_DIGITS else min(int(digits), _BEYOND)
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,8 @@ def plan_range(headers: Mapping[str, str], *, size: int, sha256: str) -> RangePl
     if_range = headers.get("if-range")
     if if_range is not None and if_range.strip() != etag:
         return full  # the client's partial copy is of other content: send it all
+    if len(rng) > MAX_RANGE_HEADER:
+        return full
     m = _RANGE.match(rng.strip().replace(" ", ""))
     if m is None:
         # Several ranges or another unit: ignoring Range is allowed (RFC 9110 §14.2).
@@ -63,15 +79,15 @@ def plan_range(headers: Mapping[str, str], *, size: int, sha256: str) -> RangePl
     if first == "" and last == "":
         return full
     if first == "":
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0:
             return RangePlan(416)
         start, end = max(0, size - suffix), size - 1
     else:
-        start = int(first)
-        end = size - 1 if last == "" else min(int(last), size - 1)
+        start = _position(first)
+        end = size - 1 if last == "" else min(_position(last), size - 1)
         if start > end and last != "":
-            return full if int(last) < start else RangePlan(416)
+            return full if _position(last) < start else RangePlan(416)
     if start >= size:
         return RangePlan(416)
     return RangePlan(206, start, end)

@@ -8,8 +8,12 @@ client needs travels in headers. The bodies stay our problem+json with a stable 
     X-Error-Code       client exception           when
     RepoNotFound       RepositoryNotFoundError    unknown model, or one the caller may not know
     RevisionNotFound   RevisionNotFoundError      no published release by that name or id
-    EntryNotFound      RemoteEntryNotFoundError   no such file (or one the caller may not know)
-    GatedRepo          GatedRepoError             the file exists but is not open to the caller
+    EntryNotFound      RemoteEntryNotFoundError   no such file, in a release with nothing
+                                                  closed to the caller
+    GatedRepo          GatedRepoError             any file the caller may not download now
+                                                  (missing or not) of a release with something
+                                                  closed to them: gated as a whole, like a
+                                                  gated repository on the Hub
 
 A 401 carries ``X-Error-Message: Invalid credentials in Authorization header``: that exact text
 keeps the client from reporting a bad key as a missing repository.
@@ -20,44 +24,35 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.access.tiers import Tier
-from app.errors import AppError, EmbargoActive, Forbidden, GrantRequired, NotFound, Unauthorized
+from app.disclosure import Reason, header_safe, refusal
+from app.errors import AppError, Unauthorized
+
+__all__ = [
+    "INVALID_CREDENTIALS",
+    "entry_not_found",
+    "gated",
+    "header_safe",
+    "repo_not_found",
+    "revision_not_found",
+    "with_invalid_credentials",
+]
 
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 
 
-def header_safe(text: str) -> str:
-    """HTTP header values are latin-1 at best; keep messages plain ASCII on one line."""
-    return " ".join(text.encode("ascii", "replace").decode("ascii").split())[:500]
-
-
-def hf_headers(
-    code: str, message: str, *, commit: str | None = None, extra: dict[str, str] | None = None
-) -> dict[str, str]:
-    headers = {"X-Error-Code": code, "X-Error-Message": header_safe(message), **(extra or {})}
-    if commit is not None:
-        # The client caches "this file does not exist at that commit" under X-Repo-Commit.
-        headers["X-Repo-Commit"] = commit
-    return headers
-
-
-def repo_not_found(repo_id: str) -> NotFound:
+def repo_not_found(repo_id: str) -> AppError:
     # Same words whether the model does not exist or the caller may not know it exists.
-    detail = f"model {repo_id} not found"
-    return NotFound(detail, code="model_not_found", headers=hf_headers("RepoNotFound", detail))
+    return refusal(Reason.MODEL_NOT_FOUND, f"model {repo_id} not found", hub=True)
 
 
-def revision_not_found(repo_id: str, revision: str) -> NotFound:
+def revision_not_found(repo_id: str, revision: str) -> AppError:
     detail = f"no published release {revision!r} of {repo_id}"
-    return NotFound(
-        detail, code="release_not_found", headers=hf_headers("RevisionNotFound", detail)
-    )
+    return refusal(Reason.RELEASE_NOT_FOUND, detail, hub=True)
 
 
-def entry_not_found(repo_id: str, version: str, path: str, *, commit: str) -> NotFound:
+def entry_not_found(repo_id: str, version: str, path: str, *, commit: str) -> AppError:
     detail = f"no file {path!r} in {repo_id}@{version}"
-    return NotFound(
-        detail, code="file_not_found", headers=hf_headers("EntryNotFound", detail, commit=commit)
-    )
+    return refusal(Reason.FILE_NOT_FOUND, detail, hub=True, commit=commit)
 
 
 def gated(
@@ -68,30 +63,25 @@ def gated(
     tier: Tier,
     opens_to_caller_at: datetime | None,
 ) -> AppError:
-    """Why ``what`` (a file or a release) is closed to the caller, as a GatedRepo error.
+    """Why ``what`` (a release, or a component) is closed to the caller, as a GatedRepo error.
 
     - it would open to the caller with an access grant → ``access_grant_required``;
     - it opens to the caller's clearance on a known date → ``embargoed`` with ``until``;
-    - nothing scheduled opens it to the caller → ``forbidden``.
+    - nothing scheduled opens it to the caller → ``not_open_to_you``.
     """
     when = f"; it opens to you at {opens_to_caller_at.isoformat()}" if opens_to_caller_at else ""
+    opens = opens_to_caller_at.isoformat() if opens_to_caller_at else None
     if clearance == Tier.OPEN and tier == Tier.RESEARCH:
         detail = (
             f"{what} of {repo_id} needs an approved access request "
             f"(weightgate request-access {repo_id}){when}"
         )
-        return GrantRequired(
-            detail,
-            headers=hf_headers("GatedRepo", detail),
-            opens_to_you_at=opens_to_caller_at.isoformat() if opens_to_caller_at else None,
-        )
+        return refusal(Reason.GRANT_REQUIRED, detail, hub=True, opens_to_you_at=opens)
     if opens_to_caller_at is not None:
         detail = f"{what} of {repo_id} is under embargo{when}"
-        return EmbargoActive(
-            detail, until=opens_to_caller_at, headers=hf_headers("GatedRepo", detail)
-        )
+        return refusal(Reason.EMBARGOED, detail, hub=True, until=opens_to_caller_at)
     detail = f"{what} of {repo_id} is not open to your access tier ({clearance.value})"
-    return Forbidden(detail, code="not_open_to_you", headers=hf_headers("GatedRepo", detail))
+    return refusal(Reason.NOT_OPEN_TO_YOU, detail, hub=True)
 
 
 def with_invalid_credentials(err: Unauthorized) -> Unauthorized:

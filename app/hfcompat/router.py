@@ -27,7 +27,7 @@ from app.context import ClockDep, RequestContext, get_context
 from app.db import SessionDep
 from app.delivery.router import delivery_mode, presign_cache, redeemer
 from app.delivery.service import Authorized, Checked, FileAddress, download_charge
-from app.delivery.streaming import RangePlan, etag_for, file_response
+from app.delivery.streaming import RangePlan, etag_for, file_headers, file_response
 from app.errors import AppError, Unauthorized, problems
 from app.hfcompat import errors, schemas, service
 from app.hfcompat.service import HfRelease
@@ -319,6 +319,26 @@ class _Answer:
     allowed: Authorized
 
 
+def _metadata_only(target: HfRelease, row: ReleaseFile, hub: dict[str, str]) -> _Answer:
+    """A HEAD in redirect mode: the file's metadata and no URL. A presigned URL is a GET
+    credential for the whole object, and a HEAD is charged nothing; handing one out here let
+    anyone fetch files past their quota (even after a 429). The Hub's client reads the
+    metadata from this answer and then GETs the same URL, which redirects and is charged."""
+    headers = {
+        **hub,
+        **file_headers(sha256=row.sha256, size=row.size, filename=row.path),
+        "Content-Length": str(row.size),
+    }
+    response = Response(status_code=200, headers=headers, media_type="application/octet-stream")
+    return _Answer(
+        response,
+        False,
+        0,
+        {"method": "HEAD", "mode": "redirect", "status": 200},
+        Authorized(row.sha256, row.size, RangePlan(200, 0, row.size - 1), None),
+    )
+
+
 def _answer(
     request: Request, target: HfRelease, row: ReleaseFile, *, settings: Settings, now: datetime
 ) -> _Answer:
@@ -326,8 +346,11 @@ def _answer(
     store: ObjectStore = request.app.state.store
     hub = _hub_headers(target, row)
     method = request.method
+    redirecting = delivery_mode(settings, store) == "redirect"
+    if redirecting and method == "HEAD":
+        return _metadata_only(target, row, hub)
     url = None
-    if delivery_mode(settings, store) == "redirect":
+    if redirecting:
         url = presign_cache(request).url(
             store,
             sha256=row.sha256,
@@ -348,11 +371,10 @@ def _answer(
                 "Referrer-Policy": "no-referrer",
             },
         )
-        sends = method == "GET"
         return _Answer(
             redirect,
-            sends,
-            row.size if sends else 0,
+            True,
+            row.size,  # the URL can fetch the whole object, whatever range was asked
             {"method": method, "mode": "redirect", "status": 302},
             Authorized(row.sha256, row.size, RangePlan(200, 0, row.size - 1), None),
         )

@@ -20,6 +20,7 @@ from app.access.principals import Principal
 from app.access.tiers import Tier
 from app.catalogue import repository as repo
 from app.catalogue.visibility import ComponentView, visible_model_release
+from app.disclosure import file_disclosure
 from app.errors import AppError, NotFound
 from app.hfcompat import errors, schemas
 from app.hfcompat.tree import FileFacts, file_entry, list_tree, normalise_dir, under
@@ -44,9 +45,6 @@ class HfRelease:
 
     def downloadable(self, f: ReleaseFile) -> bool:
         return self.views[f.component_id].downloadable
-
-    def known(self, f: ReleaseFile) -> bool:
-        return self.views[f.component_id].visible
 
     def closed(self) -> list[ComponentView]:
         """Components the caller may know about but not download now, soonest opening first."""
@@ -157,52 +155,72 @@ def model_info(session: Session, target: HfRelease) -> schemas.ModelInfo:
 @dataclass(frozen=True)
 class TreeListing:
     entries: list[schemas.TreeEntry]
-    warning: str | None  # set when some files under the path are not open to the caller yet
+    warning: str | None  # set when some components are not open to the caller yet
+
+
+def closed_note(target: HfRelease) -> str:
+    """The release's components the caller may know about but not download now, and when
+    they open: what the Hub routes may say about closed content (app/disclosure.py). It
+    depends on the release alone, never on the path asked for."""
+    closed = target.closed()
+    if not closed:
+        return ""
+    parts = [
+        f"{v.component.name} (opens to you at {v.opens_to_caller_at.isoformat()})"
+        if v.opens_to_caller_at
+        else f"{v.component.name} (not scheduled to open to you)"
+        for v in closed
+    ]
+    return "; not open to you yet: " + ", ".join(parts)
+
+
+def _unknown_path(target: HfRelease, path: str) -> AppError:
+    """The answer for a path the caller may not download now, missing or not: decided by
+    the release alone (app/disclosure.py). A release with a component closed to the caller
+    is gated as a whole, as huggingface.co gates a repository: GatedRepo, saying how it
+    opens. Otherwise the path is not there."""
+    if target.closed():
+        return closed_error(target, f"release {target.release.version}")
+    return errors.entry_not_found(
+        target.model.repo_id, target.release.version, path, commit=target.revision
+    )
+
+
+def _disclosed(target: HfRelease, f: ReleaseFile) -> bool:
+    """Whether the caller may know ``f`` exists: only if they may download it now."""
+    view = target.views[f.component_id]
+    return file_disclosure(downloadable=view.downloadable, component_visible=view.visible) == (
+        "download"
+    )
 
 
 def tree(session: Session, target: HfRelease, *, path: str, recursive: bool) -> TreeListing:
+    """The files the caller may download now, as a tree. A directory holding none of them is
+    answered like a missing one (its paths are not the caller's to know), whatever closed
+    files it may hold."""
     directory = normalise_dir(path)
-    files = [f for f in repo.files(session, target.release.id) if target.known(f)]
+    files = [f for f in repo.files(session, target.release.id) if _disclosed(target, f)]
     inside = under(facts(files), directory)
     if directory and not inside:
-        raise errors.entry_not_found(
-            target.model.repo_id, target.release.version, directory, commit=target.revision
-        )
-    open_paths = {f.path for f in files if target.downloadable(f)}
-    allowed = [f for f in inside if f.path in open_paths]
-    if inside and not allowed:
+        raise _unknown_path(target, directory)
+    if not files and target.closed():
         # Listing nothing would let `snapshot_download` "succeed" with an empty folder.
         raise closed_error(target, f"release {target.release.version}")
-    entries = list_tree(allowed, revision=target.revision, directory=directory, recursive=recursive)
-    warning = None
-    if len(allowed) < len(inside):
-        first = target.closed()[0]
-        when = (
-            f" ({first.component.name} opens to you at {first.opens_to_caller_at.isoformat()})"
-            if first.opens_to_caller_at
-            else ""
-        )
-        warning = (
-            f"{len(inside) - len(allowed)} file(s) of {target.model.repo_id}@"
-            f"{target.release.version} are not open to you yet and were left out{when}"
-        )
+    entries = list_tree(inside, revision=target.revision, directory=directory, recursive=recursive)
+    note = closed_note(target)
+    warning = (
+        f"files of {target.model.repo_id}@{target.release.version} that are not open to you "
+        f"were left out{note}"
+        if note
+        else None
+    )
     return TreeListing(entries, warning)
 
 
 def resolve_file(session: Session, target: HfRelease, path: str) -> ReleaseFile:
-    """The file ``path`` if the caller may download it now."""
+    """The file ``path`` if the caller may download it now; any other path (missing, or
+    closed to the caller) is the same EntryNotFound."""
     row = repo.file_by_path(session, target.release.id, path)
-    if row is None or not target.known(row):
-        raise errors.entry_not_found(
-            target.model.repo_id, target.release.version, path, commit=target.revision
-        )
-    if not target.downloadable(row):
-        view = target.views[row.component_id]
-        raise errors.gated(
-            target.model.repo_id,
-            f"file {path}",
-            clearance=target.clearance,
-            tier=view.tier,
-            opens_to_caller_at=view.opens_to_caller_at,
-        )
+    if row is None or not _disclosed(target, row):
+        raise _unknown_path(target, path)
     return row

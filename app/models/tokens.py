@@ -35,7 +35,9 @@ class IssuedToken(Base):
 
 
 class TokenFileStart(Base):
-    """First redemption of a path with a token; a later Range request on it is not a new use."""
+    """A file a token with ``max_uses`` has started: a later Range request on it is a resume
+    and takes no use while the bytes resumes hand out (``resumed``) stay within the file's
+    size per use taken on it (``uses``)."""
 
     __tablename__ = "token_file_starts"
 
@@ -44,6 +46,8 @@ class TokenFileStart(Base):
     )
     path: Mapped[str] = mapped_column(String(1024), primary_key=True)
     started_at: Mapped[datetime]
+    uses: Mapped[int] = mapped_column(default=1, server_default="1")
+    resumed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class QuotaCounter(Base):

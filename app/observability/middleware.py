@@ -12,6 +12,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.http_guard import guard_response_start
 from app.observability.logging import REQUEST_ID
 from app.observability.metrics import BYTES_SERVED, http_series
 
@@ -56,6 +57,7 @@ class RequestObservability:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
+                guard_response_start(message)
                 MutableHeaders(scope=message)[HEADER] = request_id
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))

@@ -20,7 +20,10 @@ PROBE_TIMEOUT_SECONDS = 5
 def make_probe_engine(url: URL) -> Engine:
     if url.get_backend_name() == "sqlite":
         return create_engine(
-            url, poolclass=NullPool, connect_args={"timeout": PROBE_TIMEOUT_SECONDS}
+            url,
+            poolclass=NullPool,
+            connect_args={"timeout": PROBE_TIMEOUT_SECONDS},
+            hide_parameters=True,
         )
     return create_engine(
         url,
@@ -29,4 +32,5 @@ def make_probe_engine(url: URL) -> Engine:
         pool_timeout=PROBE_TIMEOUT_SECONDS,
         pool_pre_ping=True,
         connect_args={"connect_timeout": PROBE_TIMEOUT_SECONDS},
+        hide_parameters=True,
     )

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 from app.access.tiers import Tier
 from app.catalogue import repository as catalogue_repo
 from app.errors import Unprocessable
+from app.ids import MAX_ROW_ID
+from app.instants import to_instant
 from app.schedule import repository as repo
 from app.schedule.evaluate import effective_tier
 from app.schedule.schemas import EmbargoOut
@@ -31,10 +33,13 @@ def decode_position(cursor: str) -> tuple[datetime, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         micros, _, sid = base64.urlsafe_b64decode(padded.encode("ascii")).decode().partition(".")
-        at = _EPOCH + int(micros) * _MICRO
-        return at, int(sid)
+        at, stage_id = _EPOCH + int(micros) * _MICRO, int(sid)
+        to_instant(at)  # within the years a stage can have
     except (binascii.Error, ValueError, UnicodeError, OverflowError) as e:
         raise Unprocessable("cursor is not one this server issued", code="invalid_cursor") from e
+    if not 0 <= stage_id <= MAX_ROW_ID:
+        raise Unprocessable("cursor is not one this server issued", code="invalid_cursor")
+    return at, stage_id
 
 
 def list_embargoes(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from app.access.auth import AdminDep
 from app.catalogue import repository as catalogue_repo
@@ -15,6 +14,7 @@ from app.catalogue.visibility import model_not_found
 from app.context import ClockDep, ContextDep
 from app.db import SessionDep
 from app.errors import problems
+from app.instants import Instant
 from app.pagination import MAX_LIMIT, Page
 from app.schedule import embargoes, service
 from app.schedule import repository as repo
@@ -175,8 +175,8 @@ def list_embargoes(
     clock: ClockDep,
     when: Literal["upcoming", "past", "all"] = "upcoming",
     model: Annotated[str | None, Query(max_length=193, examples=["acme/atlas-7b"])] = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     cursor: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Page[EmbargoOut]:

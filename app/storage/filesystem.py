@@ -47,7 +47,7 @@ class FilesystemWriter:
             self.abort()
             raise HashMismatch(self._expected, digest)
         final = self._store.path_for(digest)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Same content, same name: replacing an existing object is harmless and atomic.
         os.replace(self._tmp, final)
         self._done = True
@@ -68,7 +68,10 @@ class FilesystemStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.staging = root / "staging"
-        self.staging.mkdir(parents=True, exist_ok=True)
+        # Only this user reads the objects (weights under embargo): directories 0700, and
+        # files 0600 as mkstemp makes them.
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.staging.mkdir(exist_ok=True, mode=0o700)
 
     def path_for(self, sha256: str) -> Path:
         if not SHA256_RE.fullmatch(sha256):

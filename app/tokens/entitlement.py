@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.access.tiers import Tier, may_download
-from app.errors import AppError, EmbargoActive, GrantRequired
+from app.disclosure import Reason
+from app.disclosure import refusal as answer
+from app.errors import AppError
 from app.schedule.evaluate import ScheduleState, effective_tier, opens_to
 
 
@@ -27,11 +29,12 @@ def refusal(
     if may_download(clearance, effective):
         return None
     if principal_kind == "user" and clearance == Tier.OPEN and effective == Tier.RESEARCH:
-        return GrantRequired(
-            f"{what} is open to approved researchers: request access to this model first"
+        return answer(
+            Reason.GRANT_REQUIRED,
+            f"{what} is open to approved researchers: request access to this model first",
         )
     until = opens_to(state, now, clearance)
     if until is None:
-        return EmbargoActive(f"{what} is embargoed, with no date set for you", until=None)
+        return answer(Reason.EMBARGOED, f"{what} is embargoed, with no date set for you")
     stamp = until.isoformat().replace("+00:00", "Z")
-    return EmbargoActive(f"{what} is embargoed until {stamp}", until=until)
+    return answer(Reason.EMBARGOED, f"{what} is embargoed until {stamp}", until=until)

@@ -222,23 +222,47 @@ def set_uses(session: Session, counts: Iterable[tuple[str, int, datetime]]) -> N
         _core(session, _SET_USES, params)
 
 
-_STARTS = select(TokenFileStart.jti, TokenFileStart.path).where(
+_STARTS = select(
+    TokenFileStart.jti, TokenFileStart.path, TokenFileStart.uses, TokenFileStart.resumed
+).where(
     TokenFileStart.jti.in_(bindparam("jtis", expanding=True)),
     TokenFileStart.path.in_(bindparam("paths", expanding=True)),
 )
 
 
-def started_files(session: Session, wanted: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which ``(jti, path)`` have been started already (read under the tokens' row locks)."""
+def started_files(
+    session: Session, wanted: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """Which ``(jti, path)`` have been started already, with the uses taken on each and the
+    bytes its resumes handed out (read under the tokens' row locks)."""
     pairs = set(wanted)
     if not pairs:
-        return set()
+        return {}
     params = {"jtis": sorted({j for j, _ in pairs}), "paths": sorted({p for _, p in pairs})}
-    return {(j, p) for j, p in _core(session, _STARTS, params) if (j, p) in pairs}
+    return {
+        (j, p): (int(u), int(r))
+        for j, p, u, r in _core(session, _STARTS, params)
+        if (j, p) in pairs
+    }
 
 
-def add_starts(session: Session, starts: Iterable[tuple[str, str, datetime]]) -> None:
-    params = [{"b_jti": j, "b_path": p, "b_now": t} for j, p, t in starts]
+@dataclass(frozen=True)
+class FileUse:
+    """A started file's counts as a batch leaves them (written whole: the token's row lock
+    serialises every batch that could change them)."""
+
+    jti: str
+    path: str
+    at: datetime  # when first started, for a new row
+    uses: int
+    resumed: int
+
+
+def set_file_uses(session: Session, files: Iterable[FileUse]) -> None:
+    params = [
+        {"b_jti": f.jti, "b_path": f.path, "b_now": f.at, "b_uses": f.uses, "b_resumed": f.resumed}
+        for f in files
+    ]
     if params:
         _core(session, _upserts(session.get_bind().dialect.name)[0], params)
 
@@ -289,11 +313,17 @@ def file_facts(
 def _upserts(dialect: str) -> tuple[Any, Any]:
     """(file start, counter charge) for one dialect, built once."""
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # Only ever inserted under the token's row lock, after reading that it was not there.
-    start = (
-        ins(TokenFileStart)
-        .values(jti=bindparam("b_jti"), path=bindparam("b_path"), started_at=bindparam("b_now"))
-        .on_conflict_do_nothing(index_elements=["jti", "path"])
+    # Only ever written under the token's row lock, from the values read under it.
+    values = ins(TokenFileStart).values(
+        jti=bindparam("b_jti"),
+        path=bindparam("b_path"),
+        started_at=bindparam("b_now"),
+        uses=bindparam("b_uses"),
+        resumed=bindparam("b_resumed"),
+    )
+    start = values.on_conflict_do_update(
+        index_elements=["jti", "path"],
+        set_={"uses": values.excluded.uses, "resumed": values.excluded.resumed},
     )
     # Parameters named after the columns: SQLAlchemy then sends many rows in one statement
     # ("insertmanyvalues") and hands back their RETURNING rows in parameter order.

@@ -13,9 +13,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.access.tiers import Tier
+from app.inputs import StrictInput
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(StrictInput):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=3, max_length=193, description="namespace/name")
@@ -74,7 +75,7 @@ class TokenInfo(BaseModel):
     status: Literal["active", "expired", "revoked", "used_up"]
 
 
-class RevokeIn(BaseModel):
+class RevokeIn(StrictInput):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     reason: str = Field(default="", max_length=200)

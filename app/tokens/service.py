@@ -20,12 +20,14 @@ from app.catalogue import repository as catalogue
 from app.catalogue.names import split_model_id
 from app.catalogue.visibility import ComponentView, visible_model, visible_release_views
 from app.context import RequestContext
+from app.disclosure import Reason, file_disclosure
+from app.disclosure import refusal as refusal_of
 from app.errors import AppError, Conflict, NotFound, Unauthorized, Unprocessable
 from app.models import IssuedToken, Model, Release, ReleaseFile
 from app.settings import Settings
 from app.tokens import codec, events, quotas
 from app.tokens import repository as repo
-from app.tokens.claims import DOWNLOAD_AUDIENCE, DownloadClaims, Scope
+from app.tokens.claims import DOWNLOAD_AUDIENCE, MAX_SCOPE_ITEMS, DownloadClaims, Scope
 from app.tokens.entitlement import refusal
 from app.tokens.keys import KeySet
 
@@ -106,14 +108,30 @@ def _select(
     components: Sequence[str] | None,
     paths: Sequence[str] | None,
 ) -> tuple[list[ComponentView], list[ReleaseFile]]:
-    """The components and files asked for; unknown and invisible ones are the same 404."""
+    """The components and files asked for; unknown and invisible ones are the same 404.
+    Components are named by what the caller may know (those not ``internal`` to them), and
+    files by what they may download now: a path closed to the caller answers like a missing
+    one (app/disclosure.py)."""
     visible = {v.component.name: v for v in views if v.visible}
     by_id = {v.component.id: v for v in views if v.visible}
     if paths is not None:
-        wanted = {f.path: f for f in files if f.component_id in by_id and f.path in set(paths)}
+        asked = set(paths)
+        wanted = {
+            f.path: f
+            for f in files
+            if f.path in asked
+            and f.component_id in by_id
+            and file_disclosure(
+                downloadable=by_id[f.component_id].downloadable, component_visible=True
+            )
+            == "download"
+        }
         missing = [p for p in paths if p not in wanted]
         if missing:
-            raise NotFound(f"no file {missing[0]!r} in this release", code="file_not_found")
+            raise refusal_of(
+                Reason.FILE_NOT_FOUND,
+                f"no file {missing[0]!r} in this release that you may download now",
+            )
         names = {by_id[f.component_id].component.name for f in wanted.values()}
         if components is not None and not names <= set(components):
             raise Unprocessable(
@@ -234,6 +252,14 @@ def _issue(
     chosen, files = _select(
         views, catalogue.files(session, rel.id), components=components, paths=paths
     )
+    if len(chosen) > MAX_SCOPE_ITEMS:
+        # Checked before anything is signed or counted: a token whose scope its own
+        # verification refuses (DownloadClaims.from_payload) could never be redeemed.
+        raise Unprocessable(
+            f"a token covers at most {MAX_SCOPE_ITEMS} components and this release has "
+            f"{len(chosen)} you may download: name the ones you need",
+            code="scope_too_large",
+        )
     for view in chosen:
         err = refusal(
             view.state,

@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import or_, select, update
@@ -27,7 +29,13 @@ from sqlalchemy.orm import Session
 from app.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.settings import Settings
 from app.webhooks.signing import encode_body, signed_headers
-from app.webhooks.targets import OwnEndpoint, TargetRefused, pin_target
+from app.webhooks.targets import (
+    IPAddress,
+    OwnEndpoint,
+    TargetRefused,
+    peer_refusal,
+    pin_target,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +186,25 @@ def record_attempt(
     return outcome
 
 
+def _peer_guard(expected: IPAddress, settings: Settings) -> Callable[..., Awaitable[None]]:
+    """An httpcore ``trace`` hook that checks the socket a delivery opened, once connected
+    and before the request is written: what was actually connected to must be the address
+    that was checked (:func:`app.webhooks.targets.peer_refusal`)."""
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+        why = peer_refusal(peer, expected, settings)
+        if why is not None:
+            if stream is not None:
+                await stream.aclose()
+            raise TargetRefused(why)
+
+    return trace
+
+
 async def send(
     client: httpx.AsyncClient,
     job: DeliveryJob,
@@ -205,7 +232,9 @@ async def send(
     )
     headers["Host"] = target.host_header
     headers["User-Agent"] = USER_AGENT
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    extensions: dict[str, Any] = {"trace": _peer_guard(address, settings)}
+    if target.scheme == "https":
+        extensions["sni_hostname"] = target.host
     request = client.build_request(
         "POST",
         target.pinned_url(address),
@@ -218,6 +247,8 @@ async def send(
         # Redirects are not followed (they could lead anywhere); the body is not read.
         response = await client.send(request, stream=True, follow_redirects=False)
         await response.aclose()
+    except TargetRefused as e:
+        return AttemptResult(None, f"refused: {e}", took())
     except httpx.HTTPError as e:
         # The message of transport errors names the failure, not the URL (which may hold
         # a receiver's own secret in its query string).

@@ -3,35 +3,19 @@ statements (set-based, not one round trip per request)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, func, insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.clock import FixedClock
 from app.models import AccessRequest, Grant, Model, User
 from tests.factories.access import audit_events, enqueued, subscribe
 from tests.factories.catalogue import check, publish_release
+from tests.fixtures.statements import count_statements
 
 N = 1000
-
-
-@contextmanager
-def count_statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def before(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
 
 
 def pending_requests(db: Session, clock: FixedClock, model: str, n: int) -> list[int]:

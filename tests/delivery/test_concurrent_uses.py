@@ -18,32 +18,24 @@ from sqlalchemy.orm import Session
 from app.audit.verify import verify_chain
 from app.models import AuditEvent, IssuedToken
 from tests.fixtures.databases import fresh_database
-from tests.fixtures.servers import at_once, create_user, live_server
+from tests.fixtures.servers import at_once, create_user, live_server, publish_over_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.own_database]
-
-
-def publish(url: str, headers: dict[str, str]) -> None:
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
-        c.post("/v1/models", json={"id": "acme/race", "license": "ok"}).raise_for_status()
-        c.post("/v1/models/acme/race/releases", json={"version": "v1"}).raise_for_status()
-        c.post(
-            "/v1/models/acme/race/releases/v1/components", json={"name": "weights", "schedule": []}
-        ).raise_for_status()
-        c.put(
-            "/v1/models/acme/race/releases/v1/files/w.bin",
-            params={"component": "weights"},
-            content=b"w" * 4096,
-        ).raise_for_status()
-        c.post("/v1/models/acme/race/releases/v1/publish").raise_for_status()
 
 
 def test_twenty_concurrent_redemptions_of_a_five_use_token(tmp_path: Path) -> None:
     with fresh_database(tmp_path, kind="postgresql", label="race") as db_url:
         env = {"WEIGHTGATE_DATABASE_URL": db_url, "WEIGHTGATE_SCHEDULER_ENABLED": "false"}
         with live_server(env, tmp=tmp_path, workers=2) as server:
-            admin = {"Authorization": f"Bearer {create_user(server, 'ops@example.org', 'admin')}"}
-            publish(server.url, admin)
+            admin_key = create_user(server, "ops@example.org", "admin")
+            admin = {"Authorization": f"Bearer {admin_key}"}
+            publish_over_http(
+                server.url,
+                admin_key,
+                "acme/race",
+                components={"weights": []},
+                files={"w.bin": ("weights", b"w" * 4096)},
+            )
             issued = httpx.post(
                 server.url + "/v1/tokens",
                 json={"model": "acme/race", "max_uses": 5},

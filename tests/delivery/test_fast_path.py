@@ -15,7 +15,7 @@ def test_other_methods_on_a_download_url_get_the_routers_405(world: World) -> No
     assert resp.status_code == 405
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert resp.json()["code"] == "method_not_allowed"
-    assert resp.headers["allow"] == "GET, HEAD"
+    assert resp.headers["allow"] == "GET, HEAD, OPTIONS"
 
 
 def test_a_release_url_without_a_file_names_the_missing_path(world: World) -> None:

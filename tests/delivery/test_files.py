@@ -161,11 +161,16 @@ def test_open_components_download_without_a_token(world: World, db: Session) -> 
         "testclient",
         len(world.files["tokenizer.json"]),
     )
-    closed = world.client.get(URL + "config.json")
-    assert (closed.status_code, closed.json()["code"]) == (401, "token_required")
-    for hidden in ("classifier.bin", "nope.bin"):
-        resp = world.client.get(URL + hidden)
+    # Without a token, a file not open to everyone answers exactly like a missing one
+    # (research, internal, nonexistent): its path is not anonymous callers' to know.
+    bodies = []
+    for path in ("config.json", "classifier.bin", "nope.bin"):
+        resp = world.client.get(URL + path)
         assert (resp.status_code, resp.json()["code"]) == (404, "file_not_found")
+        assert "need a download token (POST /v1/tokens)" in resp.json()["detail"]
+        bodies.append(resp.json()["detail"].replace(path, "<path>"))
+        assert "www-authenticate" not in resp.headers
+    assert len(set(bodies)) == 1
     assert world.client.get("/v1/files/acme/atlas-7b/v9/tokenizer.json").status_code == 404
     assert world.client.get("/v1/files/acme/nope/v1/tokenizer.json").status_code == 404
 
@@ -206,30 +211,57 @@ def test_max_uses_counts_files_not_range_continuations(world: World, db: Session
     config = URL + "config.json"
     assert world.client.get(config, params={"token": token}).status_code == 200  # use 1
     # A resumed download of the same file does not take another use.
-    for _ in range(3):
-        part = world.client.get(config, params={"token": token}, headers={"Range": "bytes=5-"})
-        assert part.status_code == 206
-        assert part.content == world.files["config.json"][5:]
+    part = world.client.get(config, params={"token": token}, headers={"Range": "bytes=5-"})
+    assert part.status_code == 206
+    assert part.content == world.files["config.json"][5:]
     assert world.client.get(URL + "tokenizer.json", params={"token": token}).status_code == 200
-    # Both uses taken: a new full download is refused, a continuation still works.
+    # Both uses taken: a new full download is refused, a resume within the file's
+    # allowance (its size per use taken on it) still works.
     resp = world.client.get(config, params={"token": token})
     assert (resp.status_code, resp.json()["code"]) == (401, "token_uses_exhausted")
-    tail = world.client.get(config, params={"token": token}, headers={"Range": "bytes=10-"})
+    tail = world.client.get(config, params={"token": token}, headers={"Range": "bytes=12-"})
     assert tail.status_code == 206
-    # A first Range request on a new path is a start, and takes a use.
     row = db.get(IssuedToken, str(out["jti"]))
     db.refresh(row)
     assert row is not None
     assert (row.uses, row.max_uses) == (2, 2)
     redeemed = events(db, "download.redeemed")
-    assert [e.data.get("continuation", False) for e in redeemed] == [
-        False,
-        True,
-        True,
-        True,
-        False,
-        True,
-    ]
+    assert [e.data.get("continuation", False) for e in redeemed] == [False, True, False, True]
+
+
+def test_resumes_are_bounded_by_the_files_size_per_use(world: World, db: Session) -> None:
+    """A one-use token shared with others: ``Range: bytes=0-`` used to serve the whole file
+    again and again while the token read ``used_up``."""
+    use_settings(world, delivery_mode="proxy")
+    data = world.files["tokenizer.json"]
+    size = len(data)
+    out = world.token(world.researcher, components=["tokenizer"], max_uses=1)
+    token, url = str(out["token"]), URL + "tokenizer.json"
+
+    def fetch(range_: str | None = None) -> tuple[int, str]:
+        headers = {"Range": range_} if range_ else {}
+        r = world.client.get(url, params={"token": token}, headers=headers)
+        return r.status_code, r.json()["code"] if r.status_code >= 400 else str(len(r.content))
+
+    # The download, interrupted twice and resumed: no use taken by the resumes.
+    assert fetch() == (200, str(size))
+    assert fetch(f"bytes={size // 3}-") == (206, str(size - size // 3))
+    assert fetch(f"bytes={2 * size // 3}-") == (206, str(size - 2 * size // 3))
+    # Resumes have handed out size // 3 + size - 2 * (size // 3) ~ one copy's worth: the
+    # next whole-file "resume" is past the file's allowance, and the one use is taken.
+    assert fetch("bytes=0-") == (401, "token_uses_exhausted")
+    assert fetch("bytes=0-") == (401, "token_uses_exhausted")
+    assert fetch() == (401, "token_uses_exhausted")
+    row = db.get(IssuedToken, str(out["jti"]))
+    db.refresh(row)
+    assert row is not None
+    assert row.uses == 1
+    served = sum(
+        int(e.data["bytes"])
+        for e in events(db, "download.redeemed")
+        if e.data["path"] == "tokenizer.json"
+    )
+    assert served <= 2 * size  # the download and at most one copy's worth of resumes
 
 
 def test_access_is_rechecked_at_every_redemption(world: World, db: Session) -> None:
@@ -378,3 +410,34 @@ def test_redirect_mode_answers_head_and_conditional_requests_itself(world: World
     fetched = httpx.get(ranged.headers["location"], headers={"Range": "bytes=0-9"})
     assert fetched.status_code == 206
     assert fetched.content == data[:10]
+
+
+@pytest.mark.parametrize("store", ["s3"], indirect=True)
+def test_a_redirect_is_charged_and_counted_as_the_whole_file(world: World, db: Session) -> None:
+    """``Range: bytes=0-0`` was charged 1 byte and answered with a URL for the whole object:
+    the bytes-per-day quota (and max_uses) never saw what left."""
+    data = world.files["model.safetensors"]
+    size = len(data)
+    use_settings(world, quota_bytes_per_day=size)
+    out = world.token(world.partner(), components=["weights"], max_uses=1)
+    token, url = str(out["token"]), URL + "model.safetensors"
+
+    def get(range_: str) -> Any:
+        return world.client.get(
+            url, params={"token": token}, headers={"Range": range_}, follow_redirects=False
+        )
+
+    first = get("bytes=0-0")
+    assert first.status_code == 302
+    assert httpx.get(first.headers["location"]).content == data  # what it really hands out
+    (event,) = events(db, "download.redeemed")
+    assert (event.data["bytes"], event.data["status"]) == (size, 302)
+    assert "range" not in event.data
+    # The day's allowance is past (one whole file charged): the next redirect is refused,
+    # and so would the use be: a resume's worth of the file is one more redirect at most.
+    again = get("bytes=1-1")
+    assert (again.status_code, again.json()["code"]) == (429, "quota_bytes")
+    use_settings(world, quota_bytes_per_day=0)
+    assert get("bytes=1-1").status_code == 302  # a resume: the file's allowance has room
+    exhausted = get("bytes=2-2")
+    assert (exhausted.status_code, exhausted.json()["code"]) == (401, "token_uses_exhausted")

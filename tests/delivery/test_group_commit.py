@@ -1,5 +1,6 @@
 """GroupCommit: requests arriving while a batch runs share the next one; every caller gets
-its own result or error; a batch that fails fails only its own callers."""
+its own result or error (per item); a batch whose shared work fails (per batch) is split, and
+each of its requests is run again alone, so only a request that fails alone gets an error."""
 
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ class Recorder:
         self.release = threading.Event()
         self.release.set()
         self.fail_batch: int | None = None
+        self.poison: int | None = None  # any batch holding this item raises
 
     def __call__(self, items: Sequence[int]) -> list[int | BaseException]:
         self.release.wait(5)
         self.batches.append(list(items))
         if self.fail_batch is not None and len(self.batches) - 1 == self.fail_batch:
             raise RuntimeError("database gone")
+        if self.poison in items:
+            raise OverflowError(f"item {self.poison} broke the batch")
         return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
 
 
@@ -64,6 +68,52 @@ def test_each_caller_gets_its_own_error_and_a_failed_batch_fails_only_its_caller
         assert await batches.submit(8) == 80  # the next batch runs normally
 
     asyncio.run(scenario())
+
+
+async def _together(batches: GroupCommit[int, int], items: list[int]) -> list[int | str]:
+    """Submit ``items`` at once (one batch) and collect each caller's result or error."""
+    out = await asyncio.gather(*(batches.submit(i) for i in items), return_exceptions=True)
+    return [r if isinstance(r, int) else f"{type(r).__name__}: {r}" for r in out]
+
+
+def test_a_per_item_failure_is_that_callers_alone_and_the_batch_is_not_run_again() -> None:
+    run = Recorder()
+    batches: GroupCommit[int, int] = GroupCommit(run, max_batch=64)
+    assert asyncio.run(_together(batches, [2, 3, 4])) == [20, "ValueError: odd 3", 40]
+    assert run.batches == [[2, 3, 4]]
+
+
+def test_a_per_batch_failure_caused_by_one_item_fails_only_that_item() -> None:
+    run = Recorder()
+    run.poison = 13
+    batches: GroupCommit[int, int] = GroupCommit(run, max_batch=64)
+    items = [2, 4, 13, 6, 8]
+    assert asyncio.run(_together(batches, items)) == [
+        20,
+        40,
+        "OverflowError: item 13 broke the batch",
+        60,
+        80,
+    ]
+    # The batch failed as a whole, then each item ran alone, in arrival order.
+    assert run.batches == [items, [2], [4], [13], [6], [8]]
+
+
+def test_a_transient_per_batch_failure_is_retried_item_by_item_and_everyone_is_served() -> None:
+    run = Recorder()
+    run.fail_batch = 0
+    batches: GroupCommit[int, int] = GroupCommit(run, max_batch=64)
+    assert asyncio.run(_together(batches, [2, 4, 6])) == [20, 40, 60]
+    assert run.batches == [[2, 4, 6], [2], [4], [6]]
+
+
+def test_a_run_that_returns_the_wrong_number_of_results_is_a_per_batch_failure() -> None:
+    def short(items: Sequence[int]) -> list[int | BaseException]:
+        out: list[int | BaseException] = [i * 10 for i in items]
+        return out[:1]
+
+    batches: GroupCommit[int, int] = GroupCommit(short, max_batch=64)
+    assert asyncio.run(_together(batches, [2, 4])) == [20, 40]
 
 
 def test_batches_never_exceed_the_maximum() -> None:

@@ -19,6 +19,7 @@ from app.audit.chain import GENESIS
 from app.delivery import pg_batch, service
 from app.delivery.service import Redemption, Request
 from app.models import AuditHead, Grant
+from app.tokens.uses import Progress
 from tests.delivery.test_batches import get, issue, settings_of
 from tests.tokens.world import World
 
@@ -72,7 +73,7 @@ def test_both_paths_read_the_same_facts(world: World, db: Session) -> None:
     assert batched.held == generic.held
     assert batched.held.grants
     assert batched.held.agreements
-    assert batched.started == generic.started == {(limited.jti, "config.json")}
+    assert batched.started == generic.started == {(limited.jti, "config.json"): Progress(1, 0)}
     # The generic path also lists components that have no stages, with none.
     assert batched.stages == {c: s for c, s in generic.stages.items() if s}
     assert batched.stages

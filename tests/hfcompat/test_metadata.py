@@ -151,13 +151,21 @@ def test_tree_recursive_lists_files_as_lfs_and_directories(
         "pointerSize": len(lfs_pointer(sha256(CONFIG), len(CONFIG))),
     }
     assert len(entries[1]["oid"]) == 40
-    # Weights are left out for anonymous callers, and the client is told why.
-    assert "X-HF-Warning" in r.headers
-    assert "1 file(s) of acme/atlas-7b@v1 are not open to you yet" in r.headers["X-HF-Warning"]
-    assert r.headers["X-HF-Warning"].startswith("weightgate-closed; ")
+    # Weights are left out for anonymous callers, and the client is told which components
+    # are closed and when they open; never how many files they hold (app/disclosure.py).
+    warning = r.headers["X-HF-Warning"]
+    assert warning.startswith("weightgate-closed; ")
+    assert "not open to you yet: weights (opens to you at 2026-07-01T12:00:00+00:00)" in warning
+    assert "1 file" not in warning
 
 
-def test_tree_without_recursion_and_below_a_directory(client: TestClient, mixed: Published) -> None:
+def test_tree_without_recursion_and_below_a_directory(
+    client: TestClient,
+    mixed: Published,
+    db: Session,
+    clock: FixedClock,
+    researcher: tuple[int, dict[str, str]],
+) -> None:
     top = check(client.get(f"{API}/tree/v1"), 200)
     assert [(e["type"], e["path"]) for e in top] == [
         ("file", "config.json"),
@@ -165,8 +173,14 @@ def test_tree_without_recursion_and_below_a_directory(client: TestClient, mixed:
     ]
     sub = check(client.get(f"{API}/tree/main/tokenizer"), 200)
     assert [e["path"] for e in sub] == ["tokenizer/tokenizer.json"]
-    # The client quotes the path with safe="" (tokenizer%2Fx): the same route answers.
+    # The client quotes the path with safe="" (tokenizer%2Fx): the same route answers. For
+    # anonymous callers the release is gated (weights are closed to them): any directory
+    # they may not list is GatedRepo; with nothing closed, a missing one is EntryNotFound.
     r = client.get(f"{API}/tree/main/tokenizer%2Fmissing")
+    assert (r.status_code, r.headers["X-Error-Code"]) == (403, "GatedRepo")
+    user_id, headers = researcher
+    grant(db, clock, user_id)
+    r = client.get(f"{API}/tree/main/tokenizer%2Fmissing", headers=headers)
     assert r.status_code == 404
     assert r.headers["X-Error-Code"] == "EntryNotFound"
     assert r.headers["X-Repo-Commit"] == mixed.revision

@@ -99,20 +99,30 @@ def test_redirect_mode_302_carries_every_header_and_a_short_presigned_url(
     client: TestClient, mixed: Published, db: Session, app: FastAPI
 ) -> None:
     app.state.settings.presign_max_seconds = 120
-    for method in ("HEAD", "GET"):
-        r = client.request(method, resolve_url("main", "config.json"), follow_redirects=False)
-        assert r.status_code == 302
-        assert r.headers["x-repo-commit"] == mixed.revision
-        assert r.headers["x-linked-etag"] == f'"{sha256(CONFIG)}"'
-        assert r.headers["x-linked-size"] == str(len(CONFIG))
-        assert r.headers["cache-control"] == "no-store"
-        location = r.headers["location"]
-        query = parse_qs(urlparse(location).query)
-        assert int(query["X-Amz-Expires"][0]) <= 120
-        assert query["response-content-disposition"] == [content_disposition("config.json")]
+    r = client.get(resolve_url("main", "config.json"), follow_redirects=False)
+    assert r.status_code == 302
+    assert r.headers["x-repo-commit"] == mixed.revision
+    assert r.headers["x-linked-etag"] == f'"{sha256(CONFIG)}"'
+    assert r.headers["x-linked-size"] == str(len(CONFIG))
+    assert r.headers["cache-control"] == "no-store"
+    location = r.headers["location"]
+    query = parse_qs(urlparse(location).query)
+    assert int(query["X-Amz-Expires"][0]) <= 120
+    assert query["response-content-disposition"] == [content_disposition("config.json")]
     # The presigned URL really serves the file (moto's S3 over HTTP).
     assert httpx.get(location).content == CONFIG
-    assert [e.data["mode"] for e in events(db)] == ["redirect", "redirect"]
+    # A HEAD answers the same metadata without a URL: a presigned URL can GET, and a HEAD
+    # is charged nothing. The Hub's client then GETs the resolve URL, which redirects.
+    head = client.head(resolve_url("main", "config.json"), follow_redirects=False)
+    assert head.status_code == 200
+    assert "location" not in head.headers
+    for name in ("x-repo-commit", "x-linked-etag", "x-linked-size", "etag"):
+        assert head.headers[name] == r.headers[name], name
+    assert head.headers["content-length"] == str(len(CONFIG))
+    assert [(e.data["method"], e.data["mode"]) for e in events(db)] == [
+        ("GET", "redirect"),
+        ("HEAD", "redirect"),
+    ]
 
 
 def test_filesystem_store_serves_bytes_even_in_redirect_mode(
@@ -125,23 +135,35 @@ def test_filesystem_store_serves_bytes_even_in_redirect_mode(
 
 
 @BOTH
-def test_gated_file_is_gated_repo_and_the_denial_is_audited(
+def answer(client: TestClient, method: str, rev: str, path: str) -> tuple[int, dict[str, str], str]:
+    """An answer with the path it names blanked out, to compare answers for two paths."""
+    r = client.request(method, resolve_url(rev, path))
+    headers = {k: v.replace(path, "<path>") for k, v in r.headers.items()}
+    headers.pop("x-request-id")
+    headers.pop("content-length")  # the paths differ in length
+    return r.status_code, headers, r.text.replace(path, "<path>")
+
+
+def test_a_gated_release_answers_every_path_alike_and_the_denials_are_audited(
     client: TestClient, mixed: Published, db: Session
 ) -> None:
+    """A path the caller may not download now answers from the release alone
+    (app/disclosure.py): here weights are closed to anonymous callers, so the release is
+    gated as a whole, as the Hub gates a repository. A gated shard and a missing file give
+    the same answer: shards cannot be counted or named by probing."""
     for method in ("HEAD", "GET"):
-        r = client.request(method, resolve_url("main", "model.safetensors"))
-        assert r.status_code == 403
-        assert r.headers["X-Error-Code"] == "GatedRepo"
-        assert "needs an approved access request" in r.headers["X-Error-Message"]
-    assert r.json()["code"] == "access_grant_required"
-    assert r.json()["opens_to_you_at"] == "2026-07-01T12:00:00+00:00"
-    # An error body is never served as if it were the file.
-    assert "x-linked-size" not in r.headers
-    denied = events(db)
-    assert [(e.outcome, e.data["code"]) for e in denied] == [
-        ("denied", "access_grant_required"),
-        ("denied", "access_grant_required"),
-    ]
+        gated = answer(client, method, "main", "model.safetensors")
+        assert gated == answer(client, method, "main", "model-00002-of-00002.safetensors")
+        status, headers, body = gated
+        assert status == 403
+        assert headers["x-error-code"] == "GatedRepo"
+        assert "needs an approved access request" in headers["x-error-message"]
+        assert "opens to you at 2026-07-01T12:00:00+00:00" in headers["x-error-message"]
+        assert "x-linked-size" not in headers  # an error is never served as the file
+    assert '"code":"access_grant_required"' in body
+    assert [(e.outcome, e.data["code"]) for e in events(db)] == [
+        ("denied", "access_grant_required")
+    ] * 4
 
 
 def test_missing_and_unknowable_files_are_entry_not_found(
@@ -151,11 +173,8 @@ def test_missing_and_unknowable_files_are_entry_not_found(
     mixed: Published,
     db: Session,
 ) -> None:
-    r = client.head(resolve_url("main", "nope.bin"))
-    assert r.status_code == 404
-    assert r.headers["X-Error-Code"] == "EntryNotFound"
-    assert r.headers["X-Repo-Commit"] == mixed.revision
-    # A component still internal is invisible to outsiders: its files "do not exist".
+    # A release whose every component is open or invisible to the caller: a file of an
+    # internal component "does not exist", exactly like a missing one.
     publish_release(
         client,
         admin_headers,
@@ -168,13 +187,15 @@ def test_missing_and_unknowable_files_are_entry_not_found(
         },
         files={"config.json": ("config", b"{}"), "heads.bin": ("heads", b"h" * 10)},
     )
-    r = client.get(resolve_url("v2", "heads.bin"))
-    assert r.status_code == 404
-    assert r.headers["X-Error-Code"] == "EntryNotFound"
+    for method in ("HEAD", "GET"):
+        hidden = answer(client, method, "v2", "heads.bin")
+        assert hidden == answer(client, method, "v2", "nope.bin")
+        assert hidden[0] == 404
+        assert hidden[1]["x-error-code"] == "EntryNotFound"
     admin = client.get(resolve_url("v2", "heads.bin"), headers=admin_headers)
     assert admin.status_code == 200
     assert admin.content == b"h" * 10
-    assert [e.outcome for e in events(db)] == ["denied", "denied", "ok"]
+    assert [e.outcome for e in events(db)] == ["denied"] * 4 + ["ok"]
 
 
 def test_unknown_model_and_revision_answer_with_their_codes(
@@ -232,16 +253,20 @@ def test_redirects_charge_the_daily_bytes_quota_of_the_key_holder(
     headers = holder
     url = resolve_url("main", "model.safetensors")
     assert client.get(url, headers=headers, follow_redirects=False).status_code == 302
-    # HEAD hands out no bytes; the next GET is over the day's allowance.
-    assert client.head(url, headers=headers, follow_redirects=False).status_code == 302
+    # HEAD hands out no bytes (and no URL); the next GET is over the day's allowance.
+    assert client.head(url, headers=headers, follow_redirects=False).status_code == 200
     r = client.get(url, headers=headers, follow_redirects=False)
     assert r.status_code == 429
     assert r.json()["code"] == "quota_bytes"
+    # After the 429, a HEAD still hands out nothing that could fetch the file.
+    after = client.head(url, headers=headers, follow_redirects=False)
+    assert "location" not in after.headers
     # The refusal records the bytes asked for, as /v1/files does.
     assert [(e.outcome, e.data.get("bytes")) for e in events(db)] == [
         ("ok", len(WEIGHTS)),
         ("ok", 0),
         ("denied", len(WEIGHTS)),
+        ("ok", 0),
     ]
 
 

@@ -15,7 +15,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session
 from app.audit.verify import verify_chain
 from app.models import AuditEvent, Grant, Model, QuotaCounter, User
 from tests.fixtures.databases import fresh_database
-from tests.fixtures.servers import at_once, create_user, live_server
+from tests.fixtures.servers import at_once, create_user, live_server, publish_over_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
@@ -33,20 +32,13 @@ ROOM = 5  # downloads the day's quota has room for
 
 def publish(url: str, admin_key: str) -> None:
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
-    headers = {"Authorization": f"Bearer {admin_key}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
-        c.post("/v1/models", json={"id": "acme/race", "license": "ok"}).raise_for_status()
-        c.post("/v1/models/acme/race/releases", json={"version": "v1"}).raise_for_status()
-        c.post(
-            "/v1/models/acme/race/releases/v1/components",
-            json={"name": "weights", "schedule": [{"tier": "research", "at": past}]},
-        ).raise_for_status()
-        c.put(
-            "/v1/models/acme/race/releases/v1/files/w.bin",
-            params={"component": "weights"},
-            content=b"w" * SIZE,
-        ).raise_for_status()
-        c.post("/v1/models/acme/race/releases/v1/publish").raise_for_status()
+    publish_over_http(
+        url,
+        admin_key,
+        "acme/race",
+        components={"weights": [("research", past)]},
+        files={"w.bin": ("weights", b"w" * SIZE)},
+    )
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "sqlite"])

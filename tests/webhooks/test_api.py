@@ -104,6 +104,11 @@ def test_a_chosen_secret_is_used_and_the_audit_log_drops_the_query(
         ("https:///nohost", "has no host"),
         ("https://example.org:99999/hook", "invalid port"),
         ("https://no-such-host.invalid/hook", "cannot resolve"),
+        # IPv6 spellings of IPv4 addresses, judged by the address inside.
+        ("http://[::7f00:1]/hook", "loopback, private or reserved"),
+        ("http://[64:ff9b::a9fe:a9fe]/hook", "link-local or cloud metadata"),
+        ("http://[2002:7f00:1::]/hook", "loopback, private or reserved"),
+        ("http://[fec0::1]/hook", "loopback, private or reserved"),
     ],
 )
 def test_unsafe_urls_are_refused(
@@ -122,7 +127,12 @@ def test_unsafe_urls_are_refused(
 def test_metadata_stays_refused_when_private_addresses_are_allowed(
     client: TestClient, admin_headers: dict[str, str], private_ok: None
 ) -> None:
-    for url in ("http://169.254.169.254/", "http://[fe80::1%25eth0]/"):
+    for url in (
+        "http://169.254.169.254/",
+        "http://[fe80::1%25eth0]/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[2002:a9fe:a9fe::]/",
+    ):
         resp = client.post(
             "/v1/webhooks", json={"url": url, "events": ["*"]}, headers=admin_headers
         )
@@ -140,7 +150,13 @@ def test_the_server_itself_is_refused(
 ) -> None:
     # public_url is http://127.0.0.1:8000 in the test settings.
     assert settings.public_url == "http://127.0.0.1:8000"
-    for url in ("http://127.0.0.1:8000/v1/webhooks", "http://localhost:8000/x"):
+    for url in (
+        "http://127.0.0.1:8000/v1/webhooks",
+        "http://localhost:8000/x",
+        "http://[::ffff:127.0.0.1]:8000/x",
+        "http://[::7f00:1]:8000/x",
+        "http://127.0.0.2:8000/x",
+    ):
         resp = client.post(
             "/v1/webhooks", json={"url": url, "events": ["*"]}, headers=admin_headers
         )

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
+import httpx
 import pytest
 
 from app.settings import Settings
+from app.webhooks.delivery import _peer_guard
 from app.webhooks.targets import (
     OwnEndpoint,
     TargetRefused,
     address_refusal,
     check_addresses,
     parse_target,
+    peer_refusal,
     pin_target,
 )
+from tests.fixtures.receiver import webhook_receiver
 
 
 @pytest.mark.parametrize(
@@ -37,6 +41,18 @@ from app.webhooks.targets import (
         ("172.16.0.1", "private", None),
         ("100.64.0.1", "private", None),  # carrier-grade NAT: not on the internet either
         ("::ffff:10.0.0.1", "private", None),
+        # IPv6 addresses a network delivers to the IPv4 address inside them.
+        ("::7f00:1", "private", None),  # IPv4-compatible 127.0.0.1
+        ("::a9fe:a9fe", "metadata", "metadata"),  # IPv4-compatible 169.254.169.254
+        ("64:ff9b::a9fe:a9fe", "metadata", "metadata"),  # NAT64 to the metadata service
+        ("64:ff9b::7f00:1", "private", None),  # NAT64 to loopback
+        ("64:ff9b::5db8:d70e", None, None),  # NAT64 to a public address is fine
+        ("64:ff9b:1::a9fe:a9fe", "metadata", "metadata"),  # local-use NAT64
+        ("64:ff9b:1::5db8:d70e", "private", None),
+        ("2002:7f00:1::", "private", None),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::1", "metadata", "metadata"),  # 6to4 of the metadata service
+        ("2001:0:5db8:d70e::80ff:fffe", "private", None),  # Teredo, client 127.0.0.1
+        ("fec0::1", "private", None),  # site-local (deprecated, never global)
     ],
 )
 def test_address_rules(address: str, strict: str | None, relaxed: str | None) -> None:
@@ -82,6 +98,49 @@ def test_pinning_resolves_names_and_applies_the_rules(settings: Settings) -> Non
         asyncio.run(pin_target("http://localhost:9/x", settings, own=None))
     with pytest.raises(TargetRefused, match="cannot resolve"):
         asyncio.run(pin_target("http://no-such-host.invalid/", relaxed, own=None))
+
+
+@pytest.mark.parametrize(
+    "spelling", ["127.0.0.1", "::ffff:127.0.0.1", "::7f00:1", "64:ff9b::7f00:1", "127.0.0.2", "::1"]
+)
+def test_the_server_itself_is_recognised_in_every_spelling_of_its_address(
+    settings: Settings, spelling: str
+) -> None:
+    relaxed = settings.model_copy(
+        update={"webhook_allow_private": True, "public_url": "http://127.0.0.1:8000"}
+    )
+    own: OwnEndpoint = (parse_target(relaxed.public_url), [ipaddress.ip_address("127.0.0.1")])
+    address = ipaddress.ip_address(spelling)
+    host = f"[{spelling}]" if ":" in spelling else spelling
+    with pytest.raises(TargetRefused, match="this server itself"):
+        check_addresses(parse_target(f"http://{host}:8000/hook"), [address], relaxed, own=own)
+    elsewhere = parse_target(f"http://{host}:9000/hook")
+    assert check_addresses(elsewhere, [address], relaxed, own=own) == address
+
+
+def test_what_a_delivery_connected_to_is_checked_before_anything_is_sent(
+    settings: Settings,
+) -> None:
+    relaxed = settings.model_copy(update={"webhook_allow_private": True})
+    with webhook_receiver() as receiver:
+        port = int(receiver.url.rsplit(":", 1)[1].split("/", 1)[0])
+
+        async def post(expected: str) -> int:
+            guard = _peer_guard(ipaddress.ip_address(expected), relaxed)
+            async with httpx.AsyncClient(trust_env=False) as client:
+                r = await client.post(
+                    f"http://127.0.0.1:{port}/hook", content=b"{}", extensions={"trace": guard}
+                )
+                return r.status_code
+
+        assert asyncio.run(post("127.0.0.1")) == 200
+        assert asyncio.run(post("::ffff:127.0.0.1")) == 200  # the same address, spelled in v6
+        with pytest.raises(TargetRefused, match=r"connected to 127\.0\.0\.1, not the checked"):
+            asyncio.run(post("127.0.0.9"))
+        assert len(receiver.snapshot()) == 2  # the refused request never reached it
+    strict = peer_refusal(("127.0.0.1", 80), ipaddress.ip_address("127.0.0.1"), settings)
+    assert strict is not None
+    assert "loopback" in strict
 
 
 def test_the_server_itself_is_recognised_by_name_even_when_its_name_does_not_resolve(
