@@ -159,7 +159,8 @@ def restrict(
     ctx: ContextDep,
 ) -> ScheduleOut:
     """Emergency: cap the component at ``tier`` (reason required) until resumed. Download
-    tokens issued for the release at clearances above the cap are revoked."""
+    tokens covering this component at clearances above the cap are revoked (tokens for the
+    release's other components are not)."""
     now = clock.now()
     target = service.load_target(session, namespace, name, version, component)
     stages, revoked = service.restrict(

@@ -400,8 +400,9 @@ def restrict(
 ) -> tuple[list[Stage], int]:
     """Emergency ceiling: the component opens no further than ``tier`` until resumed.
 
-    Download tokens for the release issued at clearances above ``tier`` are revoked at once
-    (release-wide: a token's components are not indexed, and it can be re-issued in a call).
+    Download tokens whose scope covers this component and whose clearance is above ``tier``
+    are revoked at once: exactly the tokens the change closes. A token of the same release
+    for other components keeps working.
     """
     if tier == Tier.OPEN:
         raise Unprocessable(
@@ -420,6 +421,7 @@ def restrict(
         now=now,
         reason=f"component {comp.name} restricted to {tier.value}",
         release_id=target.release.id,
+        component=comp.name,
         tiers={t for t in LADDER if t.rank > tier.rank},
         kind="download",
     )
