@@ -78,7 +78,7 @@ def test_the_readme_quickstart_works_as_written(tmp_path: Path) -> None:
         server = subprocess.Popen(
             [*serve, "--no-migrate"],
             cwd=tmp_path,
-            env={**env, "WEIGHTGATE_PUBLIC_URL": f"http://127.0.0.1:{port}"},
+            env=env,  # no WEIGHTGATE_PUBLIC_URL: download links follow the port served
             stdout=log,
             stderr=subprocess.STDOUT,
         )
