@@ -17,7 +17,7 @@ from app.pagination import encode_cursor
 from app.schedule import repository as repo
 from app.schedule.evaluate import ScheduleState, effective_tier, next_stage, scheduled_tier
 from app.schedule.schemas import EmbargoOut, HoldOut, NextStage
-from app.schedule.service import stage_state, state_of
+from app.schedule.service import hold_state, stage_state, state_of
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -124,12 +124,7 @@ def list_holds(
             release_status="published" if rel.status == "published" else "draft",
             component=comp.name,
             tier=effective_tier(state_of(comp, schedules[comp.id]), now),
-            held=comp.held_at is not None,
-            held_at=comp.held_at,
-            hold_reason=comp.hold_reason,
-            restricted_tier=Tier(comp.restricted_tier) if comp.restricted_tier else None,
-            restricted_at=comp.restricted_at,
-            restrict_reason=comp.restrict_reason,
+            **hold_state(comp),
             waiting=waiting_stage(schedules[comp.id], comp, now),
         )
         for comp, rel, model in rows

@@ -68,18 +68,23 @@ class NextStage(BaseModel):
     at: datetime
 
 
-class ScheduleOut(BaseModel):
-    model: str
-    version: str
-    component: str
-    tier: Tier = Field(description="effective tier now")
-    next: NextStage | None
+class HoldState(BaseModel):
+    """A component's hold and emergency ceiling, as every schedule answer shows them."""
+
     held: bool
     held_at: datetime | None
     hold_reason: str | None
     restricted_tier: Tier | None
     restricted_at: datetime | None
     restrict_reason: str | None
+
+
+class ScheduleOut(HoldState):
+    model: str
+    version: str
+    component: str
+    tier: Tier = Field(description="effective tier now")
+    next: NextStage | None
     stages: list[StageOut]
     tokens_revoked: int | None = None
 
@@ -98,18 +103,12 @@ class EmbargoOut(BaseModel):
     restricted_tier: Tier | None
 
 
-class HoldOut(BaseModel):
+class HoldOut(HoldState):
     model: str
     version: str
     release_status: Literal["draft", "published"]
     component: str
     tier: Tier = Field(description="the component's effective tier now")
-    held: bool
-    held_at: datetime | None
-    hold_reason: str | None
-    restricted_tier: Tier | None
-    restricted_at: datetime | None
-    restrict_reason: str | None
     waiting: NextStage | None = Field(
         description="the first stage the hold or the ceiling keeps from applying: what a "
         "resume would bring (at once if its time has passed)"

@@ -86,6 +86,18 @@ def stage_state(stage: Stage, component: Component, now: datetime) -> StageState
     return "past" if stage.at <= now else "upcoming"
 
 
+def hold_state(component: Component) -> dict[str, Any]:
+    """The :class:`~app.schedule.schemas.HoldState` fields of a component."""
+    return {
+        "held": component.held_at is not None,
+        "held_at": component.held_at,
+        "hold_reason": component.hold_reason,
+        "restricted_tier": Tier(component.restricted_tier) if component.restricted_tier else None,
+        "restricted_at": component.restricted_at,
+        "restrict_reason": component.restrict_reason,
+    }
+
+
 def schedule_out(
     target: Target, stages: Sequence[Stage], *, now: datetime, tokens_revoked: int | None = None
 ) -> ScheduleOut:
@@ -98,12 +110,7 @@ def schedule_out(
         component=comp.name,
         tier=effective_tier(state, now),
         next=NextStage(tier=nxt.tier, at=nxt.at) if nxt else None,
-        held=comp.held_at is not None,
-        held_at=comp.held_at,
-        hold_reason=comp.hold_reason,
-        restricted_tier=Tier(comp.restricted_tier) if comp.restricted_tier else None,
-        restricted_at=comp.restricted_at,
-        restrict_reason=comp.restrict_reason,
+        **hold_state(comp),
         stages=[
             StageOut(
                 tier=Tier(s.tier),
