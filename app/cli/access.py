@@ -128,10 +128,16 @@ class GrantOutlook:
     signed_in: bool
 
 
-def grant_outlook(api: ApiClient, model: str, components: list[dict[str, Any]]) -> GrantOutlook:
+def grant_outlook(
+    api: ApiClient, model: str, components: list[dict[str, Any]]
+) -> GrantOutlook | None:
     """From the manifest's ``with_grant`` (served to callers whose clearance is ``open``):
     the components an approved request would open now or sooner than they open to the
-    caller anyway, and the caller's request state."""
+    caller anyway, and the caller's request state. ``None`` for partners: access requests
+    are for users (a partner's access comes with an agreement)."""
+    me = api.get("/v1/me", what="reading your account") if api.authenticated else None
+    if me is not None and me.get("kind") != "user":
+        return None
     opens: list[tuple[str, str | None]] = []
     never: list[str] = []
     for c in sorted(components, key=lambda c: c["name"]):
@@ -146,7 +152,7 @@ def grant_outlook(api: ApiClient, model: str, components: list[dict[str, Any]]) 
             never.append(c["name"])
     terms = api.get(f"/v1/models/{model}", what=f"reading {model}")
     pending = None
-    if api.authenticated:
+    if me is not None:
         mine = api.paginate(
             "/v1/me/access-requests",
             what="listing your access requests",
@@ -159,5 +165,5 @@ def grant_outlook(api: ApiClient, model: str, components: list[dict[str, Any]]) 
         never=never,
         auto_approve=bool(terms.get("auto_approve")),
         pending=pending,
-        signed_in=api.authenticated,
+        signed_in=me is not None,
     )

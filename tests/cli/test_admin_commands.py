@@ -463,6 +463,19 @@ def test_ls_tells_a_researcher_what_a_request_would_open(live: Live, model: str)
     assert re.search(r"\n  weights\s+now\n", tail)
     assert re.search(rf"\n  safety\s+from {re.escape(iso(now + 2 * DAY))} \(in (1d 23h|2d)\)", tail)
     assert "config" not in tail  # already open to everyone
+    # A partner without an agreement for the model cannot request access: no outlook.
+    partner = live.api("POST", "/v1/partners", json={"name": f"P {model}", "models": []})
+    access = httpx.post(
+        live.url + "/v1/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": partner["client_id"],
+            "client_secret": partner["client_secret"],
+        },
+    ).json()["access_token"]
+    as_partner = live.run("ls", model, key=access)
+    assert as_partner.exit_code == 0, as_partner.output
+    assert "request" not in as_partner.stdout
     anonymous = live.run("ls", model, key=None)
     assert "requesting access needs an account: weightgate login first" in anonymous.stdout
     rid = live.api(
