@@ -5,7 +5,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two install stamps: serving needs the package alone; lint and tests add the test extras
+# (moto, mypy, ruff, ...). A test install also satisfies make run.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # xdist workers per suite run; the machine has 2 cores.
@@ -29,13 +32,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(TEST_STAMP) $(RUN_STAMP)
 
-install: $(STAMP)
+install: $(TEST_STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/weightgate migrate
 	@echo ""
 	@echo "weightgate is starting on http://$(HOST):$(PORT)  (SQLite + ./var/objects)"
@@ -45,26 +52,26 @@ run: $(STAMP)
 	@echo ""
 	$(BIN)/weightgate serve --host $(HOST) --port $(PORT) --no-migrate
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy $(LINTED)
 
-format: $(STAMP)
+format: $(TEST_STAMP)
 	$(BIN)/ruff format $(LINTED)
 	$(BIN)/ruff check --fix $(LINTED)
 
-test-sqlite: $(STAMP)
+test-sqlite: $(TEST_STAMP)
 	@mkdir -p $(REPORTS)
 	WEIGHTGATE_TEST_DB=sqlite $(BIN)/pytest -n $(PYTEST_WORKERS) \
 		--junitxml=$(REPORTS)/sqlite.xml -o junit_suite_name=sqlite $(PYTEST_ARGS)
 
-test-postgres: $(STAMP)
+test-postgres: $(TEST_STAMP)
 	@mkdir -p $(REPORTS)
 	WEIGHTGATE_TEST_DB=postgresql $(BIN)/pytest -n $(PYTEST_WORKERS) \
 		--junitxml=$(REPORTS)/postgresql.xml -o junit_suite_name=postgresql $(PYTEST_ARGS)
 
-test-future: $(STAMP)
+test-future: $(TEST_STAMP)
 	for db in sqlite postgresql; do \
 		WEIGHTGATE_TEST_DB=$$db WEIGHTGATE_TEST_CLOCK_SHIFT_DAYS=$(FUTURE_DAYS) \
 		PYTHONPATH=$(CURDIR)/tests/timeshift \
@@ -73,7 +80,7 @@ test-future: $(STAMP)
 
 test: lint test-sqlite test-postgres test-future
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/upload.py
 
 clean:

@@ -14,6 +14,20 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+def served_url(host: str, port: int) -> str:
+    """The URL of ``serve --host --port`` as a client on this machine reaches it: the
+    default public URL when ``WEIGHTGATE_PUBLIC_URL`` is not set. A wildcard address
+    (all interfaces) is reached through the loopback one."""
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0"):  # noqa: S104 - naming the wildcard, not binding it
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -32,7 +46,9 @@ class Settings(BaseSettings):
     s3_multipart_threshold: int = 64 * 1024 * 1024
     s3_multipart_chunk: int = 16 * 1024 * 1024
     delivery_mode: Literal["redirect", "proxy"] = "redirect"
-    public_url: str = "http://127.0.0.1:8000"
+    # The URL clients use to reach this server (download URLs are built from it). Unset,
+    # `weightgate serve` fills it in from the address it serves (see served_url).
+    public_url: str | None = None
     issuer: str = "weightgate"
 
     # Upload limits: a single file may be large (weight shards), but never unbounded.
@@ -106,6 +122,10 @@ class Settings(BaseSettings):
     @property
     def effective_keys_dir(self) -> Path:
         return self.keys_dir or self.data_dir / "keys"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or DEFAULT_PUBLIC_URL).rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:

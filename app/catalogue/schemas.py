@@ -111,6 +111,14 @@ class ManifestFile(BaseModel):
     tier: Tier
 
 
+class GrantOutlook(BaseModel):
+    downloadable: bool = Field(description="an approved access request would open it now")
+    opens_at: datetime | None = Field(
+        description="otherwise, when it opens to approved researchers as scheduled (null: "
+        "no stage opens it to them, or its schedule is held or restricted)"
+    )
+
+
 class ManifestComponent(BaseModel):
     name: str
     tier: Tier
@@ -118,6 +126,11 @@ class ManifestComponent(BaseModel):
     downloadable: bool
     opens_to_you_at: datetime | None = None
     held: bool = False
+    with_grant: GrantOutlook | None = Field(
+        default=None,
+        description="for callers without an access grant (clearance open): what an approved "
+        "access request to the model would make of this component",
+    )
 
 
 class Manifest(BaseModel):

@@ -12,13 +12,15 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.access.principals import Principal
+from app.access.tiers import Tier, may_download
 from app.catalogue import repository as repo
 from app.catalogue import schemas
 from app.catalogue.names import check_component, check_version, split_model_id
-from app.catalogue.visibility import visible_model_release
+from app.catalogue.visibility import ComponentView, visible_model_release
 from app.context import RequestContext
 from app.errors import Conflict, NotFound
 from app.models import Component, Model, Release, ReleaseFile, Stage
+from app.schedule.evaluate import opens_to
 from app.schedule.rules import check_stages
 
 # audit_events.target_id is 256 characters; a model id, version and 1 KiB path are not.
@@ -281,6 +283,16 @@ def publish(
     return rel
 
 
+def grant_outlook(view: ComponentView, *, now: datetime) -> schemas.GrantOutlook:
+    """What an approved access request (clearance ``research``) would make of a component:
+    what ``weightgate ls`` tells a researcher deciding whether to ask."""
+    if may_download(Tier.RESEARCH, view.tier):
+        return schemas.GrantOutlook(downloadable=True, opens_at=None)
+    return schemas.GrantOutlook(
+        downloadable=False, opens_at=opens_to(view.state, now, Tier.RESEARCH)
+    )
+
+
 def manifest(
     session: Session,
     *,
@@ -315,6 +327,7 @@ def manifest(
             downloadable=v.downloadable,
             opens_to_you_at=v.opens_to_caller_at,
             held=v.state.held_at is not None,
+            with_grant=grant_outlook(v, now=now) if clearance == Tier.OPEN else None,
         )
         for v in views
         if v.visible

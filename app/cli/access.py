@@ -114,3 +114,56 @@ def overview(api: ApiClient) -> AccessOverview:
     granted = [m["id"] for m in models if m.get("clearance") == "research"]
     note = "admin: internal clearance on every model" if me.get("role") == "admin" else None
     return AccessOverview(requests, granted, note)
+
+
+@dataclass(frozen=True)
+class GrantOutlook:
+    """What ``request-access`` would open, for a caller without a grant (``ls``)."""
+
+    model: str
+    opens: list[tuple[str, str | None]]  # component, when (None: at once) — sooner than now
+    never: list[str]  # closed to the caller, and a grant would not open them either
+    auto_approve: bool
+    pending: dict[str, Any] | None  # the caller's pending request for the model
+    signed_in: bool
+
+
+def grant_outlook(
+    api: ApiClient, model: str, components: list[dict[str, Any]]
+) -> GrantOutlook | None:
+    """From the manifest's ``with_grant`` (served to callers whose clearance is ``open``):
+    the components an approved request would open now or sooner than they open to the
+    caller anyway, and the caller's request state. ``None`` for partners: access requests
+    are for users (a partner's access comes with an agreement)."""
+    me = api.get("/v1/me", what="reading your account") if api.authenticated else None
+    if me is not None and me.get("kind") != "user":
+        return None
+    opens: list[tuple[str, str | None]] = []
+    never: list[str] = []
+    for c in sorted(components, key=lambda c: c["name"]):
+        outlook = c.get("with_grant")
+        if c["downloadable"] or outlook is None:
+            continue
+        if outlook["downloadable"]:
+            opens.append((c["name"], None))
+        elif outlook["opens_at"] and outlook["opens_at"] != c.get("opens_to_you_at"):
+            opens.append((c["name"], outlook["opens_at"]))
+        elif not outlook["opens_at"]:
+            never.append(c["name"])
+    terms = api.get(f"/v1/models/{model}", what=f"reading {model}")
+    pending = None
+    if me is not None:
+        mine = api.paginate(
+            "/v1/me/access-requests",
+            what="listing your access requests",
+            params={"status": "pending"},
+        )
+        pending = next((r for r in mine if r["model"] == model), None)
+    return GrantOutlook(
+        model=model,
+        opens=opens,
+        never=never,
+        auto_approve=bool(terms.get("auto_approve")),
+        pending=pending,
+        signed_in=me is not None,
+    )

@@ -13,6 +13,7 @@ Scripts switch on the exit code, so each kind of failure has its own and they ne
     8  QUOTA         over a quota, with a wait too long to sit out
 
     CliError
+    ├── UsageError
     ├── AuthError
     ├── NotFoundError
     ├── EmbargoError (until=…)
@@ -44,6 +45,12 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+class UsageError(CliError):
+    """Arguments our own commands cannot make sense of (typer's own come out as 2 too)."""
+
+    exit_code = EXIT_USAGE
 
 
 class AuthError(CliError):

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import keys, publish, researcher, server, storage
+from app.cli import (
+    access_requests,
+    keys,
+    publish,
+    researcher,
+    schedule,
+    server,
+    storage,
+    upcoming,
+)
 
 app = typer.Typer(
     name="weightgate",
@@ -17,6 +26,9 @@ keys.register(app)
 storage.register(app)
 publish.register(app)
 researcher.register(app)
+schedule.register(app)
+access_requests.register(app)
+upcoming.register(app)
 
 
 def main() -> None:

@@ -264,8 +264,9 @@ def publish_command(
         if not _MODEL_ID.fullmatch(model):
             raise PlanError(f"--model {model!r}: expected namespace/name")
         specs = parse_components(component)
-        # Relative stages ('+2h') are fixed once, now, and said back before anything is sent.
-        parse_schedules(schedule or [], specs, now=datetime.now(UTC))
+        # Relative stages ('+2h') are fixed once, from this whole second (schedules read
+        # better without microseconds), and said back before anything is sent.
+        parse_schedules(schedule or [], specs, now=datetime.now(UTC).replace(microsecond=0))
         plan = make_plan(directory, specs, exclude=exclude or [], include_hidden=include_hidden)
     except PlanError as e:
         raise fail(EXIT_USAGE, str(e)) from e

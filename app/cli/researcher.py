@@ -4,49 +4,23 @@ verify). Thin: parse options, call the client modules, print; exit codes come fr
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
-from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 
 from app.cli import access as access_mod
+from app.cli.command import exits_on_errors, interactive
 from app.cli.config import ClientConfig, load_config, save_config
 from app.cli.download_run import Options, RunResult, download_release
 from app.cli.errors import EXIT_INTEGRITY, CliError
 from app.cli.http import ApiClient
+from app.cli.moments import instant, relative, stamp
 from app.cli.plan import Plan, Target, fetch_plan
 from app.cli.progress import human_size
 from app.cli.verify import verify_tree
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def exits_on_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Print a :class:`CliError` on stderr and exit with its code (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except CliError as e:
-            typer.echo(f"error: {e.message}", err=True)
-            raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo(
-                "interrupted; partial files are kept: run the same command to resume", err=True
-            )
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-def interactive() -> bool:
-    return sys.stdin.isatty()
 
 
 @exits_on_errors
@@ -153,15 +127,43 @@ def _print_plan(plan: Plan) -> None:
         typer.echo(f"  {f.path}  {human_size(f.size)}  [{f.component}]")
 
 
+def _print_outlook(outlook: access_mod.GrantOutlook) -> None:
+    now = datetime.now(UTC)
+    ask = f"weightgate request-access {outlook.model}"
+    if not outlook.opens:
+        typer.echo(
+            f"an approved access request ({ask}) would open nothing sooner than it opens to "
+            "everyone"
+        )
+    else:
+        how = " (approved at once: the model approves requests by itself)"
+        typer.echo(f"with an approved access request ({ask}){how if outlook.auto_approve else ''}:")
+        for name, at in outlook.opens:
+            typer.echo(f"  {name:<20} {'now' if at is None else 'from ' + stamp(at, now)}")
+    for name in outlook.never:
+        typer.echo(f"  {name:<20} not scheduled to open to approved researchers yet")
+    if outlook.pending is not None:
+        asked = relative(instant(outlook.pending["created_at"]), now)
+        typer.echo(f"your request #{outlook.pending['id']} is pending (asked {asked})")
+    elif not outlook.signed_in and outlook.opens:
+        typer.echo("requesting access needs an account: weightgate login first")
+
+
 @exits_on_errors
 def ls(
     model: Annotated[str, typer.Argument(help="namespace/name or namespace/name@version")],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """What you can download now, and what opens to you when."""
+    """What you can download now, what opens to you when, and what an approved access
+    request would open."""
     target = Target.parse(model)
     with ApiClient(load_config()) as api:
         plan = fetch_plan(api, target)
+        outlook = (
+            access_mod.grant_outlook(api, plan.model, plan.components)
+            if plan.clearance == "open" and not as_json
+            else None
+        )
     if as_json:
         doc: dict[str, Any] = {
             "model": plan.model,
@@ -174,6 +176,8 @@ def ls(
         typer.echo(json.dumps(doc, indent=1))
         return
     _print_plan(plan)
+    if outlook is not None:
+        _print_outlook(outlook)
 
 
 def _summary(result: RunResult, root: Path) -> str:

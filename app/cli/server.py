@@ -83,9 +83,16 @@ def serve(
 
     from app.http_server import BoundedHttpToolsProtocol
     from app.migrate import upgrade
-    from app.settings import get_settings
+    from app.settings import get_settings, served_url
 
     settings = get_settings()
+    if settings.public_url is None:
+        # Download URLs must name the port really served (make run PORT=18100), in this
+        # process and in every worker: they read their settings from the environment.
+        os.environ["WEIGHTGATE_PUBLIC_URL"] = served_url(host, port)
+        get_settings.cache_clear()
+        settings = get_settings()
+    typer.echo(f"public URL (download links): {settings.effective_public_url}", err=True)
     if settings.is_sqlite and workers > 1:
         typer.echo(
             "SQLite is single-process: use PostgreSQL (WEIGHTGATE_DATABASE_URL) to run "

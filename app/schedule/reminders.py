@@ -29,6 +29,46 @@ def _event_id(kind: str, row_id: int, when: datetime) -> str:
     return "evt_" + digest[:32]
 
 
+def lift_reminder_data(
+    stage: Stage, component: Component, release: Release, model: Model
+) -> dict[str, Any]:
+    """The ``embargo.upcoming`` event's data."""
+    return {
+        "model": model.repo_id,
+        "version": release.version,
+        "component": component.name,
+        "tier": stage.tier,
+        "at": stage.at.isoformat(),
+    }
+
+
+def secret_reminder_data(partner: Partner) -> dict[str, Any]:
+    """The ``credentials.expiring`` event's data for a partner's client secret."""
+    assert partner.secret_expires_at is not None
+    return {
+        "kind": "partner_secret",
+        "partner_id": partner.id,
+        "partner": partner.name,
+        "client_id": partner.client_id,
+        "expires_at": partner.secret_expires_at.isoformat(),
+    }
+
+
+def key_reminder_data(key: ApiKey, user: User) -> dict[str, Any]:
+    """The ``credentials.expiring`` event's data for an API key: the prefix is what
+    listings show; never any part of the secret beyond it."""
+    assert key.expires_at is not None
+    return {
+        "kind": "api_key",
+        "key_id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "user_id": user.id,
+        "user": user.email,
+        "expires_at": key.expires_at.isoformat(),
+    }
+
+
 def _claim(session: Session, column: Any, row_id: int, now: datetime) -> bool:
     table = column.class_
     result = session.execute(
@@ -72,13 +112,7 @@ def remind_upcoming_lifts(
             event_type="embargo.upcoming",
             event_id=_event_id("embargo.upcoming", stage.id, stage.at),
             now=now,
-            data={
-                "model": model.repo_id,
-                "version": release.version,
-                "component": component.name,
-                "tier": stage.tier,
-                "at": stage.at.isoformat(),
-            },
+            data=lift_reminder_data(stage, component, release, model),
         )
         sent += 1
     return sent
@@ -114,13 +148,7 @@ def remind_expiring_credentials(
             event_type="credentials.expiring",
             event_id=_event_id("partner_secret", partner.id, partner.secret_expires_at),
             now=now,
-            data={
-                "kind": "partner_secret",
-                "partner_id": partner.id,
-                "partner": partner.name,
-                "client_id": partner.client_id,
-                "expires_at": partner.secret_expires_at.isoformat(),
-            },
+            data=secret_reminder_data(partner),
         )
         sent += 1
     keys = session.execute(
@@ -150,16 +178,7 @@ def remind_expiring_credentials(
             event_type="credentials.expiring",
             event_id=_event_id("api_key", key.id, key.expires_at),
             now=now,
-            # The prefix is what listings show; never any part of the secret beyond it.
-            data={
-                "kind": "api_key",
-                "key_id": key.id,
-                "name": key.name,
-                "prefix": key.prefix,
-                "user_id": user.id,
-                "user": user.email,
-                "expires_at": key.expires_at.isoformat(),
-            },
+            data=key_reminder_data(key, user),
         )
         sent += 1
     return sent

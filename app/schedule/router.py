@@ -1,27 +1,31 @@
 """Embargo control routes (admin): read, reschedule, hold, resume, lift now, restrict; and
-``GET /v1/embargoes``, every transition across all models."""
+the views across all models: ``GET /v1/embargoes`` (every transition), ``GET /v1/holds``
+(what is held or restricted now), ``GET /v1/reminders`` (the notices still to be sent)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
 from app.access.auth import AdminDep
 from app.catalogue import repository as catalogue_repo
 from app.catalogue.names import split_model_id
 from app.catalogue.visibility import model_not_found
-from app.context import ClockDep, ContextDep
+from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import problems
 from app.instants import Instant
-from app.pagination import MAX_LIMIT, Page
-from app.schedule import embargoes, service
+from app.pagination import MAX_LIMIT, Page, PageDep
+from app.schedule import embargoes, pending_reminders, service
 from app.schedule import repository as repo
 from app.schedule.schemas import (
     EmbargoOut,
     HoldIn,
+    HoldOut,
     LiftIn,
+    ReminderOut,
     RestrictIn,
     ResumeIn,
     ScheduleIn,
@@ -31,6 +35,18 @@ from app.schedule.schemas import (
 router = APIRouter(tags=["schedule"])
 SCHEDULE = "/v1/models/{namespace}/{name}/releases/{version}/components/{component}/schedule"
 WRITE_PROBLEMS = problems(401, 403, 404, 409, 422)
+ModelFilter = Annotated[str | None, Query(max_length=193, examples=["acme/atlas-7b"])]
+
+
+def _model_id(session: Session, model: str | None) -> int | None:
+    """The id of the ``?model=`` filter's model (404 if there is none)."""
+    if model is None:
+        return None
+    namespace, model_name = split_model_id(model)
+    found = catalogue_repo.model_by_id(session, namespace, model_name)
+    if found is None:
+        raise model_not_found(namespace, model_name)
+    return found.id
 
 
 @router.get(SCHEDULE, responses=problems(401, 403, 404))
@@ -159,7 +175,8 @@ def restrict(
     ctx: ContextDep,
 ) -> ScheduleOut:
     """Emergency: cap the component at ``tier`` (reason required) until resumed. Download
-    tokens issued for the release at clearances above the cap are revoked."""
+    tokens covering this component at clearances above the cap are revoked (tokens for the
+    release's other components are not)."""
     now = clock.now()
     target = service.load_target(session, namespace, name, version, component)
     stages, revoked = service.restrict(
@@ -174,7 +191,7 @@ def list_embargoes(
     session: SessionDep,
     clock: ClockDep,
     when: Literal["upcoming", "past", "all"] = "upcoming",
-    model: Annotated[str | None, Query(max_length=193, examples=["acme/atlas-7b"])] = None,
+    model: ModelFilter = None,
     since: Instant | None = None,
     until: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
@@ -183,19 +200,59 @@ def list_embargoes(
     """Scheduled transitions across all models: ``upcoming`` soonest first, ``past`` most
     recent first, ``all`` in time order; filter by ``model`` and a ``since``/``until``
     window on the transition time."""
-    model_id = None
-    if model is not None:
-        namespace, model_name = split_model_id(model)
-        found = catalogue_repo.model_by_id(session, namespace, model_name)
-        if found is None:
-            raise model_not_found(namespace, model_name)
-        model_id = found.id
     items, nxt = embargoes.list_embargoes(
         session,
         now=clock.now(),
         when=when,
-        model_id=model_id,
+        model_id=_model_id(session, model),
         since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(items=items, next_cursor=nxt)
+
+
+@router.get("/v1/holds", responses=problems(401, 403, 404, 422))
+def list_holds(
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    page: PageDep,
+    model: ModelFilter = None,
+) -> Page[HoldOut]:
+    """Components held or under an emergency restriction now, across all models, with the
+    reason and what resuming would bring (``waiting``)."""
+    items, nxt = embargoes.list_holds(
+        session,
+        now=clock.now(),
+        model_id=_model_id(session, model),
+        after=page.after,
+        limit=page.limit,
+    )
+    return Page(items=items, next_cursor=nxt)
+
+
+@router.get("/v1/reminders", responses=problems(401, 403, 404, 422))
+def list_reminders(
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    model: ModelFilter = None,
+    until: Instant | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: Annotated[str | None, Query(max_length=128)] = None,
+) -> Page[ReminderOut]:
+    """The reminders still to be sent, soonest first: ``embargo.upcoming`` before each lift
+    (``WEIGHTGATE_REMINDER_BEFORE_SECONDS`` ahead) and ``credentials.expiring`` before a
+    partner secret or API key expires; each with when it goes out and the event data it
+    will carry. ``until`` keeps those due before it; ``model`` keeps that model's lifts."""
+    items, nxt = pending_reminders.list_reminders(
+        session,
+        settings=settings,
+        now=clock.now(),
+        model_id=_model_id(session, model),
         until=until,
         cursor=cursor,
         limit=limit,

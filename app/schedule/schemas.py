@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -68,18 +68,23 @@ class NextStage(BaseModel):
     at: datetime
 
 
-class ScheduleOut(BaseModel):
-    model: str
-    version: str
-    component: str
-    tier: Tier = Field(description="effective tier now")
-    next: NextStage | None
+class HoldState(BaseModel):
+    """A component's hold and emergency ceiling, as every schedule answer shows them."""
+
     held: bool
     held_at: datetime | None
     hold_reason: str | None
     restricted_tier: Tier | None
     restricted_at: datetime | None
     restrict_reason: str | None
+
+
+class ScheduleOut(HoldState):
+    model: str
+    version: str
+    component: str
+    tier: Tier = Field(description="effective tier now")
+    next: NextStage | None
     stages: list[StageOut]
     tokens_revoked: int | None = None
 
@@ -96,3 +101,27 @@ class EmbargoOut(BaseModel):
     component_tier: Tier = Field(description="the component's effective tier now")
     held: bool
     restricted_tier: Tier | None
+
+
+class HoldOut(HoldState):
+    model: str
+    version: str
+    release_status: Literal["draft", "published"]
+    component: str
+    tier: Tier = Field(description="the component's effective tier now")
+    waiting: NextStage | None = Field(
+        description="the first stage the hold or the ceiling keeps from applying: what a "
+        "resume would bring (at once if its time has passed)"
+    )
+
+
+ReminderEvent = Literal["embargo.upcoming", "credentials.expiring"]
+
+
+class ReminderOut(BaseModel):
+    event: ReminderEvent
+    due_at: datetime = Field(
+        description="when the scheduler sends it (already past: on its next pass)"
+    )
+    at: datetime = Field(description="the date it announces: the lift, or the expiry")
+    data: dict[str, Any] = Field(description="the webhook event's data, as it will be sent")

@@ -86,6 +86,18 @@ def stage_state(stage: Stage, component: Component, now: datetime) -> StageState
     return "past" if stage.at <= now else "upcoming"
 
 
+def hold_state(component: Component) -> dict[str, Any]:
+    """The :class:`~app.schedule.schemas.HoldState` fields of a component."""
+    return {
+        "held": component.held_at is not None,
+        "held_at": component.held_at,
+        "hold_reason": component.hold_reason,
+        "restricted_tier": Tier(component.restricted_tier) if component.restricted_tier else None,
+        "restricted_at": component.restricted_at,
+        "restrict_reason": component.restrict_reason,
+    }
+
+
 def schedule_out(
     target: Target, stages: Sequence[Stage], *, now: datetime, tokens_revoked: int | None = None
 ) -> ScheduleOut:
@@ -98,12 +110,7 @@ def schedule_out(
         component=comp.name,
         tier=effective_tier(state, now),
         next=NextStage(tier=nxt.tier, at=nxt.at) if nxt else None,
-        held=comp.held_at is not None,
-        held_at=comp.held_at,
-        hold_reason=comp.hold_reason,
-        restricted_tier=Tier(comp.restricted_tier) if comp.restricted_tier else None,
-        restricted_at=comp.restricted_at,
-        restrict_reason=comp.restrict_reason,
+        **hold_state(comp),
         stages=[
             StageOut(
                 tier=Tier(s.tier),
@@ -400,8 +407,9 @@ def restrict(
 ) -> tuple[list[Stage], int]:
     """Emergency ceiling: the component opens no further than ``tier`` until resumed.
 
-    Download tokens for the release issued at clearances above ``tier`` are revoked at once
-    (release-wide: a token's components are not indexed, and it can be re-issued in a call).
+    Download tokens whose scope covers this component and whose clearance is above ``tier``
+    are revoked at once: exactly the tokens the change closes. A token of the same release
+    for other components keeps working.
     """
     if tier == Tier.OPEN:
         raise Unprocessable(
@@ -420,6 +428,7 @@ def restrict(
         now=now,
         reason=f"component {comp.name} restricted to {tier.value}",
         release_id=target.release.id,
+        component=comp.name,
         tiers={t for t in LADDER if t.rank > tier.rank},
         kind="download",
     )

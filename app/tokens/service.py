@@ -68,7 +68,7 @@ def lifetime(settings: Settings, requested: int | None) -> int:
 
 
 def file_url(settings: Settings, model: Model, rel: Release, path: str) -> str:
-    base = settings.public_url.rstrip("/")
+    base = settings.effective_public_url
     return f"{base}/v1/files/{model.namespace}/{model.name}/{rel.version}/{quote(path)}"
 
 

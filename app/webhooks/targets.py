@@ -194,7 +194,7 @@ def own_endpoint(settings: Settings) -> OwnEndpoint:
     """This server's public address (blocking DNS), to refuse webhooks pointing back at it.
     If its name does not resolve here, the name and port alone are compared."""
     try:
-        own = parse_target(settings.public_url)
+        own = parse_target(settings.effective_public_url)
     except TargetRefused:
         return None
     try:

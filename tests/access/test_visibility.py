@@ -124,6 +124,46 @@ def test_researcher_without_grant_waits_for_open(
     ]
 
 
+def test_manifest_tells_callers_without_a_grant_what_one_would_open(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    db: Session,
+    clock: FixedClock,
+    t0: datetime,
+) -> None:
+    """What ``weightgate ls`` shows before ``request-access``: weights open to approved
+    researchers at +1d (a day before everyone), config already open."""
+    _, headers = researcher(db, clock)
+    for who in ({}, headers):
+        comps = {c["name"]: c for c in check(client.get(MANIFEST, headers=who), 200)["components"]}
+        assert comps["weights"]["with_grant"] == {
+            "downloadable": False,
+            "opens_at": (t0 + timedelta(days=1)).isoformat().replace("+00:00", "Z"),
+        }
+        assert comps["weights"]["opens_to_you_at"] == (t0 + timedelta(days=2)).isoformat().replace(
+            "+00:00", "Z"
+        )
+        assert comps["config"]["with_grant"] == {"downloadable": True, "opens_at": None}
+    clock.set(t0 + timedelta(days=1))
+    comps = {c["name"]: c for c in check(client.get(MANIFEST, headers=headers), 200)["components"]}
+    assert comps["weights"]["with_grant"] == {"downloadable": True, "opens_at": None}
+    # A hold freezes it: nothing scheduled would open it to a grant holder.
+    clock.set(t0)
+    check(
+        client.post(
+            "/v1/models/acme/atlas-7b/releases/v1/components/weights/schedule/hold",
+            json={"reason": "eval"},
+            headers=admin_headers,
+        ),
+        200,
+    )
+    comps = {c["name"]: c for c in check(client.get(MANIFEST, headers=headers), 200)["components"]}
+    assert comps["weights"]["with_grant"] == {"downloadable": False, "opens_at": None}
+    # Callers whose clearance is above open get no outlook: a grant changes nothing for them.
+    admin = check(client.get(MANIFEST, headers=admin_headers), 200)["components"]
+    assert all(c["with_grant"] is None for c in admin)
+
+
 def test_unannounced_models_answer_like_unknown_ones(
     client: TestClient, admin_headers: dict[str, str], clock: FixedClock
 ) -> None:

@@ -92,7 +92,7 @@ def publish(server: Server, *args: str, token: str | None = None, url: str | Non
 
 def test_publishes_a_folder_with_schedules(server: Server, model: str, tmp_path: Path) -> None:
     root = folder(tmp_path / "m", FILES)
-    before = datetime.now(UTC)
+    before = datetime.now(UTC).replace(microsecond=0)  # relative times count whole seconds
     # An absolute stage, typed in another zone: computed from today, never a literal date.
     research_at = (before + timedelta(days=40)).replace(microsecond=0)
     typed = research_at.astimezone(timezone(timedelta(hours=1))).isoformat()

@@ -418,3 +418,64 @@ def test_unreadable_times_are_refused_with_422(
     assert r.headers["content-type"] == "application/problem+json"
     assert words in r.text
     assert len(sched(client, admin_headers)["stages"]) == 3  # nothing changed
+
+
+def test_restricting_one_component_revokes_only_the_tokens_it_closes(
+    client: TestClient, admin_headers: dict[str, str], db: Session, clock: FixedClock, t0: datetime
+) -> None:
+    """Regression (#17): a researcher's token for the config survives an emergency
+    restriction of the weights; tokens covering the weights (by component, by path, or
+    together with the config) are revoked, and only those."""
+    clock.set(t0 + timedelta(days=3, hours=1))  # everything is open
+    _, headers = researcher(db, clock)
+
+    def token(**body: Any) -> dict[str, Any]:
+        out = check(
+            client.post("/v1/tokens", json={"model": "acme/atlas-7b", **body}, headers=headers),
+            201,
+        )
+        assert out["tier"] == "open"
+        return out  # type: ignore[no-any-return]
+
+    config = token(components=["config"])
+    weights = token(components=["weights"])
+    by_path = token(paths=["w.bin"])
+    both = token(components=["config", "weights"])
+    config_path = token(paths=["config.json"])
+    body = check(
+        client.post(
+            BASE + "/restrict", json={"tier": "partner", "reason": "leak"}, headers=admin_headers
+        ),
+        200,
+    )
+    assert body["tokens_revoked"] == 3
+    db.expire_all()
+    revoked = {
+        name: db.get(IssuedToken, t["jti"]).revoked_reason  # type: ignore[union-attr]
+        for name, t in {
+            "config": config,
+            "weights": weights,
+            "by_path": by_path,
+            "both": both,
+            "config_path": config_path,
+        }.items()
+    }
+    closed = "component weights restricted to partner"
+    assert revoked == {
+        "config": None,
+        "weights": closed,
+        "by_path": closed,
+        "both": closed,
+        "config_path": None,
+    }
+    # The config tokens still download; a weights token is refused as revoked.
+    ok = client.get("/v1/files/acme/atlas-7b/v1/config.json", params={"token": config["token"]})
+    assert (ok.status_code, ok.content) == (200, b"{}")
+    gone = client.get("/v1/files/acme/atlas-7b/v1/w.bin", params={"token": weights["token"]})
+    assert gone.status_code == 401
+    assert gone.json()["code"] == "token_revoked"
+    # A second restriction of the weights finds nothing more to close.
+    again = client.post(
+        BASE + "/restrict", json={"tier": "internal", "reason": "worse"}, headers=admin_headers
+    )
+    assert check(again, 200)["tokens_revoked"] == 0

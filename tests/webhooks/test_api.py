@@ -148,8 +148,8 @@ def test_metadata_stays_refused_when_private_addresses_are_allowed(
 def test_the_server_itself_is_refused(
     client: TestClient, admin_headers: dict[str, str], private_ok: None, settings: Settings
 ) -> None:
-    # public_url is http://127.0.0.1:8000 in the test settings.
-    assert settings.public_url == "http://127.0.0.1:8000"
+    # Unset, the public URL of the test settings is the default http://127.0.0.1:8000.
+    assert settings.effective_public_url == "http://127.0.0.1:8000"
     for url in (
         "http://127.0.0.1:8000/v1/webhooks",
         "http://localhost:8000/x",

@@ -109,7 +109,10 @@ def test_the_server_itself_is_recognised_in_every_spelling_of_its_address(
     relaxed = settings.model_copy(
         update={"webhook_allow_private": True, "public_url": "http://127.0.0.1:8000"}
     )
-    own: OwnEndpoint = (parse_target(relaxed.public_url), [ipaddress.ip_address("127.0.0.1")])
+    own: OwnEndpoint = (
+        parse_target(relaxed.effective_public_url),
+        [ipaddress.ip_address("127.0.0.1")],
+    )
     address = ipaddress.ip_address(spelling)
     host = f"[{spelling}]" if ":" in spelling else spelling
     with pytest.raises(TargetRefused, match="this server itself"):
@@ -147,7 +150,7 @@ def test_the_server_itself_is_recognised_by_name_even_when_its_name_does_not_res
     settings: Settings,
 ) -> None:
     public = settings.model_copy(update={"public_url": "https://weights.internal.example"})
-    own: OwnEndpoint = (parse_target(public.public_url), [])
+    own: OwnEndpoint = (parse_target(public.effective_public_url), [])
     target = parse_target("https://WEIGHTS.internal.example/v1/webhooks")
     with pytest.raises(TargetRefused, match="this server itself"):
         check_addresses(target, [ipaddress.ip_address("93.184.215.14")], public, own=own)
