@@ -13,9 +13,16 @@ PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 # JUnit reports of each backend's pass; .ci/run checks the PostgreSQL one really ran tests.
 REPORTS := var/test-reports
-LINTED := app tests bench migrations
+LINTED := app tests bench migrations deploy
+# checkov (tests/deploy/test_k8s_manifests.py) pins versions of boto3 and packaging that
+# clash with ours: it lives in a virtualenv of its own inside .venv.
+TOOLS := $(VENV)/tools
+CHECKOV_VERSION := 3.3.30
+# `make lock` writes deploy/*.lock with uv (deploy/lockfile.py); UPGRADE=1 takes the newest
+# versions pyproject.toml allows instead of keeping the locked ones.
+UV_VERSION := 0.13.9
 
-.PHONY: run test test-sqlite test-postgres lint format install clean bench
+.PHONY: run test test-sqlite test-postgres lint format install clean bench lock
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
@@ -26,6 +33,11 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+$(TOOLS)/.installed: Makefile | $(BIN)/python
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
 
 install: $(STAMP)
 
@@ -40,6 +52,7 @@ run: $(STAMP)
 	$(BIN)/weightgate serve --host $(HOST) --port $(PORT) --no-migrate
 
 lint: $(STAMP)
+	$(BIN)/python deploy/lockfile.py check
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy $(LINTED)
@@ -48,17 +61,21 @@ format: $(STAMP)
 	$(BIN)/ruff format $(LINTED)
 	$(BIN)/ruff check --fix $(LINTED)
 
-test-sqlite: $(STAMP)
+test-sqlite: $(STAMP) $(TOOLS)/.installed
 	@mkdir -p $(REPORTS)
 	WEIGHTGATE_TEST_DB=sqlite $(BIN)/pytest -n $(PYTEST_WORKERS) \
 		--junitxml=$(REPORTS)/sqlite.xml -o junit_suite_name=sqlite $(PYTEST_ARGS)
 
-test-postgres: $(STAMP)
+test-postgres: $(STAMP) $(TOOLS)/.installed
 	@mkdir -p $(REPORTS)
 	WEIGHTGATE_TEST_DB=postgresql $(BIN)/pytest -n $(PYTEST_WORKERS) \
 		--junitxml=$(REPORTS)/postgresql.xml -o junit_suite_name=postgresql $(PYTEST_ARGS)
 
 test: lint test-sqlite test-postgres
+
+lock: $(STAMP)
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python deploy/lockfile.py update $(if $(UPGRADE),--upgrade)
 
 bench: $(STAMP)
 	$(BIN)/python bench/upload.py

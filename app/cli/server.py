@@ -82,9 +82,14 @@ def serve(
     import uvicorn
 
     from app.migrate import upgrade
-    from app.settings import get_settings
+    from app.settings import UnsafeConfiguration, get_settings, running_in_container
 
     settings = get_settings()
+    try:
+        settings.check_production(in_container=running_in_container())
+    except UnsafeConfiguration as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
     if settings.is_sqlite and workers > 1:
         typer.echo(
             "SQLite is single-process: use PostgreSQL (WEIGHTGATE_DATABASE_URL) to run "
