@@ -85,6 +85,10 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+    # /readyz stays ready this long after a dependency that answered before starts failing,
+    # and waits at most the timeout for a check (app/observability/readiness.py).
+    ready_grace_seconds: float = Field(default=30.0, ge=0)
+    ready_check_timeout_seconds: float = Field(default=2.0, gt=0)
 
     # Production in a container refuses SQLite and a filesystem store: unless data_dir is a
     # mounted volume they live on the container's own disk and vanish with it. An operator
