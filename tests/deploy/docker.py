@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -110,12 +111,12 @@ def build_base_image() -> None:
             for entry in (rootfs / leftover).glob("*"):
                 if entry.is_file():
                     entry.unlink()
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(
-            ["docker", "import", "--change", 'CMD ["/bin/bash"]', "-", BASE_IMAGE],
-            stdin=tar.stdout, check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
-        assert tar.wait() == 0
+        with subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE) as tar:
+            subprocess.run(
+                ["docker", "import", "--change", 'CMD ["/bin/bash"]', "-", BASE_IMAGE],
+                stdin=tar.stdout, check=True, capture_output=True, timeout=300,
+            )  # fmt: skip
+        assert tar.returncode == 0
 
 
 def build(tag: str, context: Path, **build_args: str) -> None:
@@ -123,10 +124,19 @@ def build(tag: str, context: Path, **build_args: str) -> None:
     docker("build", "--quiet", "--tag", tag, *args, str(context), timeout=900)
 
 
-def build_images() -> None:
-    """The base, the stand-ins and the image of this checkout (its Dockerfile, as is)."""
+def build_images() -> dict[str, float]:
+    """The base, the stand-ins and the image of this checkout (its Dockerfile, as is).
+    Returns the seconds each step took."""
+    took: dict[str, float] = {}
+    started = time.monotonic()
     build_base_image()
+    took["base"] = time.monotonic() - started
     for name, tag in STANDIN_IMAGES.items():
+        started = time.monotonic()
         extra = {"MOTO_VERSION": version("moto")} if name == "s3" else {}
         build(tag, STANDINS / name, BASE_IMAGE=BASE_IMAGE, **extra)
+        took[name] = time.monotonic() - started
+    started = time.monotonic()
     build(APP_IMAGE, ROOT, BASE_IMAGE=BASE_IMAGE)
+    took["weightgate"] = time.monotonic() - started
+    return took

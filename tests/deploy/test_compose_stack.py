@@ -91,8 +91,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    started = time.monotonic()
-    build_images()
+    took = build_images()
     built = time.monotonic()
     port = free_port()
     octet = 200 + secrets.randbelow(50)
@@ -121,7 +120,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         stack.compose("up", "--detach", "--no-build", timeout=600)
         stack.wait_ready()
-        print(f"deploy: images {built - started:.0f}s, stack up {time.monotonic() - built:.0f}s")
+        builds = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in took.items())
+        print(f"deploy: images: {builds}; stack up {time.monotonic() - built:.0f}s")
         yield stack
     finally:
         try:
