@@ -16,7 +16,14 @@ PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 # JUnit reports of each backend's pass; .ci/run checks the PostgreSQL one really ran tests.
 REPORTS := var/test-reports
-LINTED := app tests bench migrations
+LINTED := app tests bench migrations deploy
+# checkov (tests/deploy/test_k8s_manifests.py) pins versions of boto3 and packaging that
+# clash with ours: it lives in a virtualenv of its own inside .venv.
+TOOLS := $(VENV)/tools
+CHECKOV_VERSION := 3.3.30
+# `make lock` writes deploy/*.lock with uv (deploy/lockfile.py); UPGRADE=1 takes the newest
+# versions pyproject.toml allows instead of keeping the locked ones.
+UV_VERSION := 0.13.9
 
 # make test-future: the live-server tests again with every Python clock FUTURE_DAYS ahead
 # (tests/timeshift/sitecustomize.py), on both databases, so a date that will expire fails
@@ -24,7 +31,7 @@ LINTED := app tests bench migrations
 FUTURE_DAYS ?= 1100
 FUTURE_PATHS ?= tests/e2e tests/cli tests/hfcompat
 
-.PHONY: run test test-sqlite test-postgres test-future lint format install clean bench
+.PHONY: run test test-sqlite test-postgres test-future lint format install clean bench lock
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
@@ -40,6 +47,11 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(TEST_STAMP) $(RUN_STAMP)
 
+$(TOOLS)/.installed: Makefile | $(BIN)/python
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
 install: $(TEST_STAMP)
 
 run: $(RUN_STAMP)
@@ -53,6 +65,7 @@ run: $(RUN_STAMP)
 	$(BIN)/weightgate serve --host $(HOST) --port $(PORT) --no-migrate
 
 lint: $(TEST_STAMP)
+	$(BIN)/python deploy/lockfile.py check
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy $(LINTED)
@@ -61,12 +74,12 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff format $(LINTED)
 	$(BIN)/ruff check --fix $(LINTED)
 
-test-sqlite: $(TEST_STAMP)
+test-sqlite: $(TEST_STAMP) $(TOOLS)/.installed
 	@mkdir -p $(REPORTS)
 	WEIGHTGATE_TEST_DB=sqlite $(BIN)/pytest -n $(PYTEST_WORKERS) \
 		--junitxml=$(REPORTS)/sqlite.xml -o junit_suite_name=sqlite $(PYTEST_ARGS)
 
-test-postgres: $(TEST_STAMP)
+test-postgres: $(TEST_STAMP) $(TOOLS)/.installed
 	@mkdir -p $(REPORTS)
 	WEIGHTGATE_TEST_DB=postgresql $(BIN)/pytest -n $(PYTEST_WORKERS) \
 		--junitxml=$(REPORTS)/postgresql.xml -o junit_suite_name=postgresql $(PYTEST_ARGS)
@@ -79,6 +92,10 @@ test-future: $(TEST_STAMP)
 	done
 
 test: lint test-sqlite test-postgres test-future
+
+lock: $(TEST_STAMP)
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python deploy/lockfile.py update $(if $(UPGRADE),--upgrade)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/upload.py

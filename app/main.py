@@ -28,7 +28,8 @@ from app.http_limits import LimitRequestBodies
 from app.observability.logging import configure_logging
 from app.observability.metrics import DatabaseCollector, count_denial
 from app.observability.middleware import RequestObservability
-from app.observability.probe import make_probe_engine
+from app.observability.probe import make_probe_engine, ping
+from app.observability.readiness import Readiness
 from app.observability.router import router as ops_router
 from app.schedule.loop import SqliteSchedulerLock, run_scheduler
 from app.schedule.router import router as schedule_router
@@ -93,6 +94,16 @@ def create_app(
 
     app.state.probe_engine = make_probe_engine(engine.url)
     app.state.database_metrics = DatabaseCollector(app.state.probe_engine, app.state.clock.now)
+    # Read through app.state at check time: tests swap the store and the probe engine.
+    app.state.readiness = Readiness(
+        {
+            "database": lambda: ping(app.state.probe_engine),
+            "storage": lambda: app.state.store.check(),
+        },
+        clock=app.state.clock,
+        grace_seconds=settings.ready_grace_seconds,
+        timeout_seconds=settings.ready_check_timeout_seconds,
+    )
 
     configure_logging(settings)
     register_error_handlers(app, observe=_count_denial)

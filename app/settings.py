@@ -1,12 +1,13 @@
 """All configuration, read once from ``WEIGHTGATE_*`` environment variables (and ``.env``).
 
 Embedded defaults (SQLite + filesystem store under ``./var``) make ``make run`` work on a
-fresh machine; :func:`Settings.check_production` refuses those defaults where they would be
-unsafe (several workers on SQLite, development secrets outside development).
+fresh machine; :meth:`Settings.check_production` refuses them where data would vanish with
+a container.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -100,6 +101,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+    # /readyz stays ready this long after a dependency that answered before starts failing,
+    # and waits at most the timeout for a check (app/observability/readiness.py).
+    ready_grace_seconds: float = Field(default=30.0, ge=0)
+    ready_check_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    # Production in a container refuses SQLite and a filesystem store: unless data_dir is a
+    # mounted volume they live on the container's own disk and vanish with it. An operator
+    # who did mount one says so here.
+    allow_local_state_in_container: bool = False
 
     @field_validator("database_url", mode="after")
     @classmethod
@@ -130,6 +140,38 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+
+    def check_production(self, *, in_container: bool) -> None:
+        """Refuse to serve production data from a container's own disk (see
+        ``allow_local_state_in_container``). Raises :class:`UnsafeConfiguration`."""
+        if self.environment != "production" or not in_container:
+            return
+        if self.allow_local_state_in_container:
+            return
+        local = []
+        if self.is_sqlite:
+            local.append("the database is a SQLite file (set WEIGHTGATE_DATABASE_URL)")
+        if not self.effective_storage_url.startswith("s3://"):
+            local.append("objects are stored in a directory (set WEIGHTGATE_STORAGE_URL)")
+        if local:
+            raise UnsafeConfiguration(
+                "refusing to start in production inside a container: "
+                + "; ".join(local)
+                + f", under {self.data_dir}, which vanishes with the container unless it is "
+                "a mounted volume. Use PostgreSQL and S3, or set "
+                "WEIGHTGATE_ALLOW_LOCAL_STATE_IN_CONTAINER=true if a volume is mounted there."
+            )
+
+
+class UnsafeConfiguration(Exception):
+    """The settings would lose data in this environment; the server does not start."""
+
+
+def running_in_container() -> bool:
+    """Docker and Podman leave a marker file in every container; Kubernetes sets
+    ``KUBERNETES_SERVICE_HOST`` in every pod, whatever its runtime."""
+    markers = (Path("/.dockerenv"), Path("/run/.containerenv"))
+    return any(m.exists() for m in markers) or "KUBERNETES_SERVICE_HOST" in os.environ
 
 
 @lru_cache

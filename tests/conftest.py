@@ -23,6 +23,7 @@ from app.settings import Settings
 from app.storage import ObjectStore
 from app.storage.filesystem import FilesystemStore
 from app.storage.s3 import S3Store
+from tests.deploy.docker import docker_engine_answers
 from tests.factories.principals import make_user
 from tests.fixtures.databases import backend, fresh_database
 from tests.fixtures.servers import AWS_TEST_ENV, moto_server
@@ -37,16 +38,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Tests that make their own database of a fixed kind give the same result in both
     passes; run them once, in the PostgreSQL pass, instead of twice. Tests of code that only
     runs on PostgreSQL have nothing to test on SQLite. Both are deselected (not skipped) on
-    SQLite, and the PostgreSQL pass fails if any of them fails."""
-    if backend() != "sqlite":
-        return
+    SQLite, and the PostgreSQL pass fails if any of them fails.
+
+    Tests that need a Docker engine are deselected where none answers, except in CI
+    (``CI=true``), whose .ci/run installs and starts one: there they run, and fail if the
+    engine is missing."""
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
+    sqlite = backend() == "sqlite"
+    no_docker: bool | None = None
     for item in items:
         postgresql_only = item.get_closest_marker("own_database") or item.get_closest_marker(
             "postgresql"
         )
-        (drop if postgresql_only else keep).append(item)
+        needs_docker = item.get_closest_marker("docker") is not None
+        if needs_docker and no_docker is None:
+            no_docker = os.environ.get("CI") != "true" and not docker_engine_answers()
+        (drop if (sqlite and postgresql_only) or (needs_docker and no_docker) else keep).append(
+            item
+        )
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

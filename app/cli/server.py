@@ -24,25 +24,38 @@ def migrate(
         bool,
         typer.Option(
             "--check",
-            help="change nothing; exit 1 unless the database is at the code's head revision "
-            "(an init container waits on this while the migration job runs)",
+            help="change nothing; exit 1 unless the schema includes the code's head revision "
+            "(at it, or newer after a rollback)",
         ),
     ] = False,
+    wait: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="with --check: keep checking for up to this many seconds (an init container "
+            "waits on this while the migration job runs, instead of crash-looping)",
+        ),
+    ] = 0,
 ) -> None:
     """Bring the database schema up to date (safe to run from several replicas at once)."""
-    from app.migrate import current_revision, head_revision, upgrade
+    from app.migrate import schema_state, upgrade, wait_until_compatible
 
     if check:
-        current, head = current_revision(), head_revision()
-        if current != head:
-            typer.echo(
-                f"database is at {current or 'an empty schema'}, code expects {head}", err=True
-            )
+
+        def report(reason: str) -> None:
+            if wait:
+                typer.echo(f"waiting: {reason}", err=True)
+
+        state = wait_until_compatible(timeout=wait, report=report)
+        if state is None or not state.compatible:
+            reason = state.describe() if state else "database unreachable"
+            typer.echo(reason, err=True)
             raise typer.Exit(1)
-        typer.echo(f"database is at head ({head})")
+        typer.echo(state.describe())
         return
     upgrade(revision)
-    typer.echo(f"database migrated to {revision}")
+    state = schema_state()
+    typer.echo(state.describe() if state.newer else f"database migrated to {revision}")
 
 
 def _prepare_multiprocess_metrics(data_dir: Path) -> None:
@@ -83,9 +96,14 @@ def serve(
 
     from app.http_server import BoundedHttpToolsProtocol
     from app.migrate import upgrade
-    from app.settings import get_settings, served_url
+    from app.settings import UnsafeConfiguration, get_settings, running_in_container, served_url
 
     settings = get_settings()
+    try:
+        settings.check_production(in_container=running_in_container())
+    except UnsafeConfiguration as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
     if settings.public_url is None:
         # Download URLs must name the port really served (make run PORT=18100), in this
         # process and in every worker: they read their settings from the environment.

@@ -13,6 +13,7 @@ from app.models.catalogue import (
     Transition,
 )
 from app.models.principals import ApiKey, Partner, PartnerAgreement, User
+from app.models.schema import SchemaLineage
 from app.models.tokens import IssuedToken, QuotaCounter, TokenFileStart
 from app.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
@@ -31,6 +32,7 @@ __all__ = [
     "QuotaCounter",
     "Release",
     "ReleaseFile",
+    "SchemaLineage",
     "Stage",
     "StoredObject",
     "TokenFileStart",

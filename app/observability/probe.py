@@ -10,7 +10,7 @@ connections with short timeouts.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
@@ -34,3 +34,9 @@ def make_probe_engine(url: URL) -> Engine:
         connect_args={"connect_timeout": PROBE_TIMEOUT_SECONDS},
         hide_parameters=True,
     )
+
+
+def ping(engine: Engine) -> None:
+    """One round trip to the database; raises whatever the driver raises."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

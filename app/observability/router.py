@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import text
 
 from app.errors import ServiceUnavailable, problems
 from app.observability.metrics import render
-from app.storage import StorageError
+from app.observability.readiness import Readiness
 
 router = APIRouter(tags=["operations"])
 
@@ -19,18 +18,19 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses=problems(503))
-def readyz(request: Request) -> dict[str, str]:
-    """Readiness: the database answers a query and the object store is reachable."""
-    try:
-        with request.app.state.probe_engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as e:  # any driver error means "not ready"
-        raise ServiceUnavailable("database unreachable", code="database_unreachable") from e
-    try:
-        request.app.state.store.check()
-    except StorageError as e:
-        raise ServiceUnavailable("object store unreachable", code="storage_unreachable") from e
-    return {"status": "ready", "database": "ok", "storage": "ok"}
+async def readyz(request: Request) -> dict[str, str]:
+    """Readiness: the database answers a query and the object store is reachable, or they
+    did and have been failing for less than the grace period ("degraded"; see
+    app/observability/readiness.py for why a blip must not take every replica out)."""
+    readiness: Readiness = request.app.state.readiness
+    report = await readiness.probe()
+    if not report.ready:
+        first = report.down[0]
+        raise ServiceUnavailable(
+            f"{'object store' if first == 'storage' else first} unreachable",
+            code=f"{first}_unreachable",
+        )
+    return {"status": report.status, **report.states}
 
 
 @router.get("/metrics", response_class=Response)

@@ -326,13 +326,19 @@ def load_key_set(settings: Settings, *, now: datetime, generate: bool | None = N
     directory = KeyDirectory(settings.effective_keys_dir)
     if generate is None:
         generate = settings.environment != "production"
+    if not generate:
+        # Only read: the directory may be a read-only mount (a Kubernetes Secret, a volume
+        # mounted :ro), where even the lock file cannot be created.
+        if not directory.scan():
+            raise KeyConfigError(
+                f"no signing key in {directory.path}: run `weightgate keys rotate` or set "
+                "WEIGHTGATE_SIGNING_KEY_PEM"
+            )
+        return KeySet(
+            directory=directory, retention=retention, reload_seconds=settings.keys_reload_seconds
+        )
     with directory.locked():
         if not directory.scan():
-            if not generate:
-                raise KeyConfigError(
-                    f"no signing key in {directory.path}: run `weightgate keys rotate` or set "
-                    "WEIGHTGATE_SIGNING_KEY_PEM"
-                )
             directory.write(new_private_key(), now)
     return KeySet(
         directory=directory, retention=retention, reload_seconds=settings.keys_reload_seconds

@@ -1,0 +1,1 @@
+"""Deployment files that are Python: the lock file tool (lockfile.py)."""
