@@ -34,6 +34,8 @@ from app.observability.router import router as ops_router
 from app.schedule.loop import SqliteSchedulerLock, run_scheduler
 from app.schedule.router import router as schedule_router
 from app.settings import Settings, get_settings
+from app.signing.keys import check_distinct, load_release_keys
+from app.signing.router import router as signing_router
 from app.storage import ObjectStore, open_store
 from app.tokens.keys import load_key_set
 from app.tokens.router import router as tokens_router
@@ -88,6 +90,11 @@ def create_app(
     app.state.store = store or open_store(settings)
     app.state.clock = clock or SystemClock()
     app.state.keys = load_key_set(settings, now=app.state.clock.now())
+    app.state.release_keys = load_release_keys(settings, now=app.state.clock.now())
+    check_distinct(
+        app.state.release_keys,
+        [s.key.public for s in app.state.keys.statuses(app.state.clock.now())],
+    )
     app.state.run_background = (
         settings.scheduler_enabled if run_background is None else run_background
     )
@@ -121,6 +128,7 @@ def create_app(
     app.include_router(schedule_router)
     app.include_router(access_router)
     app.include_router(tokens_router)
+    app.include_router(signing_router)
     app.include_router(audit_router)
     app.include_router(webhooks_router)
     mount_api_docs(app)

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     open_registration: bool = False
     keys_dir: Path | None = None
     signing_key_pem: str | None = Field(default=None, repr=False)
+    # Release-signing keys (app/signing/keys.py, docs/signing.md): never the token keys.
+    release_keys_dir: Path | None = None
+    release_signing_key_pem: str | None = Field(default=None, repr=False)
     token_default_ttl: int = 15 * 60
     token_max_ttl: int = 24 * 3600
     partner_token_ttl: int = 3600
@@ -132,6 +135,10 @@ class Settings(BaseSettings):
     @property
     def effective_keys_dir(self) -> Path:
         return self.keys_dir or self.data_dir / "keys"
+
+    @property
+    def effective_release_keys_dir(self) -> Path:
+        return self.release_keys_dir or self.data_dir / "release-keys"
 
     @property
     def effective_public_url(self) -> str:

@@ -30,6 +30,8 @@ from app.db import SessionDep
 from app.errors import PayloadTooLarge, problems
 from app.models import Component, Model, Release
 from app.pagination import Page, PageDep, encode_cursor
+from app.signing import service as signing
+from app.signing.keys import ReleaseKeysDep
 
 router = APIRouter(prefix="/v1/models", tags=["catalogue"])
 MODEL = "/{namespace}/{name}"
@@ -220,23 +222,63 @@ def visible_stats(
     return repo.release_stats(session, ids, component_ids=allowed)
 
 
-@router.post(RELEASE + "/publish", responses=problems(401, 403, 404, 409))
+@router.post(RELEASE + "/publish", responses=problems(401, 403, 404, 409, 503))
 def publish_release(
     namespace: str,
     name: str,
     version: str,
+    request: Request,
     session: SessionDep,
     admin: AdminDep,
     clock: ClockDep,
     ctx: ContextDep,
+    release_keys: ReleaseKeysDep,
 ) -> schemas.PublishOut:
     model = admin_model(session, namespace, name)
     rel = require_release(session, model, version)
-    service.publish(session, model=model, rel=rel, actor=admin, now=clock.now(), ctx=ctx)
+    service.publish(
+        session,
+        model=model,
+        rel=rel,
+        store=request.app.state.store,
+        release_keys=release_keys,
+        actor=admin,
+        now=clock.now(),
+        ctx=ctx,
+    )
     assert rel.revision is not None
     assert rel.published_at is not None
     return schemas.PublishOut(
         version=rel.version, revision=rel.revision, published_at=rel.published_at
+    )
+
+
+@router.post(RELEASE + "/signatures/revoke", responses=problems(401, 403, 404, 409, 422))
+def revoke_signatures(
+    namespace: str,
+    name: str,
+    version: str,
+    body: schemas.SignatureRevoke,
+    session: SessionDep,
+    admin: AdminDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> schemas.SignatureRevokeOut:
+    """Mark a published release's signatures revoked (its key was compromised, or it signed
+    what it should not have): the files stay, the manifest, ``/.well-known/release-keys.json``
+    and ``weightgate verify`` say so. Audited; announced as ``release.signature_revoked``."""
+    model = admin_model(session, namespace, name)
+    rel = require_release(session, model, version)
+    rows = signing.revoke(
+        session, model=model, rel=rel, reason=body.reason, actor=admin, now=clock.now(), ctx=ctx
+    )
+    return schemas.SignatureRevokeOut(
+        model=model.repo_id,
+        version=rel.version,
+        revision=rel.revision,
+        revoked_at=clock.now(),
+        reason=body.reason,
+        key_ids=sorted({r.key_id for r in rows}),
     )
 
 

@@ -133,6 +133,18 @@ class ManifestComponent(BaseModel):
     )
 
 
+class ManifestSignature(BaseModel):
+    component: str
+    path: str = Field(description="the signature file, a file of the component")
+    key_id: str = Field(
+        description="SHA-256 of the signing key's PEM public key (model-signing's key hint); "
+        "the key is at /.well-known/release-keys.json"
+    )
+    signed_at: datetime
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = None
+
+
 class Manifest(BaseModel):
     model: str
     version: str
@@ -141,3 +153,25 @@ class Manifest(BaseModel):
     clearance: Tier
     files: list[ManifestFile]
     components: list[ManifestComponent]
+    signature_status: Literal["signed", "revoked", "unsigned"] = Field(
+        default="unsigned",
+        description="signed: every component you may download is signed; revoked: the "
+        "release's signatures were revoked (do not trust them); unsigned: a draft, or "
+        "published before releases were signed",
+    )
+    signatures: list[ManifestSignature] = Field(
+        default_factory=list, description="signatures of the components you may download"
+    )
+
+
+class SignatureRevoke(StrictInput):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class SignatureRevokeOut(BaseModel):
+    model: str
+    version: str
+    revision: str | None
+    revoked_at: datetime
+    reason: str
+    key_ids: list[str]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,6 +22,10 @@ from app.errors import Conflict, NotFound
 from app.models import Component, Model, Release, ReleaseFile, Stage
 from app.schedule.evaluate import opens_to
 from app.schedule.rules import check_stages
+from app.signing.keys import ReleaseKeySet
+from app.signing.repository import signatures_with_paths
+from app.signing.service import sign_release
+from app.storage import ObjectStore
 
 # audit_events.target_id is 256 characters; a model id, version and 1 KiB path are not.
 AUDIT_TARGET_MAX = 256
@@ -249,15 +253,20 @@ def publish(
     *,
     model: Model,
     rel: Release,
+    store: ObjectStore,
+    release_keys: ReleaseKeySet,
     actor: Principal,
     now: datetime,
     ctx: RequestContext | None = None,
 ) -> Release:
+    """Freeze the release's files, name it by its revision, and sign each component
+    (app/signing): the signature files join their components, outside the revision."""
     require_draft(model, rel)
     files = list(repo.files(session, rel.id))
     if not files:
         raise Conflict(f"release {rel.version} has no files to publish", code="release_empty")
-    names = {c.id: c.name for c in repo.components(session, rel.id)}
+    components = list(repo.components(session, rel.id))
+    names = {c.id: c.name for c in components}
     # SHA-1 because Hugging Face clients take the revision for a git commit hash.
     manifest_bytes = canonical_manifest(model, rel, files, names)
     rel.revision = hashlib.sha1(manifest_bytes, usedforsecurity=False).hexdigest()
@@ -270,6 +279,16 @@ def publish(
         raise Conflict(
             "another release of this model has exactly the same manifest", code="duplicate_revision"
         ) from e
+    signed = sign_release(
+        session,
+        store=store,
+        keys=release_keys,
+        model=model,
+        rel=rel,
+        files=files,
+        components=components,
+        now=now,
+    )
     audit.record(
         session,
         now=now,
@@ -277,7 +296,11 @@ def publish(
         action="release.published",
         target_type="release",
         target_id=audit_target(model, rel.version),
-        after={"revision": rel.revision, "files": len(files)},
+        after={
+            "revision": rel.revision,
+            "files": len(files),
+            "signatures": {s.path: s.key_id for s in signed},
+        },
         ctx=ctx,
     )
     return rel
@@ -332,6 +355,18 @@ def manifest(
         for v in views
         if v.visible
     ]
+    sigs = [
+        schemas.ManifestSignature(
+            component=by_id[sig.component_id].component.name,
+            path=path,
+            key_id=sig.key_id,
+            signed_at=sig.signed_at,
+            revoked_at=sig.revoked_at,
+            revoke_reason=sig.revoke_reason,
+        )
+        for sig, path in signatures_with_paths(session, rel.id)
+        if by_id[sig.component_id].downloadable
+    ]
     return schemas.Manifest(
         model=model.repo_id,
         version=rel.version,
@@ -340,4 +375,14 @@ def manifest(
         clearance=clearance,
         files=files,
         components=comps,
+        signature_status=signature_status(sigs),
+        signatures=sigs,
     )
+
+
+def signature_status(
+    sigs: list[schemas.ManifestSignature],
+) -> Literal["signed", "revoked", "unsigned"]:
+    if any(s.revoked_at is not None for s in sigs):
+        return "revoked"
+    return "signed" if sigs else "unsigned"

@@ -36,6 +36,7 @@ from app.errors import (
 )
 from app.models import Component, Model, Release, ReleaseFile, StoredObject
 from app.settings import Settings
+from app.signing.bundle import IGNORED_PATHS
 from app.storage import HashMismatch, ObjectStore, StorageError, StoredBlob, TooLarge
 from app.storage.base import SHA256_RE
 
@@ -66,6 +67,7 @@ def resolve_target(
     rel = require_release(session, model, version)
     require_draft(model, rel)
     check_file_path(path, max_bytes=max_path_bytes)
+    check_not_reserved(path)
     existing = repo.file_by_path(session, rel.id, path)
     comp_name = component or None
     if comp_name is not None:
@@ -82,6 +84,18 @@ def resolve_target(
             code="component_not_found",
         )
     return UploadTarget(model, rel, comp, path, existing)
+
+
+def check_not_reserved(path: str) -> None:
+    """Paths the release's signatures keep out of what they sign (app/signing/bundle.py):
+    a file there would be downloaded yet never verified."""
+    for prefix in IGNORED_PATHS:
+        if path == prefix or path.startswith(prefix + "/"):
+            raise Unprocessable(
+                f"{path!r} is under {prefix}/, which is reserved: release signatures are "
+                f"published there or verifiers skip it",
+                code="reserved_path",
+            )
 
 
 def check_declared_hash(value: str | None) -> str | None:

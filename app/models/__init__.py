@@ -14,6 +14,7 @@ from app.models.catalogue import (
 )
 from app.models.principals import ApiKey, Partner, PartnerAgreement, User
 from app.models.schema import SchemaLineage
+from app.models.signatures import ReleaseSignature
 from app.models.tokens import IssuedToken, QuotaCounter, TokenFileStart
 from app.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
@@ -32,6 +33,7 @@ __all__ = [
     "QuotaCounter",
     "Release",
     "ReleaseFile",
+    "ReleaseSignature",
     "SchemaLineage",
     "Stage",
     "StoredObject",

@@ -45,7 +45,7 @@ from fastapi import Depends, Request
 
 from app.settings import Settings
 
-_FILE = re.compile(r"^es256-(\d{8}T\d{6}Z)\.pem$")
+ES256_PREFIX = "es256"
 _STAMP = "%Y%m%dT%H%M%SZ"
 _PEM_BLOCK = re.compile(
     r"-----BEGIN ((?:EC )?PRIVATE KEY)-----.+?-----END \1-----", re.DOTALL | re.ASCII
@@ -129,22 +129,24 @@ def keys_from_env(text: str) -> list[SigningKey]:
     return keys
 
 
-def key_file_name(active_from: datetime) -> str:
-    return f"es256-{active_from.astimezone(UTC).strftime(_STAMP)}.pem"
+def key_file_name(active_from: datetime, prefix: str = ES256_PREFIX) -> str:
+    return f"{prefix}-{active_from.astimezone(UTC).strftime(_STAMP)}.pem"
 
 
-def activation_of(name: str) -> datetime | None:
-    m = _FILE.match(name)
+def activation_of(name: str, prefix: str = ES256_PREFIX) -> datetime | None:
+    m = re.fullmatch(re.escape(prefix) + r"-(\d{8}T\d{6}Z)\.pem", name)
     if m is None:
         return None
     return datetime.strptime(m.group(1), _STAMP).replace(tzinfo=UTC)
 
 
 class KeyDirectory:
-    """Key files in one directory, parsed once per (name, mtime)."""
+    """Key files in one directory, parsed once per (name, mtime). ``prefix`` tells the kinds
+    of key apart (token keys ``es256-…``, release-signing keys ``release-p256-…``)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, prefix: str = ES256_PREFIX) -> None:
         self.path = path
+        self.prefix = prefix
         self._parsed: dict[tuple[str, int], ec.EllipticCurvePrivateKey] = {}
 
     def scan(self) -> list[tuple[datetime, str, ec.EllipticCurvePrivateKey]]:
@@ -155,7 +157,7 @@ class KeyDirectory:
             return []
         found = []
         for name in names:
-            at = activation_of(name)
+            at = activation_of(name, self.prefix)
             if at is None:
                 continue
             file = self.path / name
@@ -186,7 +188,7 @@ class KeyDirectory:
     def write(self, key: ec.EllipticCurvePrivateKey, active_from: datetime) -> Path:
         """Write a key file readable by its owner only, atomically (temp file + rename)."""
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        final = self.path / key_file_name(active_from)
+        final = self.path / key_file_name(active_from, self.prefix)
         if final.exists():
             raise KeyConfigError(f"{final.name} already exists; wait a second and retry")
         tmp = self.path / f".{final.name}.{os.getpid()}.tmp"

@@ -28,6 +28,7 @@ EVENT_TYPES = frozenset(
         "grant.revoked",
         "token.revoked",
         "release.published",
+        "release.signature_revoked",
         "credentials.expiring",
     }
 )

@@ -25,7 +25,7 @@ from app.storage import ObjectStore, StoredBlob
 from app.storage.filesystem import FilesystemStore
 from app.storage.s3 import S3Store
 from tests.factories.access import audit_events
-from tests.factories.catalogue import check, publish_release, sha256
+from tests.factories.catalogue import check, publish_release, sha256, signature_files
 from tests.fixtures.databases import fresh_database, lock_timeout
 from tests.storage.inventory import address, contents, pending_multipart
 
@@ -84,6 +84,7 @@ def test_gc_removes_exactly_the_objects_no_file_refers_to(
 ) -> None:
     shared, new_shard = b"bytes v1 and v2 share", b"the shard as re-uploaded"
     publish_release(client, admin_headers, files={"a.bin": ("weights", shared)})
+    signature = signature_files(client, admin_headers)["signatures/weights.sig"]["sha256"]
     publish_release(
         client,
         admin_headers,
@@ -113,7 +114,7 @@ def test_gc_removes_exactly_the_objects_no_file_refers_to(
         sha256(b"a file deleted from the draft"): False,
         stray: True,
     }
-    live = {sha256(shared), sha256(new_shard)}
+    live = {sha256(shared), sha256(new_shard), signature}
     everything = sorted(address(store, s) for s in {*garbage, *live})
     assert objects(store) == everything
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.clock import FixedClock
-from tests.factories.catalogue import check, create_model, publish_release
+from tests.factories.catalogue import check, create_model, publish_release, signature_files
 from tests.factories.principals import make_user
 
 
@@ -117,8 +117,10 @@ def test_releases_are_paginated_and_drafts_hidden_from_non_admins(
         v1 = pages[0][0]
         assert v1["status"] == "published"
         assert len(v1["revision"]) == 40
-        assert v1["file_count"] == 1
-        assert v1["total_size"] == 1000
+        # The weights and their signature (app/signing).
+        sig = signature_files(client, headers)["signatures/weights.sig"]
+        assert v1["file_count"] == 2
+        assert v1["total_size"] == 1000 + sig["size"]
     # A draft is invisible by version too, to everyone but admins.
     r = client.get(f"{url}/v5-draft")
     assert r.status_code == 404
@@ -165,7 +167,8 @@ def test_manifest_shows_each_caller_only_what_it_may_download(
     anon = check(client.get(url), 200)
     assert anon["revision"] == pub.revision
     assert anon["clearance"] == "open"
-    assert [f["path"] for f in anon["files"]] == ["tokenizer.json"]
+    assert [f["path"] for f in anon["files"]] == ["signatures/tokenizer.sig", "tokenizer.json"]
+    assert [s["component"] for s in anon["signatures"]] == ["tokenizer"]
     comps = {c["name"]: c for c in anon["components"]}
     assert set(comps) == {"weights", "tokenizer"}  # internal "safety" is not even named
     assert comps["weights"]["downloadable"] is False
@@ -179,8 +182,12 @@ def test_manifest_shows_each_caller_only_what_it_may_download(
     assert [f["path"] for f in admin["files"]] == [
         "classifier.bin",
         "model.safetensors",
+        "signatures/safety.sig",
+        "signatures/tokenizer.sig",
+        "signatures/weights.sig",
         "tokenizer.json",
     ]
+    assert [s["component"] for s in admin["signatures"]] == ["safety", "tokenizer", "weights"]
     # "main" and the revision id name the same release.
     assert check(client.get("/v1/models/acme/atlas-7b/releases/main/manifest"), 200) == anon
     by_rev = check(client.get(f"/v1/models/acme/atlas-7b/releases/{pub.revision}/manifest"), 200)
@@ -203,12 +210,15 @@ def test_release_sizes_count_only_what_the_caller_may_download(
         files={"tokenizer.json": ("tokenizer", b"t" * 10), "model.bin": ("weights", b"w" * 5000)},
     )
     url = "/v1/models/acme/atlas-7b/releases/v1"
+    # Each component carries its signature file (app/signing).
+    sigs = {p: f["size"] for p, f in signature_files(client, admin_headers).items()}
+    tok, weights = 10 + sigs["signatures/tokenizer.sig"], 5000 + sigs["signatures/weights.sig"]
     admin = check(client.get(url, headers=admin_headers), 200)
-    assert (admin["file_count"], admin["total_size"]) == (2, 5010)
+    assert (admin["file_count"], admin["total_size"]) == (4, tok + weights)
     anonymous = check(client.get(url), 200)
-    assert (anonymous["file_count"], anonymous["total_size"]) == (1, 10)
+    assert (anonymous["file_count"], anonymous["total_size"]) == (2, tok)
     listed = check(client.get("/v1/models/acme/atlas-7b/releases"), 200)["items"]
-    assert [(r["file_count"], r["total_size"]) for r in listed] == [(1, 10)]
+    assert [(r["file_count"], r["total_size"]) for r in listed] == [(2, tok)]
     clock.set(future)
     opened = check(client.get(url), 200)
-    assert (opened["file_count"], opened["total_size"]) == (2, 5010)
+    assert (opened["file_count"], opened["total_size"]) == (4, tok + weights)

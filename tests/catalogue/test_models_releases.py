@@ -48,6 +48,7 @@ def test_publish_computes_revision_and_freezes(
     assert r.json()["code"] == "release_published"
     manifest = check(client.get("/v1/models/acme/atlas-7b/releases/v1/manifest"), 200)
     assert manifest["revision"] == pub.revision
+    signature = manifest["files"][1]
     assert manifest["files"] == [
         {
             "path": "model.safetensors",
@@ -55,8 +56,11 @@ def test_publish_computes_revision_and_freezes(
             "sha256": sha256(b"\x00" * 1000),
             "component": "weights",
             "tier": "open",
-        }
+        },
+        {**signature, "path": "signatures/weights.sig", "component": "weights", "tier": "open"},
     ]
+    assert manifest["signature_status"] == "signed"
+    assert [s["path"] for s in manifest["signatures"]] == ["signatures/weights.sig"]
 
 
 def test_components_take_schedules_relative_to_the_call(

@@ -19,7 +19,7 @@ from app.errors import Conflict
 from app.models import ReleaseFile
 from app.settings import Settings
 from app.storage import ObjectStore
-from tests.factories.catalogue import publish_release, sha256
+from tests.factories.catalogue import publish_release, sha256, signature_files
 from tests.storage.inventory import address, contents
 
 BOTH = pytest.mark.parametrize("store", ["filesystem", "s3"], indirect=True)
@@ -88,12 +88,14 @@ def test_release_published_mid_upload_leaves_no_object(
     v1 = publish_release(client, admin_headers, files={"a.bin": ("weights", b"v1 bytes")})
     publish_release(client, admin_headers, version="v2", create=False, files={}, publish=False)
     before = contents(store)
-    assert before == [address(store, sha256(b"v1 bytes"))]
+    signature = signature_files(client, admin_headers)["signatures/weights.sig"]["sha256"]
+    assert before == sorted(address(store, h) for h in (sha256(b"v1 bytes"), signature))
     with pytest.raises(Conflict) as err:
         receive(db, store, settings, clock, [b"x" * 1000] * 4, publish_v2(db))
     assert err.value.code == "release_published"
     assert contents(store) == before
-    assert db.scalar(select(func.count()).select_from(ReleaseFile)) == len(v1.files)
+    # v1's file and its signature, nothing of v2.
+    assert db.scalar(select(func.count()).select_from(ReleaseFile)) == len(v1.files) + 1
 
 
 @BOTH
@@ -110,6 +112,7 @@ def test_a_shared_object_survives_a_refused_upload(
     publish_release(client, admin_headers, version="v2", create=False, files={}, publish=False)
     with pytest.raises(Conflict):
         receive(db, store, settings, clock, [shared[:5], shared[5:]], publish_v2(db))
-    # v1's file still has its bytes.
-    assert contents(store) == [address(store, sha256(shared))]
+    # v1's file still has its bytes (beside v1's signature).
+    signature = signature_files(client, admin_headers)["signatures/weights.sig"]["sha256"]
+    assert contents(store) == sorted(address(store, h) for h in (sha256(shared), signature))
     assert b"".join(store.iter_range(sha256(shared))) == shared

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.models import AuditEvent, ReleaseFile, StoredObject
 from app.storage import ObjectStore
-from tests.factories.catalogue import check, publish_release, sha256
+from tests.factories.catalogue import check, publish_release, sha256, signature_files
 from tests.storage.inventory import address, contents, pending_multipart
 
 BOTH = pytest.mark.parametrize("store", ["filesystem", "s3"], indirect=True)
@@ -256,8 +256,18 @@ def test_identical_files_across_releases_share_one_object(
         create=False,
         files={"tokenizer.json": ("weights", shared), "w.bin": ("weights", b"v2")},
     )
-    assert rows(db) == (4, 3)
-    assert contents(store) == sorted(address(store, sha256(d)) for d in (shared, b"v1", b"v2"))
+    # Each release also has its signature (app/signing): two more files and objects.
+    sigs = [
+        signature_files(client, admin_headers, version=v)["signatures/weights.sig"]["sha256"]
+        for v in ("v1", "v2")
+    ]
+    assert rows(db) == (6, 5)
+    assert contents(store) == sorted(
+        [
+            *(address(store, sha256(d)) for d in (shared, b"v1", b"v2")),
+            *(address(store, h) for h in sigs),
+        ]
+    )
 
 
 @BOTH
@@ -280,7 +290,7 @@ def test_published_release_is_frozen(
         assert r.status_code == 409, r.text
         assert r.json()["code"] == "release_published"
         assert "is published" in r.json()["detail"]
-    assert rows(db) == (1, 1)
+    assert rows(db) == (2, 2)  # the file and its signature
     assert contents(store) == before
 
 

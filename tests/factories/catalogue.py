@@ -78,3 +78,14 @@ def publish_release(
             client.post(f"/v1/models/{model}/releases/{version}/publish", headers=headers), 200
         )["revision"]
     return Published(model, version, revision, {p: d for p, (_, d) in files.items()})
+
+
+def signature_files(
+    client: TestClient, headers: dict[str, str], model: str = "acme/atlas-7b", version: str = "v1"
+) -> dict[str, dict[str, Any]]:
+    """``{path: manifest entry}`` of the signature files publish added to a release
+    (app/signing), as ``headers``' caller sees them."""
+    manifest = check(
+        client.get(f"/v1/models/{model}/releases/{version}/manifest", headers=headers), 200
+    )
+    return {f["path"]: f for f in manifest["files"] if f["path"].startswith("signatures/")}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from unittest.mock import ANY
 
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.clock import FixedClock
 from app.hfcompat.tree import git_blob_id, lfs_pointer
-from tests.factories.catalogue import Published, check, publish_release, sha256
+from tests.factories.catalogue import Published, check, publish_release, sha256, signature_files
 from tests.hfcompat.conftest import CONFIG, MODEL, NESTED, WEIGHTS, grant
 
 API = f"/api/models/{MODEL}"
@@ -34,10 +35,14 @@ def test_model_info_lists_only_files_open_to_anonymous_and_says_gated(
     assert info["sha"] == mixed.revision
     assert info["gated"] == "manual"
     assert info["private"] is False
+    # Each component's signature file comes with it (app/signing), so `hf download` fetches it.
+    sig = signature_files(client, {})["signatures/config.sig"]
     assert info["siblings"] == [
         sibling("config.json", CONFIG),
+        {**sibling("signatures/config.sig", b""), "size": sig["size"], "blobId": ANY, "lfs": ANY},
         sibling("tokenizer/tokenizer.json", NESTED),
     ]
+    assert info["siblings"][1]["lfs"]["sha256"] == sig["sha256"]
     weights = next(c for c in info["weightgate"]["components"] if c["name"] == "weights")
     assert weights["downloadable"] is False
     assert weights["tier"] == "research"
@@ -58,10 +63,13 @@ def test_granted_researcher_sees_every_file_and_no_gate(
     assert [s["rfilename"] for s in info["siblings"]] == [
         "config.json",
         "model.safetensors",
+        "signatures/config.sig",
+        "signatures/weights.sig",
         "tokenizer/tokenizer.json",
     ]
     assert info["weightgate"]["clearance"] == "research"
-    assert info["usedStorage"] == len(CONFIG) + len(WEIGHTS) + len(NESTED)
+    signatures = sum(f["size"] for f in signature_files(client, headers).values())
+    assert info["usedStorage"] == len(CONFIG) + len(WEIGHTS) + len(NESTED) + signatures
 
 
 def test_auto_approve_models_report_gated_auto(
@@ -95,7 +103,11 @@ def test_revision_by_version_revision_id_and_main(
     assert check(client.get(f"{API}/revision/main"), 200)["sha"] == v2.revision
     assert check(client.get(API), 200)["sha"] == v2.revision
     old = check(client.get(f"{API}/revision/{mixed.revision}"), 200)
-    assert {s["rfilename"] for s in old["siblings"]} == {"config.json", "tokenizer/tokenizer.json"}
+    assert {s["rfilename"] for s in old["siblings"]} == {
+        "config.json",
+        "signatures/config.sig",
+        "tokenizer/tokenizer.json",
+    }
 
 
 def test_unknown_and_hidden_models_are_the_same_repo_not_found(
@@ -116,7 +128,10 @@ def test_unknown_and_hidden_models_are_the_same_repo_not_found(
     assert r.json()["detail"] == "model acme/nope not found"
     # The admin sees it (internal clearance) and the schedule that hides it.
     info = check(client.get("/api/models/acme/secret", headers=admin_headers), 200)
-    assert [s["rfilename"] for s in info["siblings"]] == ["model.safetensors"]
+    assert [s["rfilename"] for s in info["siblings"]] == [
+        "model.safetensors",
+        "signatures/weights.sig",
+    ]
 
 
 def test_unknown_revision_and_drafts_are_revision_not_found(
@@ -140,6 +155,8 @@ def test_tree_recursive_lists_files_as_lfs_and_directories(
     entries = check(r, 200)
     assert [(e["type"], e["path"]) for e in entries] == [
         ("file", "config.json"),
+        ("directory", "signatures"),
+        ("file", "signatures/config.sig"),
         ("directory", "tokenizer"),
         ("file", "tokenizer/tokenizer.json"),
     ]
@@ -150,7 +167,7 @@ def test_tree_recursive_lists_files_as_lfs_and_directories(
         "size": len(CONFIG),
         "pointerSize": len(lfs_pointer(sha256(CONFIG), len(CONFIG))),
     }
-    assert len(entries[1]["oid"]) == 40
+    assert len(entries[3]["oid"]) == 40
     # Weights are left out for anonymous callers, and the client is told which components
     # are closed and when they open; never how many files they hold (app/disclosure.py).
     warning = r.headers["X-HF-Warning"]
@@ -169,6 +186,7 @@ def test_tree_without_recursion_and_below_a_directory(
     top = check(client.get(f"{API}/tree/v1"), 200)
     assert [(e["type"], e["path"]) for e in top] == [
         ("file", "config.json"),
+        ("directory", "signatures"),
         ("directory", "tokenizer"),
     ]
     sub = check(client.get(f"{API}/tree/main/tokenizer"), 200)
@@ -189,7 +207,7 @@ def test_tree_without_recursion_and_below_a_directory(
 def test_tree_pages_follow_the_link_header(
     client: TestClient, admin_headers: dict[str, str], clock: FixedClock
 ) -> None:
-    files = {f"shards/part-{i:02d}.bin": ("weights", bytes([i]) * 10) for i in range(7)}
+    files = {f"shards/part-{i:02d}.bin": ("weights", bytes([i]) * 10) for i in range(6)}
     pub = publish_release(
         client,
         admin_headers,
@@ -208,7 +226,7 @@ def test_tree_pages_follow_the_link_header(
         url = r.links.get("next", {}).get("url")
         params = None  # the next link carries the query itself, as the client expects
     assert pages == 3
-    assert seen == ["shards", *sorted(files)]
+    assert seen == ["shards", *sorted(files), "signatures", "signatures/weights.sig"]
 
 
 def test_fully_gated_release_tree_is_gated_repo_with_the_reason(
@@ -254,10 +272,10 @@ def test_a_lift_shows_up_at_its_exact_second(
     client: TestClient, mixed: Published, clock: FixedClock
 ) -> None:
     clock.advance(days=30, seconds=-1)
-    assert len(check(client.get(API), 200)["siblings"]) == 2
+    assert len(check(client.get(API), 200)["siblings"]) == 3  # with config's signature
     clock.advance(seconds=1)
     info = check(client.get(API), 200)
-    assert len(info["siblings"]) == 3
+    assert len(info["siblings"]) == 5
     assert info["gated"] is False
 
 

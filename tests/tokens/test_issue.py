@@ -51,7 +51,13 @@ def test_researcher_with_grant_gets_a_token_for_what_is_open_to_research(
             "sha256": __import__("hashlib").sha256(world.files["config.json"]).hexdigest(),
             "component": "config",
             "url": "http://127.0.0.1:8000/v1/files/acme/atlas-7b/v1/config.json",
-        }
+        },
+        {
+            **out["files"][1],  # type: ignore[index]
+            "path": "signatures/config.sig",
+            "component": "config",
+            "url": "http://127.0.0.1:8000/v1/files/acme/atlas-7b/v1/signatures/config.sig",
+        },
     ]
     token = str(out["token"])
     claims = payload_of(token)
@@ -83,7 +89,12 @@ def test_default_scope_is_every_component_open_to_the_caller_now(world: World) -
     out = world.token(world.researcher)
     assert out["scope"]["components"] == ["config", "tokenizer"]  # type: ignore[index]
     paths = sorted(f["path"] for f in out["files"])  # type: ignore[attr-defined]
-    assert paths == ["config.json", "tokenizer.json"]
+    assert paths == [
+        "config.json",
+        "signatures/config.sig",
+        "signatures/tokenizer.sig",
+        "tokenizer.json",
+    ]
     partner = world.token(world.partner())
     assert partner["tier"] == "partner"
     assert partner["scope"]["components"] == ["config", "tokenizer", "weights"]  # type: ignore[index]

@@ -1,0 +1,1 @@
+"""Release signing: keys, the OpenSSF model-signing bundles made at publish, revocation."""

@@ -1,0 +1,288 @@
+"""The release-signing keys: where they come from, which one signs, and what is published.
+
+A release signature must verify for as long as anyone holds the weights, so unlike the token
+keys (:mod:`app.tokens.keys`) a release key never stops *verifying*: rotation only stops it
+*signing*. Each key is published at ``/.well-known/release-keys.json`` with the period in
+which it signed (``not_before`` .. ``not_after``), so a verifier can tell a signature made
+by a retired key after its retirement from an old, good one.
+
+A key's id is the SHA-256 (hex) of its public key in PEM SubjectPublicKeyInfo form: the
+``verificationMaterial.publicKey.hint`` that the OpenSSF model-signing format puts in every
+bundle, so a signature names its key without any metadata of ours.
+
+Sources, in order of precedence:
+
+- ``WEIGHTGATE_RELEASE_SIGNING_KEY_PEM``: PEM blocks; the first signs, the others are
+  earlier keys kept for publication (their periods are not known: published open-ended).
+- the directory ``WEIGHTGATE_RELEASE_KEYS_DIR`` (default ``<data dir>/release-keys``):
+  ``release-p256-<activation>.pem`` private keys (the newest active one signs) and
+  ``release-p256-<activation>.pub`` public keys of retired keys whose private half the
+  operator destroyed (``weightgate release-keys retire``).
+
+Generated on first start outside production; required in production. Never the token key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import Depends, Request
+
+from app.settings import Settings
+from app.tokens.keys import (
+    KeyConfigError,
+    KeyDirectory,
+    activation_of,
+    new_private_key,
+    parse_private_pem,
+)
+
+PREFIX = "release-p256"
+_PUBLIC = re.compile(r"^release-p256-(\d{8}T\d{6}Z)\.pub$")
+_PEM_BLOCK = re.compile(
+    r"-----BEGIN ((?:EC )?PRIVATE KEY)-----.+?-----END \1-----", re.DOTALL | re.ASCII
+)
+
+
+class Signer(Protocol):
+    """Whatever holds the private half: signs bytes with ECDSA P-256/SHA-256 (DER)."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class SoftwareSigner:
+    private: ec.EllipticCurvePrivateKey
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+def public_pem(public: ec.EllipticCurvePublicKey) -> bytes:
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def key_id(public: ec.EllipticCurvePublicKey) -> str:
+    """model-signing's key hint: SHA-256 of the PEM SubjectPublicKeyInfo."""
+    return hashlib.sha256(public_pem(public)).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReleaseKey:
+    key_id: str
+    public: ec.EllipticCurvePublicKey
+    signer: Signer | None  # None: retired, only its public half is kept
+    source: str
+    not_before: datetime | None = None
+    not_after: datetime | None = None  # when its successor started signing
+
+    def published(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "algorithm": "ecdsa-p256-sha256",
+            "public_key": public_pem(self.public).decode("ascii"),
+            "not_before": self.not_before,
+            "not_after": self.not_after,
+        }
+
+
+def parse_public_pem(data: bytes, *, source: str) -> ec.EllipticCurvePublicKey:
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise KeyConfigError(f"{source}: not a PEM public key") from e
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise KeyConfigError(f"{source}: release keys are P-256 (prime256v1) EC keys")
+    return key
+
+
+class ReleaseKeySet:
+    """The release keys of this process, oldest first. Rotation happens between publishes
+    on one machine (``weightgate release-keys rotate``), so the set is re-read from its
+    directory at each publish and each request for the published keys."""
+
+    def __init__(self, *, static: list[ReleaseKey] | None = None, directory: Path | None = None):
+        if (static is None) == (directory is None):
+            raise ValueError("a release key set has either static keys or a directory")
+        self._static = static
+        self._directory = directory
+
+    @property
+    def directory(self) -> Path | None:
+        return self._directory
+
+    def listed(self) -> list[ReleaseKey]:
+        if self._static is not None:
+            return self._static
+        assert self._directory is not None
+        return scan(self._directory)
+
+    def signing_key(self, now: datetime) -> ReleaseKey:
+        keys = self.listed()
+        if self._static is not None:
+            signer = keys[0] if keys and keys[0].signer is not None else None
+        else:
+            usable = [
+                k
+                for k in keys
+                if k.signer is not None and (k.not_before is None or k.not_before <= now)
+            ]
+            signer = usable[-1] if usable else None
+        if signer is None:
+            raise KeyConfigError("no release-signing key is active")
+        return signer
+
+    def by_id(self, wanted: str) -> ReleaseKey | None:
+        return next((k for k in self.listed() if k.key_id == wanted), None)
+
+    def document(self) -> dict[str, Any]:
+        """``/.well-known/release-keys.json`` (without the revocations)."""
+        return {"keys": [k.published() for k in self.listed()]}
+
+
+def scan(directory: Path) -> list[ReleaseKey]:
+    """Private and public key files of a directory, with their signing periods: each key
+    signs from its activation until the next key's activation."""
+    found: list[tuple[datetime, str, ec.EllipticCurvePublicKey, Signer | None]] = []
+    for at, name, private in KeyDirectory(directory, PREFIX).scan():
+        found.append((at, name, private.public_key(), SoftwareSigner(private)))
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        names = []
+    for name in names:
+        m = _PUBLIC.match(name)
+        if m is None:
+            continue
+        stamp = activation_of(f"{PREFIX}-{m.group(1)}.pem", PREFIX)
+        assert stamp is not None
+        try:
+            public = parse_public_pem((directory / name).read_bytes(), source=name)
+        except FileNotFoundError:
+            continue
+        found.append((stamp, name, public, None))
+    found.sort(key=lambda t: (t[0], t[1]))
+    keys = []
+    for i, (at, name, public, signer) in enumerate(found):
+        successor = found[i + 1][0] if i + 1 < len(found) else None
+        keys.append(
+            ReleaseKey(
+                key_id=key_id(public),
+                public=public,
+                signer=signer,
+                source=name,
+                not_before=at,
+                not_after=successor,
+            )
+        )
+    return keys
+
+
+def keys_from_env(text: str) -> list[ReleaseKey]:
+    blocks = [m.group(0) for m in _PEM_BLOCK.finditer(text)]
+    if not blocks:
+        raise KeyConfigError("WEIGHTGATE_RELEASE_SIGNING_KEY_PEM holds no PEM private key")
+    keys = []
+    for i, block in enumerate(blocks):
+        private = parse_private_pem(block, source=f"WEIGHTGATE_RELEASE_SIGNING_KEY_PEM[{i}]")
+        keys.append(
+            ReleaseKey(
+                key_id=key_id(private.public_key()),
+                public=private.public_key(),
+                signer=SoftwareSigner(private),
+                source="env" if i == 0 else f"env[{i}]",
+            )
+        )
+    return keys
+
+
+def load_release_keys(
+    settings: Settings, *, now: datetime, generate: bool | None = None
+) -> ReleaseKeySet:
+    """The release keys the settings describe; a first key is generated outside production."""
+    if settings.release_signing_key_pem:
+        return ReleaseKeySet(static=keys_from_env(settings.release_signing_key_pem))
+    path = settings.effective_release_keys_dir
+    if generate is None:
+        generate = settings.environment != "production"
+    if not generate:
+        if not scan(path):
+            raise KeyConfigError(
+                f"no release-signing key in {path}: run `weightgate release-keys rotate` or "
+                "set WEIGHTGATE_RELEASE_SIGNING_KEY_PEM"
+            )
+        return ReleaseKeySet(directory=path)
+    directory = KeyDirectory(path, PREFIX)
+    with directory.locked():
+        if not directory.scan():
+            directory.write(new_private_key(), now)
+    return ReleaseKeySet(directory=path)
+
+
+def check_distinct(release: ReleaseKeySet, token_publics: list[ec.EllipticCurvePublicKey]) -> None:
+    """Refuse a release key that is also a token key: a leaked token key (a replica's
+    memory, a Kubernetes Secret mounted in every pod) must not be able to sign weights."""
+    token_ids = {key_id(p) for p in token_publics}
+    for k in release.listed():
+        if k.key_id in token_ids:
+            raise KeyConfigError(
+                f"release key {k.key_id[:16]} ({k.source}) is also a token-signing key; "
+                "release signatures need a key of their own"
+            )
+
+
+def rotate(
+    settings: Settings, *, now: datetime, activate_in: int = 0
+) -> tuple[ReleaseKey, list[ReleaseKey]]:
+    """Write a new release key signing from ``now + activate_in``. Earlier keys stay: their
+    signatures keep verifying. Returns the new key and every key now in the directory."""
+    if settings.release_signing_key_pem:
+        raise KeyConfigError(
+            "release keys come from WEIGHTGATE_RELEASE_SIGNING_KEY_PEM: rotate by prepending "
+            "a new PEM block there (the first signs) and keeping the old ones after it"
+        )
+    directory = KeyDirectory(settings.effective_release_keys_dir, PREFIX)
+    active_from = (now + timedelta(seconds=max(0, activate_in))).replace(microsecond=0)
+    with directory.locked():
+        directory.write(new_private_key(), active_from)
+        keys = scan(directory.path)
+    new = next(k for k in keys if k.not_before == active_from and k.signer is not None)
+    return new, keys
+
+
+def retire(settings: Settings, wanted: str) -> ReleaseKey:
+    """Replace a key's private file by its public half (after a compromise, or to keep no
+    private key that no longer signs). Its signatures keep verifying."""
+    directory = settings.effective_release_keys_dir
+    key = next((k for k in scan(directory) if k.key_id.startswith(wanted)), None)
+    if key is None or key.signer is None:
+        raise KeyConfigError(f"no private release key {wanted!r} in {directory}")
+    if key.not_after is None:
+        raise KeyConfigError(
+            f"release key {key.key_id[:16]} still signs: rotate first, then retire it"
+        )
+    public_file = directory / key.source.replace(".pem", ".pub")
+    tmp = directory / f".{public_file.name}.{os.getpid()}.tmp"
+    tmp.write_bytes(public_pem(key.public))
+    os.replace(tmp, public_file)
+    (directory / key.source).unlink()
+    return key
+
+
+def get_release_keys(request: Request) -> ReleaseKeySet:
+    keys: ReleaseKeySet = request.app.state.release_keys
+    return keys
+
+
+ReleaseKeysDep = Annotated[ReleaseKeySet, Depends(get_release_keys)]

@@ -1,0 +1,57 @@
+"""Shared by the signing tests: a release laid out on disk as a client would download it, the
+published release keys, and upstream ``model_signing`` verification."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from app.storage import ObjectStore
+
+UPSTREAM = [sys.executable, "-m", "model_signing", "verify", "key"]
+
+
+def materialise(store: ObjectStore, manifest: dict[str, Any], root: Path) -> Path:
+    """Write the manifest's files under ``root`` from the store (what a download does)."""
+    for f in manifest["files"]:
+        target = root.joinpath(*f["path"].split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"".join(store.iter_range(f["sha256"])))
+    return root
+
+
+def release_keys(client: TestClient) -> dict[str, Any]:
+    resp = client.get("/.well-known/release-keys.json")
+    assert resp.status_code == 200, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def write_public_key(doc: dict[str, Any], key_id: str, target: Path) -> Path:
+    key = next(k for k in doc["keys"] if k["key_id"] == key_id)
+    target.write_text(key["public_key"])
+    return target
+
+
+def upstream_verify(
+    model_dir: Path, signature: Path, public_key: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -m model_signing verify key`` exactly as a researcher runs it."""
+    return subprocess.run(
+        [
+            *UPSTREAM,
+            "--signature",
+            str(signature),
+            "--public_key",
+            str(public_key),
+            *extra,
+            str(model_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
