@@ -77,6 +77,76 @@ def list_keys() -> None:
         )
 
 
+release_keys_app = typer.Typer(
+    help="Release-signing keys (ECDSA P-256; docs/signing.md).", no_args_is_help=True
+)
+
+
+@release_keys_app.command("rotate")
+def rotate_release_key(
+    activate_in: Annotated[
+        int, typer.Option(min=0, help="seconds before the new key starts signing releases")
+    ] = 0,
+) -> None:
+    """Create a new release-signing key. Earlier keys stop signing but stay published, so
+    every release they signed keeps verifying."""
+    from app.clock import SystemClock
+    from app.settings import get_settings
+    from app.signing.keys import rotate as rotate_keys
+    from app.tokens.keys import KeyConfigError
+
+    try:
+        key, keys = rotate_keys(get_settings(), now=SystemClock().now(), activate_in=activate_in)
+    except KeyConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from e
+    typer.echo(f"new release key {key.key_id} ({key.source}) signs from {_when(key.not_before)}")
+    typer.echo(f"{len(keys)} release key(s) published at /.well-known/release-keys.json")
+
+
+@release_keys_app.command("list")
+def list_release_keys() -> None:
+    """Show every release key: which one signs, and the period each one signed in."""
+    from app.clock import SystemClock
+    from app.settings import get_settings
+    from app.signing.keys import load_release_keys
+    from app.tokens.keys import KeyConfigError
+
+    now = SystemClock().now()
+    try:
+        keyset = load_release_keys(get_settings(), now=now, generate=False)
+        signer = keyset.signing_key(now)
+    except KeyConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from e
+    for k in keyset.listed():
+        state = "signing" if k is signer else "retired" if k.signer is None else "verifying"
+        if k.not_before is not None and k.not_before > now:
+            state = "pending"
+        typer.echo(
+            f"{k.key_id}  {state:9}  source={k.source}  "
+            f"signs {_when(k.not_before)} .. {_when(k.not_after)}"
+        )
+
+
+@release_keys_app.command("retire")
+def retire_release_key(
+    key_id: Annotated[str, typer.Argument(help="the key id (or a unique prefix)")],
+) -> None:
+    """Delete a rotated-out key's private half and keep its public half published."""
+    from app.settings import get_settings
+    from app.signing.keys import retire
+    from app.tokens.keys import KeyConfigError
+
+    try:
+        key = retire(get_settings(), key_id)
+    except KeyConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from e
+    typer.echo(f"retired {key.key_id}: its private key is deleted, its signatures still verify")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
     app.add_typer(keys_app, name="keys")
+    app.add_typer(release_keys_app, name="release-keys")

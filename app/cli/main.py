@@ -12,6 +12,7 @@ from app.cli import (
     schedule,
     server,
     storage,
+    trust_command,
     upcoming,
 )
 
@@ -29,6 +30,7 @@ researcher.register(app)
 schedule.register(app)
 access_requests.register(app)
 upcoming.register(app)
+trust_command.register(app)
 
 
 def main() -> None:

@@ -17,10 +17,13 @@ from app.cli.config import ClientConfig, load_config, save_config
 from app.cli.download_run import Options, RunResult, download_release
 from app.cli.errors import EXIT_INTEGRITY, CliError
 from app.cli.http import ApiClient
+from app.cli.localfiles import LocalRecord, file_sha256
 from app.cli.moments import instant, relative, stamp
 from app.cli.plan import Plan, Target, fetch_plan
 from app.cli.progress import human_size
-from app.cli.verify import verify_tree
+from app.cli.signatures import SignaturesReport, check_signatures
+from app.cli.trust import TrustStore
+from app.cli.verify import VerifyReport, verify_tree
 
 
 @exits_on_errors
@@ -243,17 +246,68 @@ def download(
 
 @exits_on_errors
 def verify(
-    directory: Annotated[Path, typer.Argument(help="a directory written by weightgate download")],
+    directory: Annotated[
+        Path,
+        typer.Argument(help="a directory written by weightgate download, hf download, or a copy"),
+    ],
     offline: Annotated[
         bool, typer.Option("--offline", help="use the manifest recorded at download time")
     ] = False,
+    allow_unsigned: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsigned",
+            help="accept files no signature covers (releases published before signing)",
+        ),
+    ] = False,
 ) -> None:
-    """Re-check every downloaded file's size and SHA-256 against the release manifest."""
-    if offline:
-        report = verify_tree(directory, api=None)
-    else:
-        with ApiClient(load_config()) as api:
-            report = verify_tree(directory, api=api)
+    """Check every file's size and SHA-256 against the release manifest, and the release's
+    signatures against the keys you pinned (weightgate trust add), offline. A directory
+    without a weightgate download record (hf download, a copy) is checked by its signatures
+    alone."""
+    record = LocalRecord.load(directory)
+    report = None
+    if record is not None:
+        if offline:
+            report = verify_tree(directory, api=None)
+        else:
+            with ApiClient(load_config()) as api:
+                report = verify_tree(directory, api=api)
+        _print_hashes(report)
+    elif not (directory / "signatures").is_dir():
+        raise CliError(
+            f"{directory} holds no weightgate download (no {LocalRecord.path(directory)}) and "
+            "no signatures/ folder to check",
+            code="not_a_download",
+        )
+    hashes = report.hashes if report is not None else {}
+
+    def digest(rel: str) -> str | None:
+        local = directory.joinpath(*rel.split("/"))
+        if not local.is_file():
+            return None
+        if rel not in hashes:
+            hashes[rel] = file_sha256(local)
+        return hashes[rel]
+
+    signed = check_signatures(
+        directory,
+        trust=TrustStore.load(),
+        digest=digest,
+        expected_release=(record.model, record.version, record.revision) if record else None,
+    )
+    _print_signatures(signed, server_revoked=report.revoked if report else None)
+    hashes_good = report is None or report.good
+    signatures_good = (
+        all(r.good for r in signed.results)
+        and (report is None or report.revoked is None)
+        and (allow_unsigned or (bool(signed.results) and not signed.uncovered))
+    )
+    if not (hashes_good and signatures_good):
+        raise typer.Exit(EXIT_INTEGRITY)
+
+
+def _print_hashes(report: VerifyReport) -> None:
     for rel in report.missing:
         typer.echo(f"missing   {rel}")
     for rel in report.mismatched:
@@ -266,8 +320,32 @@ def verify(
         f"{report.model}@{report.version} ({report.revision}): {len(report.ok)} ok, "
         f"{len(report.mismatched)} mismatched, {len(report.missing)} missing"
     )
-    if not report.good:
-        raise typer.Exit(EXIT_INTEGRITY)
+
+
+def _print_signatures(signed: SignaturesReport, *, server_revoked: str | None) -> None:
+    if not signed.results:
+        typer.echo("UNSIGNED  no signatures/*.sig in this directory")
+    for r in signed.results:
+        if r.key is not None and not r.problems:
+            status = "REVOKED " if r.revoked else "signed  "
+            typer.echo(
+                f"{status}  {r.path}: {r.release} component {r.component}, "
+                f"{len(r.verified)} file(s), by release key {r.key.key_id[:16]}… "
+                f"(pinned from {r.key.source})"
+            )
+        for problem in r.problems:
+            typer.echo(f"BAD SIG   {r.path}: {problem}")
+        if r.revoked:
+            typer.echo(f"REVOKED   {r.path}: {r.revoked}; do not trust these files")
+    if server_revoked:
+        typer.echo(f"REVOKED   the server says this release's signatures were {server_revoked}")
+    for rel in signed.uncovered:
+        typer.echo(f"UNSIGNED  {rel}: no signature covers this file")
+    covered = sum(len(r.verified) for r in signed.results if r.good)
+    typer.echo(
+        f"signatures: {covered} file(s) verified, {len(signed.uncovered)} not covered, "
+        f"{sum(1 for r in signed.results if not r.good)} signature(s) failed"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -30,6 +30,10 @@ class VerifyReport:
     # Downloaded earlier, but not in the manifest as the server shows it to you now (for
     # example a component restricted since): checked against the recorded hash instead.
     unlisted: list[str] = field(default_factory=list)
+    # SHA-256 of every local file hashed on the way, for the signature check.
+    hashes: dict[str, str] = field(default_factory=dict)
+    # The server says the release's signatures were revoked (online check only).
+    revoked: str | None = None
 
     @property
     def good(self) -> bool:
@@ -38,10 +42,12 @@ class VerifyReport:
 
 def expected_files(
     record: LocalRecord, api: ApiClient | None
-) -> tuple[dict[str, Expected], list[str]]:
+) -> tuple[dict[str, Expected], list[str], str | None]:
+    """What each file should be, the files the server no longer lists, and the server's
+    word on a revocation of the release's signatures."""
     recorded = {p: Expected(f.size, f.sha256, f.component) for p, f in record.files.items()}
     if api is None:
-        return recorded, []
+        return recorded, [], None
     namespace, name = record.model.split("/", 1)
     manifest = api.get(
         manifest_path(Target(namespace, name, record.revision)),
@@ -53,7 +59,21 @@ def expected_files(
         if f["path"] in recorded
     }
     unlisted = sorted(set(recorded) - set(listed))
-    return {**recorded, **listed}, unlisted
+    revoked = next(
+        (
+            f"revoked at {s['revoked_at']}: {s.get('revoke_reason')}"
+            for s in manifest.get("signatures", [])
+            if s.get("revoked_at")
+        ),
+        None,
+    )
+    return {**recorded, **listed}, unlisted, revoked
+
+
+def digest_of(report: VerifyReport, rel: str, local: Path) -> str:
+    if rel not in report.hashes:
+        report.hashes[rel] = file_sha256(local)
+    return report.hashes[rel]
 
 
 def verify_tree(root: Path, *, api: ApiClient | None) -> VerifyReport:
@@ -63,13 +83,15 @@ def verify_tree(root: Path, *, api: ApiClient | None) -> VerifyReport:
             f"{root} holds no weightgate download (no {LocalRecord.path(root)})",
             code="not_a_download",
         )
-    expected, unlisted = expected_files(record, api)
-    report = VerifyReport(record.model, record.version, record.revision, unlisted=unlisted)
+    expected, unlisted, revoked = expected_files(record, api)
+    report = VerifyReport(
+        record.model, record.version, record.revision, unlisted=unlisted, revoked=revoked
+    )
     for rel, exp in sorted(expected.items()):
         local = local_path(root, rel)
         if not local.is_file():
             report.missing.append(rel)
-        elif local.stat().st_size != exp.size or file_sha256(local) != exp.sha256:
+        elif local.stat().st_size != exp.size or digest_of(report, rel, local) != exp.sha256:
             report.mismatched.append(rel)
         else:
             report.ok.append(rel)

@@ -177,7 +177,7 @@ def test_approval_grants_research_access(
     manifest = "/v1/models/acme/atlas-7b/releases/v1/manifest"
     before = check(client.get(manifest, headers=headers), 200)
     assert before["clearance"] == "open"
-    assert [f["path"] for f in before["files"]] == ["config.json"]
+    assert [f["path"] for f in before["files"]] == ["config.json", "signatures/config.sig"]
     req = check(ask(client, headers, {"answers": GOOD, "accept_license": True}), 201)
     approved = check(
         client.post(f"/v1/access-requests/{req['id']}/approve", headers=admin_headers), 200
@@ -186,7 +186,12 @@ def test_approval_grants_research_access(
     assert approved["decided_by"] is not None
     after = check(client.get(manifest, headers=headers), 200)
     assert after["clearance"] == "research"
-    assert [f["path"] for f in after["files"]] == ["config.json", "w.safetensors"]
+    assert [f["path"] for f in after["files"]] == [
+        "config.json",
+        "signatures/config.sig",
+        "signatures/weights.sig",
+        "w.safetensors",
+    ]
     grant = db.scalar(select(Grant).where(Grant.user_id == user.id))
     assert grant is not None
     assert grant.request_id == req["id"]

@@ -77,6 +77,8 @@ def test_revoking_is_immediate_and_kills_the_users_tokens_for_the_model(
     elsewhere = issued_token(db, clock, user_id=user.id, model_id=None, tier="open")
     assert [f["path"] for f in check(client.get(MANIFEST, headers=headers), 200)["files"]] == [
         "config.json",
+        "signatures/config.sig",
+        "signatures/weights.sig",
         "w.bin",
     ]
     r = client.delete(
@@ -85,7 +87,7 @@ def test_revoking_is_immediate_and_kills_the_users_tokens_for_the_model(
     assert r.status_code == 204
     after = check(client.get(MANIFEST, headers=headers), 200)
     assert after["clearance"] == "open"
-    assert [f["path"] for f in after["files"]] == ["config.json"]
+    assert [f["path"] for f in after["files"]] == ["config.json", "signatures/config.sig"]
     db.expire_all()
     assert db.get(IssuedToken, mine.jti).revoked_reason == "access grant revoked"  # type: ignore[union-attr]
     assert db.get(IssuedToken, elsewhere.jti).revoked_at is None  # type: ignore[union-attr]

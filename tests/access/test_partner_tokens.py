@@ -54,7 +54,7 @@ def test_partner_sees_its_models_files_until_disabled(
     assert me["models"] == ["acme/atlas-7b"]
     manifest = check(client.get(MANIFEST, headers=headers), 200)
     assert manifest["clearance"] == "partner"
-    assert [f["path"] for f in manifest["files"]] == ["w.bin"]
+    assert [f["path"] for f in manifest["files"]] == ["signatures/weights.sig", "w.bin"]
     # Partners are not users: user-only routes refuse them.
     keys = client.get("/v1/me/api-keys", headers=headers)
     assert keys.status_code == 403

@@ -65,7 +65,7 @@ def test_anonymous_sees_open_files_and_the_next_lift_but_not_internal(
 ) -> None:
     body = check(client.get(MANIFEST), 200)
     assert body["clearance"] == "open"
-    assert [f["path"] for f in body["files"]] == ["config.json"]
+    assert [f["path"] for f in body["files"]] == ["config.json", "signatures/config.sig"]
     comps = {c["name"]: c for c in body["components"]}
     assert set(comps) == {"config", "weights"}  # "secret" is internal: invisible
     assert comps["weights"]["tier"] == "partner"
@@ -80,7 +80,14 @@ def test_admins_see_everything(
 ) -> None:
     body = check(client.get(MANIFEST, headers=admin_headers), 200)
     assert body["clearance"] == "internal"
-    assert [f["path"] for f in body["files"]] == ["config.json", "s.bin", "w.bin"]
+    assert [f["path"] for f in body["files"]] == [
+        "config.json",
+        "s.bin",
+        "signatures/config.sig",
+        "signatures/secret.sig",
+        "signatures/weights.sig",
+        "w.bin",
+    ]
 
 
 def test_partner_under_agreement_sees_partner_files(
@@ -91,7 +98,12 @@ def test_partner_under_agreement_sees_partner_files(
         db, principal=partner, namespace="acme", name="atlas-7b", version="v1", now=clock.now()
     )
     assert m.clearance == Tier.PARTNER
-    assert [f.path for f in m.files] == ["config.json", "w.bin"]
+    assert [f.path for f in m.files] == [
+        "config.json",
+        "signatures/config.sig",
+        "signatures/weights.sig",
+        "w.bin",
+    ]
     assert {c.name for c in m.components} == {"config", "weights"}
     # One microsecond before the partner stage, nothing but config.
     early = service.manifest(
@@ -102,7 +114,7 @@ def test_partner_under_agreement_sees_partner_files(
         version="v1",
         now=t0 - timedelta(microseconds=1),
     )
-    assert [f.path for f in early.files] == ["config.json"]
+    assert [f.path for f in early.files] == ["config.json", "signatures/config.sig"]
 
 
 def test_researcher_without_grant_waits_for_open(
@@ -111,15 +123,19 @@ def test_researcher_without_grant_waits_for_open(
     _, headers = researcher(db, clock)
     clock.set(t0 + timedelta(days=1))
     assert [f["path"] for f in check(client.get(MANIFEST, headers=headers), 200)["files"]] == [
-        "config.json"
+        "config.json",
+        "signatures/config.sig",
     ]
     clock.set(t0 + timedelta(days=2) - timedelta(microseconds=1))
     assert [f["path"] for f in check(client.get(MANIFEST, headers=headers), 200)["files"]] == [
-        "config.json"
+        "config.json",
+        "signatures/config.sig",
     ]
     clock.set(t0 + timedelta(days=2))
     assert [f["path"] for f in check(client.get(MANIFEST, headers=headers), 200)["files"]] == [
         "config.json",
+        "signatures/config.sig",
+        "signatures/weights.sig",
         "w.bin",
     ]
 
@@ -245,17 +261,17 @@ def test_unannounced_releases_answer_like_unknown_ones(
         ),
         201,
     )
-    assert [f["path"] for f in token["files"]] == ["config.json"]
+    assert [f["path"] for f in token["files"]] == ["config.json", "signatures/config.sig"]
     clock.set(later)
     # Once v2 is announced, "main" is v2 and only v2: its components, its files.
     main = check(client.get("/v1/models/acme/atlas-7b/releases/main/manifest"), 200)
     assert main["version"] == "v2"
     assert [c["name"] for c in main["components"]] == ["weights"]
-    assert [f["path"] for f in main["files"]] == ["w2.bin"]
+    assert [f["path"] for f in main["files"]] == ["signatures/weights.sig", "w2.bin"]
     token = check(client.post("/v1/tokens", json={"model": "acme/atlas-7b"}, headers=headers), 201)
     assert token["scope"]["version"] == "v2"
     assert token["scope"]["components"] == ["weights"]
-    assert [f["path"] for f in token["files"]] == ["w2.bin"]
+    assert [f["path"] for f in token["files"]] == ["signatures/weights.sig", "w2.bin"]
 
 
 def test_visible_models_batches_clearance(

@@ -56,9 +56,10 @@ def test_ls_shows_what_is_open_now_and_when_the_rest_opens(cli: Cli, release: Pu
     assert config.split()[:3] == ["config", "open", "yes"]
     assert weights.split()[:3] == ["weights", "research", "no"]
     assert weights.rstrip().endswith("2026-07-01T12:00:00Z")
-    assert "files you can download now: 1 (21 B)" in r.output
+    # config.json and config's signature (app/signing), whose size varies with the signature.
+    assert "files you can download now: 2 (" in r.output
     as_json = json.loads(cli("ls", f"{MODEL}@v1", "--json").output)
-    assert [f["path"] for f in as_json["files"]] == ["config.json"]
+    assert [f["path"] for f in as_json["files"]] == ["config.json", "signatures/config.sig"]
     assert as_json["revision"] == release.revision
 
 

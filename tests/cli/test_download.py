@@ -38,11 +38,12 @@ def sha(data: bytes) -> str:
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` except our own record directory."""
+    """Every file under ``root`` except our own record directory and the release's
+    signatures (their bytes differ with every publish; tests/signing checks them)."""
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".weightgate" not in p.parts
+        if p.is_file() and ".weightgate" not in p.parts and "signatures" not in p.parts
     }
 
 
@@ -87,7 +88,11 @@ def test_researcher_downloads_everything_then_a_second_run_skips_it_all(
     r = cli("download", MODEL, "--to", "out", "--plain", "--parallel", "1")
     assert r.exit_code == 0, r.output
     assert tree(cli.workdir / "out") == ALL
-    assert f"{MODEL}@v1: 3 downloaded" in r.output
+    assert f"{MODEL}@v1: 5 downloaded" in r.output  # and the two components' signatures
+    assert sorted(p.name for p in (cli.workdir / "out/signatures").iterdir()) == [
+        "config.sig",
+        "weights.sig",
+    ]
     token_calls = [q for q in seen if q.url.path == "/v1/tokens"]
     assert len(token_calls) == 1
     assert json.loads(token_calls[0].content) == {
@@ -105,7 +110,7 @@ def test_researcher_downloads_everything_then_a_second_run_skips_it_all(
     seen.clear()
     again = cli("download", MODEL, "--to", "out", "--plain")
     assert again.exit_code == 0, again.output
-    assert "0 downloaded (0 B), 3 already complete" in again.output
+    assert "0 downloaded (0 B), 5 already complete" in again.output
     assert not files_requests(seen)
     assert not [q for q in seen if q.url.path == "/v1/tokens"]
 
@@ -128,6 +133,8 @@ def test_a_partial_file_from_an_earlier_run_is_resumed_with_range(
         "config.json": None,
         "model-00001-of-00002.safetensors": "bytes=1000000-",
         "model-00002-of-00002.safetensors": None,
+        "config.sig": None,
+        "weights.sig": None,
     }
     assert tree(out) == ALL
     assert "1 resumed" in r.output
@@ -267,9 +274,16 @@ def test_asking_for_an_embargoed_component_prints_its_date_and_exits_embargo(
 
 def test_verify_rechecks_a_downloaded_tree(cli: Cli, researcher: str) -> None:
     assert cli("download", MODEL, "--to", "out", "--plain", "--parallel", "1").exit_code == 0
+    unpinned = cli("verify", "out")
+    assert unpinned.exit_code == EXIT_INTEGRITY
+    assert "which you have not pinned" in unpinned.output
+    pinned = cli("trust", "add", "http://testserver")
+    assert pinned.exit_code == 0, pinned.output
     ok = cli("verify", "out")
     assert ok.exit_code == 0, ok.output
-    assert ok.output.strip().endswith("3 ok, 0 mismatched, 0 missing")
+    # Three files and two signatures, and the signatures cover the three.
+    assert "5 ok, 0 mismatched, 0 missing" in ok.output
+    assert "signatures: 3 file(s) verified, 0 not covered, 0 signature(s) failed" in ok.output
     out = cli.workdir / "out"
     target = out / SHARD_2_PATH
     stat = target.stat()
@@ -281,6 +295,8 @@ def test_verify_rechecks_a_downloaded_tree(cli: Cli, researcher: str) -> None:
     assert bad.exit_code == EXIT_INTEGRITY
     assert f"MISMATCH  {SHARD_2_PATH}" in bad.output
     assert "missing   config.json" in bad.output
+    assert f"{SHARD_2_PATH}: does not match what was signed" in bad.output
+    assert "config.json: missing (signed, but not in this directory)" in bad.output
     # The next download does not trust the damaged file any more: it fetches it again.
     fixed = cli("download", MODEL, "--to", "out", "--plain", "--parallel", "1")
     assert fixed.exit_code == 0, fixed.output
@@ -293,3 +309,4 @@ def test_verify_of_a_directory_that_is_not_a_download(cli: Cli) -> None:
     r = cli("verify", "empty", "--offline")
     assert r.exit_code == 1
     assert "holds no weightgate download" in r.output
+    assert "no signatures/ folder" in r.output

@@ -197,7 +197,7 @@ def test_hold_freezes_and_resume_applies_overdue_stages(
     assert twice.json()["code"] == "already_held"
     clock.set(t0 + timedelta(days=3, hours=1))
     assert sched(client, admin_headers)["tier"] == "partner"
-    assert files(client) == ["config.json"]  # open stage passed, but held
+    assert files(client) == ["config.json", "signatures/config.sig"]  # open passed, but held
     lift = client.post(BASE + "/lift", json={}, headers=admin_headers)
     assert lift.status_code == 409
     assert lift.json()["code"] == "schedule_held"
@@ -206,7 +206,12 @@ def test_hold_freezes_and_resume_applies_overdue_stages(
     )
     assert resumed["held"] is False
     assert resumed["tier"] == "open"
-    assert files(client) == ["config.json", "w.bin"]
+    assert files(client) == [
+        "config.json",
+        "signatures/config.sig",
+        "signatures/weights.sig",
+        "w.bin",
+    ]
     nothing = client.post(BASE + "/resume", headers=admin_headers)
     assert nothing.status_code == 409
     assert nothing.json()["code"] == "not_held"
@@ -247,7 +252,7 @@ def test_lift_to_a_tier_drops_stages_that_no_longer_open_further(
     client: TestClient, admin_headers: dict[str, str], clock: FixedClock, t0: datetime
 ) -> None:
     clock.set(t0 + timedelta(hours=1))
-    assert files(client) == ["config.json"]
+    assert files(client) == ["config.json", "signatures/config.sig"]
     body = check(
         client.post(
             BASE + "/lift", json={"tier": "research", "reason": "early"}, headers=admin_headers
@@ -263,7 +268,12 @@ def test_lift_to_a_tier_drops_stages_that_no_longer_open_further(
     assert same.json()["code"] == "not_more_open"
     clock.advance(1)
     check(client.post(BASE + "/lift", json={"tier": "open"}, headers=admin_headers), 200)
-    assert files(client) == ["config.json", "w.bin"]
+    assert files(client) == [
+        "config.json",
+        "signatures/config.sig",
+        "signatures/weights.sig",
+        "w.bin",
+    ]
     clock.advance(1)
     done = client.post(BASE + "/lift", headers=admin_headers)
     assert done.status_code == 422
@@ -275,7 +285,12 @@ def test_restrict_caps_the_tier_and_revokes_tokens_above_it(
 ) -> None:
     subscribe(db, clock, ["embargo.restricted"])
     clock.set(t0 + timedelta(days=3, hours=1))
-    assert files(client) == ["config.json", "w.bin"]
+    assert files(client) == [
+        "config.json",
+        "signatures/config.sig",
+        "signatures/weights.sig",
+        "w.bin",
+    ]
     release_id = db.scalar(select(Release.id).where(Release.version == "v1"))
     tokens = {
         tier: issued_token(db, clock, release_id=release_id, tier=tier)
@@ -298,7 +313,7 @@ def test_restrict_caps_the_tier_and_revokes_tokens_above_it(
     assert body["restricted_tier"] == "partner"
     assert body["restrict_reason"] == "leak"
     assert body["tokens_revoked"] == 2
-    assert files(client) == ["config.json"]
+    assert files(client) == ["config.json", "signatures/config.sig"]
     db.expire_all()
     revoked = {t: db.get(IssuedToken, row.jti).revoked_at is not None for t, row in tokens.items()}  # type: ignore[union-attr]
     assert revoked == {"internal": False, "partner": False, "research": True, "open": True}
