@@ -147,13 +147,18 @@ def test_parallel_download_of_a_release_then_verify(setup: Setup, tmp_path: Path
     out = tmp_path / "out"
     for path, data in {BIG: BIG_BYTES, **SMALL}.items():
         assert sha((out / path).read_bytes()) == sha(data), path
-    assert "7 downloaded" in r.stdout
+    assert "9 downloaded" in r.stdout  # and the two components' signatures
+    pinned = weightgate(setup, tmp_path, "trust", "add", setup.client_url)
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
     verified = weightgate(setup, tmp_path, "verify", "out")
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert verified.stdout.strip().endswith("7 ok, 0 mismatched, 0 missing")
+    assert "9 ok, 0 mismatched, 0 missing" in verified.stdout
+    assert "signatures: 7 file(s) verified, 0 not covered, 0 signature(s) failed" in (
+        verified.stdout
+    )
     record = json.loads((out / ".weightgate/download.json").read_text())
     assert record["model"] == MODEL
-    assert set(record["files"]) == {BIG, *SMALL}
+    assert set(record["files"]) == {BIG, *SMALL, "signatures/weights.sig", "signatures/extra.sig"}
 
 
 def test_a_corrupted_stored_object_is_detected_and_not_renamed_into_place(

@@ -73,9 +73,14 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def signatures_of(files: dict[str, tuple[str, bytes]]) -> set[str]:
+    """Each component's signature file comes down with it (app/signing)."""
+    return {f"signatures/{component}.sig" for component, _ in files.values()}
+
+
 def assert_identical(folder: Path, files: dict[str, tuple[str, bytes]]) -> None:
     got = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    assert got == set(files)
+    assert got == set(files) | signatures_of(files)
     for path, (_, data) in files.items():
         assert sha(folder / path) == hashlib.sha256(data).hexdigest(), path
 
@@ -198,6 +203,6 @@ def assert_identical_local(folder: Path, files: dict[str, tuple[str, bytes]]) ->
         for p in folder.rglob("*")
         if p.is_file() and ".cache" not in p.relative_to(folder).parts
     }
-    assert got == set(files)
+    assert got == set(files) | signatures_of(files)
     for path, (_, data) in files.items():
         assert sha(folder / path) == hashlib.sha256(data).hexdigest(), path

@@ -133,14 +133,22 @@ def test_publish_a_folder_and_read_its_manifest(
     assert manifest["revision"] == revision
     assert manifest["status"] == "published"
     expected = sha256sum(folder)
-    assert {f["path"]: f["sha256"] for f in manifest["files"]} == expected
-    assert {f["path"]: f["size"] for f in manifest["files"]} == {
+    # Publishing added each component's signature (app/signing); the rest is the folder.
+    signatures = {
+        f["path"]: f["sha256"] for f in manifest["files"] if f["path"].startswith("signatures/")
+    }
+    assert sorted(signatures) == ["signatures/tokenizer.sig", "signatures/weights.sig"]
+    uploaded = [f for f in manifest["files"] if f["path"] not in signatures]
+    assert {f["path"]: f["sha256"] for f in uploaded} == expected
+    assert {f["path"]: f["size"] for f in uploaded} == {
         p: (folder / p).stat().st_size for p in expected
     }
     assert {f["path"]: f["component"] for f in manifest["files"]} == {
         "model-00001-of-00002.safetensors": "weights",
         "model-00002-of-00002.safetensors": "weights",
         "tokenizer/tokenizer.json": "tokenizer",
+        "signatures/tokenizer.sig": "tokenizer",
+        "signatures/weights.sig": "weights",
     }
     # '+2h' was fixed once, when the command ran, said back, and is the next stage.
     weights = next(c for c in manifest["components"] if c["name"] == "weights")
@@ -158,8 +166,9 @@ def test_publish_a_folder_and_read_its_manifest(
             "s3", endpoint_url=storage_env["WEIGHTGATE_S3_ENDPOINT_URL"], region_name="us-east-1"
         )
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
-        assert keys == sorted(f"weights/sha256/{d}" for d in expected.values())
+        stored = {*expected.values(), *signatures.values()}
+        assert keys == sorted(f"weights/sha256/{d}" for d in stored)
     else:
         root = Path(url.removeprefix("file://"))
         stored = sorted(p.name for p in (root / "sha256").rglob("*") if p.is_file())
-        assert stored == sorted(expected.values())
+        assert stored == sorted({*expected.values(), *signatures.values()})

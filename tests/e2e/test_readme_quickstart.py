@@ -109,12 +109,17 @@ def test_the_readme_quickstart_works_as_written(tmp_path: Path) -> None:
     assert len(on_disk) == 4
     assert sorted(sums) == sorted(f"{h}  demo/{name}" for name, h in on_disk.items())
     assert admin["revision"] == revision
-    assert {f["path"]: f["sha256"] for f in admin["files"]} == on_disk
+    # Publishing added each component's signature (docs/signing.md).
+    uploaded = [f for f in admin["files"] if not f["path"].startswith("signatures/")]
+    assert {f["path"]: f["sha256"] for f in uploaded} == on_disk
     assert {f["path"]: f["component"] for f in admin["files"]} == {
         "model-00001-of-00002.safetensors": "weights",
         "model-00002-of-00002.safetensors": "weights",
         "tokenizer.json": "tokenizer",
         "config.json": "config",
+        "signatures/weights.sig": "weights",
+        "signatures/tokenizer.sig": "tokenizer",
+        "signatures/config.sig": "config",
     }
     comps = {c["name"]: c for c in admin["components"]}
     assert (comps["tokenizer"]["tier"], comps["config"]["tier"]) == ("open", "open")
@@ -124,7 +129,12 @@ def test_the_readme_quickstart_works_as_written(tmp_path: Path) -> None:
     assert before + timedelta(hours=2) <= partner_at <= after + timedelta(hours=2)
 
     # "Anonymous callers see only what is open now ... the weights stay invisible."
-    assert sorted(f["path"] for f in anonymous["files"]) == ["config.json", "tokenizer.json"]
+    assert sorted(f["path"] for f in anonymous["files"]) == [
+        "config.json",
+        "signatures/config.sig",
+        "signatures/tokenizer.sig",
+        "tokenizer.json",
+    ]
     assert sorted(c["name"] for c in anonymous["components"]) == ["config", "tokenizer"]
 
     # publish said back the times it fixed.
