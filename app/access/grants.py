@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.access import repository as repo
-from app.access.principals import Principal
 from app.access.schemas import GrantOut, UserRef
 from app.context import RequestContext
 from app.errors import NotFound
 from app.ids import parse_row_id
 from app.models import Grant, Model, User
-from app.tokens.revocation import revoke_tokens
+from app.policy.principals import Principal
+from app.revocation.service import revoke_tokens
 from app.webhooks.outbox import enqueue_event
 
 
