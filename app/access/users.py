@@ -1,5 +1,5 @@
 """Users: creating them (CLI bootstrap, open registration, admins), and an admin's changes
-to one (name, role, disabled)."""
+to one (name, role, disabled, the partner organisation they work for)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from app.access.identities import clean_name, normalise_email
 from app.access.schemas import UserPatch
 from app.context import RequestContext
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
-from app.models import User
+from app.models import Partner, User
 from app.tokens import quotas
 from app.tokens.revocation import revoke_tokens
 
@@ -31,6 +31,7 @@ def create_user_with_key(
     name: str,
     actor: str,
     now: datetime,
+    partner_id: int | None = None,
     ctx: RequestContext | None = None,
 ) -> tuple[User, str]:
     if role not in ROLES:
@@ -39,7 +40,11 @@ def create_user_with_key(
     taken = session.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
     if taken is not None:
         raise Conflict(f"a user with email {email} already exists", code="user_exists")
-    user = User(email=email, name=clean_name(name)[:200], role=role, created_at=now)
+    if partner_id is not None:
+        _require_partner(session, partner_id)
+    user = User(
+        email=email, name=clean_name(name)[:200], role=role, created_at=now, partner_id=partner_id
+    )
     session.add(user)
     session.flush()
     key_row, key = create_api_key(session, user=user, now=now, name="initial")
@@ -50,7 +55,7 @@ def create_user_with_key(
         action="user.created",
         target_type="user",
         target_id=user.id,
-        after={"email": email, "role": role},
+        after={"email": email, "role": role, "partner_id": partner_id},
         ctx=ctx,
     )
     audit.record(
@@ -109,7 +114,13 @@ def user_snapshot(user: User) -> dict[str, object]:
         "name": user.name,
         "role": user.role,
         "disabled_at": None if user.disabled_at is None else user.disabled_at.isoformat(),
+        "partner_id": user.partner_id,
     }
+
+
+def _require_partner(session: Session, partner_id: int) -> None:
+    if session.get(Partner, partner_id) is None:
+        raise Unprocessable(f"no partner {partner_id}", code="unknown_partner")
 
 
 def update_user(
@@ -139,6 +150,10 @@ def update_user(
         user.name = clean_name(body.name)
     if body.role is not None:
         user.role = body.role
+    if "partner_id" in body.model_fields_set and body.partner_id != user.partner_id:
+        if body.partner_id is not None:
+            _require_partner(session, body.partner_id)
+        user.partner_id = body.partner_id
     revoked = sessions_ended = 0
     if body.disabled is True and user.disabled_at is None:
         user.disabled_at = now

@@ -1,8 +1,8 @@
 """browser sessions: the web console's signed-in browsers, revocable and shared by replicas
 
 Revision ID: 7c0a51e3b8d2
-Revises: 5a1e7c0d9b21
-Create Date: 2026-12-03 14:30:00
+Revises: 7c3d9e41a2b8
+Create Date: 2026-12-03 14:50:00
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import app.models.base
 
 revision: str = '7c0a51e3b8d2'
-down_revision: str | None = '5a1e7c0d9b21'
+down_revision: str | None = '7c3d9e41a2b8'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
