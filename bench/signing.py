@@ -28,13 +28,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import model_signing  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+import model_signing
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.signing.keys import ReleaseKey, ReleaseKeySet, SoftwareSigner, key_id  # noqa: E402
-from app.signing.service import component_bundle  # noqa: E402
-from app.tokens.keys import private_pem  # noqa: E402
-from bench.results import machine, write_section  # noqa: E402
+from app.signing.keys import ReleaseKey, ReleaseKeySet, SoftwareSigner, key_id
+from app.signing.service import component_bundle
+from app.tokens.keys import private_pem
+from bench.results import machine, write_section
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -142,12 +142,12 @@ def main() -> None:
         f"{args.shards} shards, {gib:.2f} GiB in all, page-cached; one ECDSA P-256 key; best of "
         f"{args.repeat} (ours: of 20).",
         "",
-        "| what | seconds | seconds per GiB | vs weightgate |",
+        "| what | seconds | seconds per GiB | times weightgate |",
         "|---|---|---|---|",
         f"| weightgate: statement + DSSE signature + bundle from the upload SHA-256s "
-        f"| {t_ours:.4f} | {t_ours / gib:.4f} | 1× |",
+        f"| {t_ours:.4f} | {t_ours / gib:.4f} | 1 |",
         f"| upstream model-signing `sign key`, hashing the files "
-        f"| {t_upstream:.2f} | {t_upstream / gib:.2f} | {t_upstream / t_ours:,.0f}× |",
+        f"| {t_upstream:.2f} | {t_upstream / gib:.2f} | {t_upstream / t_ours:,.0f} |",
         f"| upstream `verify key` of our bundle (a researcher, once per download) "
         f"| {t_verify:.2f} | {t_verify / gib:.2f} | — |",
         "",

@@ -18,10 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.access.principals import Principal
 from app.context import RequestContext
 from app.errors import Conflict, ServiceUnavailable
 from app.models import Component, Model, Release, ReleaseFile, ReleaseSignature, StoredObject
+from app.policy.principals import Principal
 from app.signing import bundle
 from app.signing import repository as repo
 from app.signing.keys import ReleaseKeySet
