@@ -28,7 +28,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -92,9 +92,14 @@ class ReleaseKey:
             "key_id": self.key_id,
             "algorithm": "ecdsa-p256-sha256",
             "public_key": public_pem(self.public).decode("ascii"),
-            "not_before": self.not_before,
-            "not_after": self.not_after,
+            "not_before": utc_text(self.not_before),
+            "not_after": utc_text(self.not_after),
         }
+
+
+def utc_text(at: datetime | None) -> str | None:
+    """``2026-12-03T15:00:00Z``, as the rest of the API writes instants."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z") if at else None
 
 
 def parse_public_pem(data: bytes, *, source: str) -> ec.EllipticCurvePublicKey:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from app.db import SessionDep
 from app.signing import repository as repo
-from app.signing.keys import ReleaseKeysDep
+from app.signing.keys import ReleaseKeysDep, utc_text
 
 router = APIRouter(tags=["signing"])
 
@@ -27,7 +26,7 @@ def release_keys(keys: ReleaseKeysDep, session: SessionDep) -> JSONResponse:
                 "model": model.repo_id,
                 "version": rel.version,
                 "revision": rel.revision,
-                "revoked_at": sig.revoked_at,
+                "revoked_at": utc_text(sig.revoked_at),
                 "reason": sig.revoke_reason,
                 "key_ids": [],
             },
@@ -36,4 +35,4 @@ def release_keys(keys: ReleaseKeysDep, session: SessionDep) -> JSONResponse:
             entry["key_ids"].append(sig.key_id)
     body = {**keys.document(), "revoked": list(revoked.values())}
     # Short cache: a revocation must reach verifiers that refresh their pins soon.
-    return JSONResponse(jsonable_encoder(body), headers={"Cache-Control": "public, max-age=300"})
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})

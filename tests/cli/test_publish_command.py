@@ -125,7 +125,13 @@ def test_publishes_a_folder_with_schedules(server: Server, model: str, tmp_path:
     assert (rel["status"], rel["revision"], rel["notes"]) == ("published", revision, "first cut")
     assert server.get(f"/v1/models/{model}")["display_name"] == "Atlas"
     manifest = server.get(f"/v1/models/{model}/releases/v1/manifest")
-    assert {f["path"]: (f["sha256"], f["size"], f["component"]) for f in manifest["files"]} == {
+    # Publishing added each component's signature (app/signing); the rest is the folder.
+    uploaded = [f for f in manifest["files"] if not f["path"].startswith("signatures/")]
+    assert [s["path"] for s in manifest["signatures"]] == [
+        "signatures/tokenizer.sig",
+        "signatures/weights.sig",
+    ]
+    assert {f["path"]: (f["sha256"], f["size"], f["component"]) for f in uploaded} == {
         "model-00001-of-00002.safetensors": (
             sha256(FILES["model-00001-of-00002.safetensors"]),
             300_000,
@@ -161,7 +167,9 @@ def test_a_resumed_draft_keeps_the_times_its_relative_stages_were_given(
     first = server.get(f"/v1/models/{model}/releases/v1/components")
     again = publish(server, *args)
     assert again.exit_code == 0, again.output
-    assert server.get(f"/v1/models/{model}/releases/v1/components") == first
+    # The same components and schedules; publishing added one signature file to each.
+    after = server.get(f"/v1/models/{model}/releases/v1/components")
+    assert after == [{**c, "file_count": c["file_count"] + 1} for c in first]
     # A relative stage of another tier is still a different schedule.
     other = publish(server, *args[:-1], "weights=research@+1h", "--version", "v2", "--no-publish")
     assert other.exit_code == 0, other.output
