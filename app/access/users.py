@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.access.apikeys import create_api_key
+from app.access.browser_sessions import end_user_sessions
 from app.access.identities import clean_name, normalise_email
 from app.access.schemas import UserPatch
 from app.context import RequestContext
@@ -153,10 +154,14 @@ def update_user(
         if body.partner_id is not None:
             _require_partner(session, body.partner_id)
         user.partner_id = body.partner_id
-    revoked = 0
+    revoked = sessions_ended = 0
     if body.disabled is True and user.disabled_at is None:
         user.disabled_at = now
         revoked = revoke_tokens(session, now=now, reason="user disabled", user_id=user.id)
+        # The console's sessions too: a disabled user's browser is signed out at once (the
+        # check of disabled_at on every request already refuses them; this keeps the rows
+        # from coming back to life if the user is re-enabled).
+        sessions_ended = end_user_sessions(session, user_id=user.id, now=now)
     elif body.disabled is False:
         user.disabled_at = None
     session.flush()
@@ -169,7 +174,7 @@ def update_user(
         target_id=user.id,
         before=before,
         after=user_snapshot(user),
-        data={"tokens_revoked": revoked},
+        data={"tokens_revoked": revoked, "sessions_ended": sessions_ended},
         ctx=ctx,
     )
     return user
