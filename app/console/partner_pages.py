@@ -23,13 +23,18 @@ from app.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 ACTIVITY_PAGE = 50
-# Grace periods offered for the old secret (the API takes any number of seconds up to 7 d).
-GRACE_CHOICES = (
-    (0, "none: stop the old secret now (it leaked)"),
-    (3600, "1 hour"),
-    (86_400, "24 hours"),
-    (MAX_SECRET_OVERLAP_SECONDS, "7 days"),
-)
+# The old secret's grace period is typed as an amount and a unit, up to the API's maximum.
+UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86_400}
+
+
+def grace_seconds(amount: str, unit: str) -> int | None:
+    """The grace period the form asks for, or ``None`` when it is not a whole amount of a
+    known unit within 0..7 days."""
+    amount = amount.strip()
+    if unit not in UNITS or not amount.isdigit() or len(amount) > 9:
+        return None
+    seconds = int(amount) * UNITS[unit]
+    return seconds if seconds <= MAX_SECRET_OVERLAP_SECONDS else None
 
 
 def _partner(session: SessionDep, found: Signed) -> Partner:
@@ -65,7 +70,7 @@ def _page(
             "partner": partner_users.partner_view(session, partner, now=now_clock.now()),
             "events": events,
             "older": encode_cursor(events[-1].id) if more else None,
-            "grace_choices": GRACE_CHOICES,
+            "units": list(UNITS),
             "secret": secret,
             "error": error,
         },
@@ -92,12 +97,13 @@ def rotate_secret(
     """``POST /v1/me/partner/rotate-secret`` from a form; the new secret is on this answer
     only."""
     partner = _partner(session, found)
-    offered = {str(seconds): seconds for seconds, _ in GRACE_CHOICES}
-    grace = offered.get(form.get("grace", ""))
+    grace = grace_seconds(form.get("grace_amount", ""), form.get("grace_unit", ""))
     if grace is None:
-        return _page(
-            request, session, partner, now_clock=clock, error="Choose a grace period.", status=422
+        error = (
+            "The grace period must be a whole number of seconds, minutes, hours or days, "
+            "at most 7 days."
         )
+        return _page(request, session, partner, now_clock=clock, error=error, status=422)
     try:
         partner, secret = partner_users.rotate_secret(
             session,

@@ -279,12 +279,16 @@ def test_partner_page_for_its_people_only(
     assert partner["client_id"] in page.text
     assert "Lab &lt;A&gt;" in page.text
     assert "partner.created" in page.text
-    rotated = _post(client, "/console/partner/rotate-secret", csrf, {"grace": "3600"})
+    rotated = _post(
+        client, "/console/partner/rotate-secret", csrf, {"grace_amount": "1", "grace_unit": "hours"}
+    )
     assert rotated.status_code == 200
     secret = re.search(r'<pre id="new-secret"[^>]*>(wgp_[^<]+)</pre>', rotated.text)
     assert secret is not None
     assert "keeps working until" in rotated.text
-    bad = _post(client, "/console/partner/rotate-secret", csrf, {"grace": "5"})
+    bad = _post(
+        client, "/console/partner/rotate-secret", csrf, {"grace_amount": "8", "grace_unit": "days"}
+    )
     assert bad.status_code == 422
 
 
