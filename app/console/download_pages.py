@@ -138,6 +138,7 @@ def issue_token(
             "download.html",
             {"manifest": seen, "ttls": _ttl_choices(settings), "error": e.detail},
             status=e.status,
+            headers=e.headers,  # Retry-After, when over the token quota
         )
     token = token_out(issued)
     shown = commands.render(token, base_url=settings.effective_public_url)

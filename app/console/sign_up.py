@@ -119,9 +119,11 @@ def sign_up(
         # register() committed the attempt against the quota already; nothing else was
         # written.
         session.rollback()
-        return _form_page(
+        page = _form_page(
             request, settings, email=email, name=name, error=e.detail, status=e.status
         )
+        page.headers.update(e.headers)  # Retry-After, when over the sign-up quota
+        return page
     row = session.get(User, user.id)
     assert row is not None
     _, token = start_session(

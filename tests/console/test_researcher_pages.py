@@ -320,3 +320,32 @@ def test_sign_up_where_open_registration_is_on(
     )
     assert taken.status_code == 409
     assert "already exists" in taken.text
+
+
+def test_sign_up_has_the_apis_limits(client: TestClient, app: Any) -> None:
+    app.state.settings.open_registration = True
+    app.state.settings.quota_registrations_per_hour = 1
+
+    def attempt(email: str) -> Any:
+        client.cookies.clear()
+        form = client.get("/console/sign-up")
+        return client.post(
+            "/console/sign-up",
+            data={"csrf_token": form_token(form.text), "email": email},
+            headers={"Origin": ORIGIN},
+        )
+
+    assert attempt("first@uni.example").status_code == 200
+    over = attempt("second@uni.example")
+    assert over.status_code == 429
+    assert int(over.headers["retry-after"]) > 0
+    assert 'value="second@uni.example"' in over.text
+    # From another site, or without the form's token: refused before anything is tried.
+    client.cookies.clear()
+    client.get("/console/sign-up")
+    forged = client.post(
+        "/console/sign-up",
+        data={"csrf_token": "x", "email": "third@uni.example"},
+        headers={"Origin": ORIGIN},
+    )
+    assert forged.status_code == 403
