@@ -10,11 +10,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.access.principals import Principal
-from app.access.tiers import Tier
 from app.catalogue import repository as repo
 from app.catalogue.visibility import latest_visible_releases, view_components, visible_models
 from app.models import Model, Release
+from app.policy.principals import Principal
+from app.policy.tiers import Tier
 
 
 @dataclass(frozen=True)

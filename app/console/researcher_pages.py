@@ -20,9 +20,7 @@ from sqlalchemy.orm import Session
 from app.access import grants as grants_service
 from app.access import repository as access_repo
 from app.access import requests as requests_service
-from app.access.principals import Principal
 from app.access.schemas import AccessRequestCreate, AccessRequestOut
-from app.access.tiers import Tier
 from app.catalogue import listing
 from app.catalogue import repository as catalogue_repo
 from app.catalogue.router import model_out, release_out
@@ -37,6 +35,8 @@ from app.db import SessionDep
 from app.errors import AppError, NotFound
 from app.models import Model
 from app.pagination import decode_cursor, encode_cursor
+from app.policy.principals import Principal
+from app.policy.tiers import Tier
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PAGE = 50

@@ -31,8 +31,8 @@ from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import AppError, Forbidden
 from app.models import User
+from app.quotas import service as quotas
 from app.settings import Settings
-from app.tokens import quotas
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 SIGN_UP_COOKIE = "wg_signup"

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.access.principals import ANONYMOUS, Principal
 from app.catalogue.listing import openness, visible_models_page
 from app.clock import FixedClock
 from app.models import Grant, Model
+from app.policy.principals import ANONYMOUS, Principal
 from tests.factories.access import researcher
 from tests.factories.catalogue import check, create_model, publish_release
 
