@@ -197,7 +197,7 @@ def test_download_token_page_shows_the_token_once_with_commands(
     assert refused.status_code == 403
     problem = re.search(r'role="alert">([^<]*)</p>', refused.text)
     assert problem is not None
-    assert "request access to this model first" in problem.group(1)
+    assert "needs an approved access request" in problem.group(1)
     done = _post(
         client, PAGE + "/download", csrf, {"component": "config", "version": "v1", "ttl": "3600"}
     )
