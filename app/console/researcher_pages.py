@@ -45,6 +45,15 @@ Search = Annotated[str | None, Query(max_length=200)]
 Version = Annotated[str | None, Query(max_length=64)]
 
 
+def validation_message(error: ValidationError) -> str:
+    """A form's validation errors in words: "field: what is wrong", as the API's 422 says."""
+    parts = []
+    for err in error.errors():
+        where = ".".join(str(x) for x in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return "; ".join(parts)
+
+
 def model_href(model_id: str) -> str:
     return f"{PREFIX}/catalogue/{model_id}"
 
@@ -236,8 +245,9 @@ def request_access(
             ctx=ctx,
         )
     except ValidationError as e:
-        message = "; ".join(err["msg"] for err in e.errors())
-        return _request_page(request, shown, values=answers, error=message, status=422)
+        return _request_page(
+            request, shown, values=answers, error=validation_message(e), status=422
+        )
     except AppError as e:
         session.rollback()
         return _request_page(request, shown, values=answers, error=e.detail, status=e.status)

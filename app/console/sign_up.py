@@ -13,9 +13,12 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import ValidationError
 
 from app.access import users
 from app.access.browser_sessions import start_session
+from app.access.schemas import RegisterIn
+from app.console.researcher_pages import validation_message
 from app.console.security import CSRF_FIELD, PREFIX
 from app.console.session import (
     COOKIE_PATH,
@@ -98,18 +101,17 @@ def sign_up(
         )
     email, name = form.get("email", "").strip(), form.get("name", "").strip()
     now = clock.now()
-    error = ""
-    if not email or len(email) > 320:
-        error = "Give your email address (at most 320 characters)."
-    elif len(name) > 200:
-        error = "The name may be at most 200 characters."
-    if error:
+    try:
+        # The API's own request schema: the same bounds on the email and the name.
+        body = RegisterIn(email=email, name=name)
+    except ValidationError as e:
+        error = validation_message(e)
         return _form_page(request, settings, email=email, name=name, error=error, status=422)
     try:
         user, key = users.register(
             session,
-            email=email,
-            name=name,
+            email=body.email,
+            name=body.name,
             open_registration=settings.open_registration,
             quota=quotas.registrations_quota(settings),
             now=now,
