@@ -120,9 +120,9 @@ def main() -> None:
             ).sign(root, signature)
 
         def verify_upstream() -> None:
-            model_signing.verifying.Config().use_elliptic_key_verifier(
-                public_key=pub_file
-            ).verify(root, ours)
+            model_signing.verifying.Config().use_elliptic_key_verifier(public_key=pub_file).verify(
+                root, ours
+            )
 
         # Warm the page cache so upstream hashing is measured without disk reads.
         for path, _ in files:
