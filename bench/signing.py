@@ -113,16 +113,15 @@ def main() -> None:
             ours.write_bytes(data)
 
         def sign_upstream() -> None:
-            model_signing.signing.Config().use_elliptic_key_signer(
-                private_key=key_file
-            ).set_hashing_config(
-                model_signing.hashing.Config().set_ignored_paths(paths=["signatures"])
+            hashing = model_signing.hashing.Config()  # type: ignore[no-untyped-call]
+            config = model_signing.signing.Config()  # type: ignore[no-untyped-call]
+            config.use_elliptic_key_signer(private_key=key_file).set_hashing_config(
+                hashing.set_ignored_paths(paths=["signatures"])
             ).sign(root, signature)
 
         def verify_upstream() -> None:
-            model_signing.verifying.Config().use_elliptic_key_verifier(public_key=pub_file).verify(
-                root, ours
-            )
+            config = model_signing.verifying.Config()  # type: ignore[no-untyped-call]
+            config.use_elliptic_key_verifier(public_key=pub_file).verify(root, ours)
 
         # Warm the page cache so upstream hashing is measured without disk reads.
         for path, _ in files:

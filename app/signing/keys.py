@@ -37,14 +37,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, Request
 
-from app.settings import Settings
-from app.tokens.keys import (
+from app.keyfiles import (
     KeyConfigError,
     KeyDirectory,
     activation_of,
     new_private_key,
     parse_private_pem,
 )
+from app.settings import Settings
 
 PREFIX = "release-p256"
 _PUBLIC = re.compile(r"^release-p256-(\d{8}T\d{6}Z)\.pub$")

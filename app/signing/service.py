@@ -13,6 +13,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,7 +25,7 @@ from app.models import Component, Model, Release, ReleaseFile, ReleaseSignature,
 from app.policy.principals import Principal
 from app.signing import bundle
 from app.signing import repository as repo
-from app.signing.keys import ReleaseKeySet
+from app.signing.keys import ReleaseKeySet, utc_text
 from app.storage import ObjectStore, StorageError, StoredBlob
 from app.webhooks.outbox import enqueue_event
 
@@ -199,3 +200,23 @@ def revoke(
     )
     enqueue_event(session, event_type="release.signature_revoked", data=data, now=now)
     return rows
+
+
+def revoked_releases(session: Session) -> list[dict[str, Any]]:
+    """One entry per release whose signatures were revoked, for the published keys document."""
+    revoked: dict[tuple[str, str], dict[str, Any]] = {}
+    for sig, rel, model in repo.revoked(session):
+        entry = revoked.setdefault(
+            (model.repo_id, rel.version),
+            {
+                "model": model.repo_id,
+                "version": rel.version,
+                "revision": rel.revision,
+                "revoked_at": utc_text(sig.revoked_at),
+                "reason": sig.revoke_reason,
+                "key_ids": [],
+            },
+        )
+        if sig.key_id not in entry["key_ids"]:
+            entry["key_ids"].append(sig.key_id)
+    return list(revoked.values())

@@ -25,35 +25,44 @@ first start. Nothing here touches JWTs: :mod:`app.tokens.codec` does.
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import json
-import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, Request
 
+from app.keyfiles import (
+    KeyConfigError,
+    KeyDirectory,
+    activation_of,
+    key_file_name,
+    new_private_key,
+    parse_private_pem,
+    private_pem,
+)
 from app.settings import Settings
 
+__all__ = [
+    "KeyConfigError",
+    "KeyDirectory",
+    "activation_of",
+    "key_file_name",
+    "new_private_key",
+    "parse_private_pem",
+    "private_pem",
+]
+
 ES256_PREFIX = "es256"
-_STAMP = "%Y%m%dT%H%M%SZ"
 _PEM_BLOCK = re.compile(
     r"-----BEGIN ((?:EC )?PRIVATE KEY)-----.+?-----END \1-----", re.DOTALL | re.ASCII
 )
-
-
-class KeyConfigError(Exception):
-    """The configured keys cannot be used (unreadable, not P-256, none at all)."""
 
 
 def _b64(data: bytes) -> str:
@@ -95,29 +104,6 @@ class SigningKey:
         return {**public_jwk(self.public), "kid": self.kid, "alg": "ES256", "use": "sig"}
 
 
-def parse_private_pem(pem: bytes | str, *, source: str) -> ec.EllipticCurvePrivateKey:
-    data = pem.encode("ascii") if isinstance(pem, str) else pem
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as e:
-        raise KeyConfigError(f"{source}: not an unencrypted PEM private key") from e
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise KeyConfigError(f"{source}: ES256 needs a P-256 (prime256v1) EC key")
-    return key
-
-
-def new_private_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
 def keys_from_env(text: str) -> list[SigningKey]:
     blocks = [m.group(0) for m in _PEM_BLOCK.finditer(text)]
     if not blocks:
@@ -127,78 +113,6 @@ def keys_from_env(text: str) -> list[SigningKey]:
         private = parse_private_pem(block, source=f"WEIGHTGATE_SIGNING_KEY_PEM[{i}]")
         keys.append(SigningKey(kid=thumbprint(private.public_key()), private=private, source="env"))
     return keys
-
-
-def key_file_name(active_from: datetime, prefix: str = ES256_PREFIX) -> str:
-    return f"{prefix}-{active_from.astimezone(UTC).strftime(_STAMP)}.pem"
-
-
-def activation_of(name: str, prefix: str = ES256_PREFIX) -> datetime | None:
-    m = re.fullmatch(re.escape(prefix) + r"-(\d{8}T\d{6}Z)\.pem", name)
-    if m is None:
-        return None
-    return datetime.strptime(m.group(1), _STAMP).replace(tzinfo=UTC)
-
-
-class KeyDirectory:
-    """Key files in one directory, parsed once per (name, mtime). ``prefix`` tells the kinds
-    of key apart (token keys ``es256-…``, release-signing keys ``release-p256-…``)."""
-
-    def __init__(self, path: Path, prefix: str = ES256_PREFIX) -> None:
-        self.path = path
-        self.prefix = prefix
-        self._parsed: dict[tuple[str, int], ec.EllipticCurvePrivateKey] = {}
-
-    def scan(self) -> list[tuple[datetime, str, ec.EllipticCurvePrivateKey]]:
-        """(activation, file name, key), oldest activation first."""
-        try:
-            names = os.listdir(self.path)
-        except FileNotFoundError:
-            return []
-        found = []
-        for name in names:
-            at = activation_of(name, self.prefix)
-            if at is None:
-                continue
-            file = self.path / name
-            try:
-                mtime = file.stat().st_mtime_ns
-                cached = self._parsed.get((name, mtime))
-                if cached is None:
-                    cached = parse_private_pem(file.read_bytes(), source=str(file))
-                    self._parsed[(name, mtime)] = cached
-            except FileNotFoundError:
-                continue  # removed while we looked (a rotation pruning it)
-            found.append((at, name, cached))
-        found.sort(key=lambda t: (t[0], t[1]))
-        return found
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        """An exclusive lock across processes (first-start generation, rotation)."""
-        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    def write(self, key: ec.EllipticCurvePrivateKey, active_from: datetime) -> Path:
-        """Write a key file readable by its owner only, atomically (temp file + rename)."""
-        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        final = self.path / key_file_name(active_from, self.prefix)
-        if final.exists():
-            raise KeyConfigError(f"{final.name} already exists; wait a second and retry")
-        tmp = self.path / f".{final.name}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(private_pem(key))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        return final
 
 
 def lifecycle(

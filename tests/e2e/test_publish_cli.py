@@ -166,8 +166,8 @@ def test_publish_a_folder_and_read_its_manifest(
             "s3", endpoint_url=storage_env["WEIGHTGATE_S3_ENDPOINT_URL"], region_name="us-east-1"
         )
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
-        stored = {*expected.values(), *signatures.values()}
-        assert keys == sorted(f"weights/sha256/{d}" for d in stored)
+        objects = {*expected.values(), *signatures.values()}
+        assert keys == sorted(f"weights/sha256/{d}" for d in objects)
     else:
         root = Path(url.removeprefix("file://"))
         stored = sorted(p.name for p in (root / "sha256").rglob("*") if p.is_file())

@@ -28,7 +28,8 @@ MANIFEST = "/v1/models/acme/atlas-7b/releases/{v}/manifest"
 
 def verify_upstream(root: Path, signature: Path, public_key: Path) -> None:
     """Upstream model_signing's verifier, in-process (the live tests run its CLI)."""
-    verifying.Config().use_elliptic_key_verifier(public_key=public_key).verify(root, signature)
+    config = verifying.Config()  # type: ignore[no-untyped-call]
+    config.use_elliptic_key_verifier(public_key=public_key).verify(root, signature)
 
 
 def test_rotation_keeps_earlier_releases_verifiable(
