@@ -2,13 +2,14 @@
 of what has arrived.
 
 A file fetched over one connection grows at its end: its sidecar ``<path>.part.json`` holds
-the SHA-256 and size, and the ``.part`` file's length is how far it got. A large file fetched
-over several connections at once is *sparse*: the ``.part`` file is extended to its full
-size, each range is written where it belongs (``pwrite``), and the sidecar also lists the
-byte ranges that have arrived (``done``). Either way a hasher thread follows the contiguous
-prefix, so the digest is ready moments after the last byte. A later run resumes from either
-form; anything inconsistent is discarded and fetched again. The digest is always of the
-whole file, so a corrupted range fails it like any other corruption.
+the SHA-256 and size, and the ``.part`` file's length is how far it got; it is hashed as its
+bytes are written, from the buffer the socket filled. A large file fetched over several
+connections at once is *sparse*: the ``.part`` file is extended to its full size, each range
+is written where it belongs (``pwrite``), the sidecar also lists the byte ranges that have
+arrived (``done``), and a hasher thread follows the contiguous prefix, so the digest is
+ready moments after the last byte. A later run resumes from either form; anything
+inconsistent is discarded and fetched again. The digest is always of the whole file, so a
+corrupted range fails it like any other corruption.
 """
 
 from __future__ import annotations
@@ -147,7 +148,14 @@ class FileDownload:
             self.segments = [Segment(a, b, a) for a, b in pieces]
             os.ftruncate(self.fd, f.size)
         self._save()
-        self._hasher = self._start_hasher()
+        self._hasher: threading.Thread | None = None
+        if self.growing:
+            # What an earlier run left is hashed now; new bytes as they are written.
+            self._hashed = self._hash_from_disk(
+                0, self.resumed_from, memoryview(bytearray(HASH_CHUNK))
+            )
+        else:
+            self._hasher = self._start_hasher()
 
     # -- the bytes -------------------------------------------------------------------------
 
@@ -156,6 +164,10 @@ class FileDownload:
         at = seg.pos
         while data:
             n = os.pwrite(self.fd, data, at)
+            if self.growing:
+                # In order, from the buffer the socket filled: no second copy, and the
+                # bytes are still in the CPU's cache.
+                self.digest.update(data[:n])
             data = data[n:]
             at += n
         with self._lock:
@@ -167,15 +179,11 @@ class FileDownload:
 
     def restart(self) -> None:
         """The server sent the whole file to a one-connection resume: start it over."""
-        self._close_hasher()
         seg = self.segments[0]
         seg.start = seg.pos = 0
         self._done = []
         os.ftruncate(self.fd, 0)
         self.digest = hashlib.sha256()
-        self._hashed = 0
-        self._closing = False
-        self._hasher = self._start_hasher()
 
     def received(self) -> int:
         with self._lock:
@@ -195,11 +203,9 @@ class FileDownload:
         return t
 
     def _follow(self) -> None:
-        """Hash the contiguous prefix of the file as it grows, on a thread of its own, so
-        SHA-256 runs beside the socket reads instead of between them (both release the
-        GIL). It reads the bytes back from the page cache, which still holds them: one more
-        memory copy, against a second core at work. A sparse file's ranges arrive out of
-        order; the prefix grows as the gaps fill."""
+        """A sparse file's digest: hash the contiguous prefix as the gaps fill, on a thread
+        of its own, reading the bytes back from the page cache (which still holds them).
+        Ranges arrive out of order, so the socket's buffers cannot be hashed as they come."""
         buf = memoryview(bytearray(HASH_CHUNK))
         while self._hashed < self.file.size:
             with self._lock:
@@ -228,7 +234,8 @@ class FileDownload:
 
     def hexdigest(self) -> str:
         """The SHA-256 of the whole file, once every segment is done."""
-        self._hasher.join()
+        if self._hasher is not None:
+            self._hasher.join()
         return self.digest.hexdigest()
 
     # -- the files on disk -----------------------------------------------------------------
@@ -264,6 +271,8 @@ class FileDownload:
         discard(self.sidecar)
 
     def _close_hasher(self) -> None:
+        if self._hasher is None:
+            return
         with self._lock:
             self._closing = True
             self._lock.notify_all()
