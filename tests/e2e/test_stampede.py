@@ -74,7 +74,7 @@ def test_fifty_clients_snapshot_a_release_at_once(tmp_path: Path, kind: str) -> 
         }
         engine = create_engine(db_url)
         try:
-            with live_server(env, tmp=tmp_path, workers=workers, ready_within=120) as server:
+            with live_server(env, tmp=tmp_path, workers=workers) as server:
                 past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
                 publish_over_http(
                     server.url,
