@@ -31,6 +31,7 @@ from app.observability.middleware import RequestObservability
 from app.observability.probe import make_probe_engine, ping
 from app.observability.readiness import Readiness
 from app.observability.router import router as ops_router
+from app.safety.router import router as safety_router
 from app.schedule.loop import SqliteSchedulerLock, run_scheduler
 from app.schedule.router import router as schedule_router
 from app.settings import Settings, get_settings
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(tokens_router)
     app.include_router(audit_router)
     app.include_router(webhooks_router)
+    app.include_router(safety_router)
     mount_api_docs(app)
     api_schema.install(app)
     # Last: its /{namespace}/{name}/resolve/... paths are the most generic.

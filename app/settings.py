@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # Sign-up attempts per client address (open registration only): bounds account spam and
     # probing which emails have accounts.
     quota_registrations_per_hour: int = 10
+    # Safety reports filed per reporter per hour: keeps one account from flooding the
+    # triage queue (it cannot sway a safety policy: a reporter counts once however many).
+    quota_reports_per_hour: int = 20
 
     scheduler_enabled: bool = True
     scheduler_interval: float = 1.0

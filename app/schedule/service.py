@@ -267,8 +267,12 @@ def hold(
     actor: Principal,
     now: datetime,
     ctx: RequestContext | None = None,
+    event: str = "embargo.held",
+    extra: dict[str, Any] | None = None,
 ) -> list[Stage]:
-    """Freeze the schedule at ``now``: later stages stop applying until resumed."""
+    """Freeze the schedule at ``now``: later stages stop applying until resumed. ``event``
+    and ``extra`` (added to the audit data and the event) let a caller say where the hold
+    came from, e.g. a safety report or policy (app/safety)."""
     comp = target.component
     if comp.held_at is not None:
         raise Conflict(
@@ -284,12 +288,13 @@ def hold(
         session,
         target,
         action="schedule.held",
-        event="embargo.held",
+        event=event,
         before=before,
         actor=actor,
         now=now,
         reason=comp.hold_reason,
         ctx=ctx,
+        extra=extra,
     )
 
 
