@@ -42,6 +42,7 @@ class Reason(StrEnum):
     EMBARGOED = "embargoed"  # opens to the caller at a known date
     GRANT_REQUIRED = "access_grant_required"  # opens to the caller with an access grant
     NOT_OPEN_TO_YOU = "not_open_to_you"  # nothing scheduled opens it to the caller
+    HELD = "component_held"  # its schedule would open it to the caller, but it is on hold
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ ANSWERS: dict[Reason, Answer] = {
     Reason.EMBARGOED: Answer(EmbargoActive, "embargoed", "GatedRepo"),
     Reason.GRANT_REQUIRED: Answer(GrantRequired, "access_grant_required", "GatedRepo"),
     Reason.NOT_OPEN_TO_YOU: Answer(Forbidden, "not_open_to_you", "GatedRepo"),
+    Reason.HELD: Answer(Forbidden, "component_held", "GatedRepo"),
 }
 
 

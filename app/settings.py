@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = True
     scheduler_interval: float = 1.0
     reminder_before_seconds: int = 24 * 3600
+    # How often each replica looks for components that came to meet their model's safety
+    # policy without a new report (app/safety/sweep.py).
+    safety_sweep_interval: float = Field(default=30.0, gt=0)
     webhook_horizon_seconds: int = 24 * 3600
     webhook_allow_private: bool = False
     # Background work across replicas (docs/operations.md).

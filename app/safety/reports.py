@@ -22,6 +22,7 @@ from app.context import RequestContext
 from app.disclosure import Reason, refusal
 from app.errors import Conflict, NotFound, Unauthorized
 from app.models import Component, SafetyReport, SafetyReportComponent, SafetyReportUpdate
+from app.safety import policy
 from app.safety import repository as repo
 from app.safety.schemas import OPEN_STATUSES, ReportCreate
 from app.settings import Settings
@@ -85,6 +86,7 @@ def file_report(
         now=now,
     )
     quotas.charge(session, quotas.reports_quota(settings), key=principal.subject, amount=1, now=now)
+    policy.lock_before_filing(session, model_id=model.id, component_ids=[c.id for c in comps])
     row = SafetyReport(
         model_id=model.id,
         release_id=rel.id,
@@ -109,6 +111,9 @@ def file_report(
         )
     )
     session.flush()
+    # Before this report's own audit event: the policy locks the components first and the
+    # audit chain after, the order every schedule change takes (app/safety/policy.py).
+    policy.evaluate(session, component_ids=[c.id for c in comps], now=now)
     facts = announced_facts(row, model=model.repo_id, version=rel.version)
     audit.record(
         session,

@@ -12,16 +12,18 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import (
+    Component,
     Model,
     Partner,
     Release,
+    SafetyHold,
     SafetyPolicy,
     SafetyReport,
     SafetyReportComponent,
     SafetyReportUpdate,
     User,
 )
-from app.safety.schemas import SEVERITIES
+from app.safety.schemas import OPEN_STATUSES, SEVERITIES
 
 
 def severity_rank(column: Any) -> ColumnElement[int]:
@@ -133,3 +135,69 @@ def reporter_names(session: Session, reports: Sequence[SafetyReport]) -> dict[st
 
 def policy(session: Session, model_id: int) -> SafetyPolicy | None:
     return session.get(SafetyPolicy, model_id)
+
+
+def component_for_update(session: Session, component_id: int) -> Component | None:
+    """The component row-locked until commit, and re-read: a copy loaded before the lock
+    was granted (the filer's access check) may predate another transaction's hold."""
+    return session.scalar(
+        select(Component)
+        .where(Component.id == component_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def policy_hold_for_stage(session: Session, stage_id: int) -> SafetyHold | None:
+    return session.scalar(select(SafetyHold).where(SafetyHold.stage_id == stage_id))
+
+
+def counting_reports(session: Session, *, component_id: int, min_rank: int) -> list[SafetyReport]:
+    """Open reports on the component of at least the severity ranked ``min_rank``, oldest
+    first."""
+    return list(
+        session.scalars(
+            select(SafetyReport)
+            .join(SafetyReportComponent, SafetyReportComponent.report_id == SafetyReport.id)
+            .where(
+                SafetyReportComponent.component_id == component_id,
+                SafetyReport.status.in_(OPEN_STATUSES),
+                severity_rank(SafetyReport.severity) >= min_rank,
+            )
+            .order_by(SafetyReport.id)
+        )
+    )
+
+
+def components_to_judge(session: Session, *, model_id: int | None = None) -> list[int]:
+    """Components not held, in published releases of models whose policy is on, with an
+    open report: all the policy could hold now (the sweep looks at these)."""
+    query = (
+        select(SafetyReportComponent.component_id)
+        .join(SafetyReport, SafetyReport.id == SafetyReportComponent.report_id)
+        .join(Component, Component.id == SafetyReportComponent.component_id)
+        .join(Release, Release.id == Component.release_id)
+        .join(SafetyPolicy, SafetyPolicy.model_id == Release.model_id)
+        .where(
+            SafetyPolicy.enabled.is_(True),
+            SafetyReport.status.in_(OPEN_STATUSES),
+            Component.held_at.is_(None),
+            Release.status == "published",
+        )
+        .distinct()
+    )
+    if model_id is not None:
+        query = query.where(Release.model_id == model_id)
+    return sorted(session.scalars(query))
+
+
+def policy_holds(session: Session, component_ids: Iterable[int]) -> dict[int, SafetyHold]:
+    """The latest policy hold of each component."""
+    ids = sorted(set(component_ids))
+    out: dict[int, SafetyHold] = {}
+    if ids:
+        for row in session.scalars(
+            select(SafetyHold).where(SafetyHold.component_id.in_(ids)).order_by(SafetyHold.id)
+        ):
+            out[row.component_id] = row
+    return out

@@ -17,12 +17,14 @@ from app.db import SessionDep
 from app.errors import problems
 from app.ids import IdPath
 from app.pagination import Page, PageDep, encode_cursor
-from app.safety import reports, triage
+from app.safety import policies, reports, triage
 from app.safety import repository as repo
 from app.safety.repository import QueueFilter
 from app.safety.schemas import (
     AdminReportOut,
     Category,
+    PolicyIn,
+    PolicyOut,
     ReportCreate,
     ReportHoldIn,
     ReportHoldOut,
@@ -226,3 +228,33 @@ def hold_from_report(
         session, admin=admin, report_id=report_id, body=body, now=clock.now(), ctx=ctx
     )
     return ReportHoldOut(report=admin_views(session, [row])[0], schedule=schedule)
+
+
+@router.get(MODEL + "/safety-policy", responses=problems(401, 403, 404))
+def get_safety_policy(namespace: str, name: str, admin: AdminDep, session: SessionDep) -> PolicyOut:
+    """The model's automatic hold policy (off unless set) and the holds it placed."""
+    model = catalogue_repo.model_by_id(session, namespace, name)
+    if model is None:
+        raise model_not_found(namespace, name)
+    return policies.policy_out(session, model)
+
+
+@router.put(MODEL + "/safety-policy", responses=problems(401, 403, 404, 422))
+def put_safety_policy(
+    namespace: str,
+    name: str,
+    body: PolicyIn,
+    admin: AdminDep,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> PolicyOut:
+    """Set the policy: when ``min_reporters`` distinct reporters who may download a
+    component have open reports of at least ``min_severity`` on it, and its next stage is
+    due within ``window_hours``, that stage is held (by ``system:safety-policy``) until an
+    admin resumes. Applies at once to the reports already open."""
+    model = catalogue_repo.model_by_id(session, namespace, name)
+    if model is None:
+        raise model_not_found(namespace, name)
+    policies.set_policy(session, model=model, body=body, actor=admin, now=clock.now(), ctx=ctx)
+    return policies.policy_out(session, model)

@@ -135,3 +135,40 @@ class ReportHoldIn(StrictInput):
 class ReportHoldOut(BaseModel):
     report: AdminReportOut
     schedule: ScheduleOut
+
+
+class PolicyIn(StrictInput):
+    enabled: bool = Field(description="off by default: reports then never hold anything")
+    min_reporters: int = Field(
+        default=3, ge=1, le=1000, description="K: distinct reporters with access it takes"
+    )
+    min_severity: Severity = Field(
+        default=Severity.HIGH, description="S: reports below this severity do not count"
+    )
+    window_hours: int = Field(
+        default=72,
+        ge=1,
+        le=24 * 365,
+        description="W: only a next stage due within this many hours is held",
+    )
+
+
+class PolicyHoldOut(BaseModel):
+    version: str
+    component: str
+    placed_at: datetime
+    stage_tier: str
+    stage_at: datetime
+    reports: list[int]
+    active: bool = Field(description="the component is still held by this decision")
+
+
+class PolicyOut(BaseModel):
+    model: str
+    enabled: bool
+    min_reporters: int
+    min_severity: Severity
+    window_hours: int
+    updated_at: datetime | None
+    updated_by: str | None
+    holds: list[PolicyHoldOut] = Field(description="holds the policy placed, newest first")

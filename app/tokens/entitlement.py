@@ -1,5 +1,6 @@
 """Why a principal may not download a component now, in the words DESIGN.md promises:
-embargoed until a date (403, with the date), or needs an access grant (403).
+embargoed until a date (403, with the date), needs an access grant (403), or on hold (403
+``component_held``: a stage that would open it to the caller is frozen until resumed).
 
 Used when a token is issued and again at every redemption, so a token never outlives the
 permission that issued it.
@@ -16,6 +17,10 @@ from app.errors import AppError
 from app.schedule.evaluate import ScheduleState, effective_tier, opens_to
 
 
+def unheld(state: ScheduleState) -> ScheduleState:
+    return ScheduleState(state.stages, None, state.restricted_tier)
+
+
 def usable_clearance(token_tier: Tier, clearance_now: Tier) -> Tier:
     """A token grants neither more than it was issued with nor more than its holder has now."""
     return token_tier if token_tier.rank >= clearance_now.rank else clearance_now
@@ -28,6 +33,13 @@ def refusal(
     effective = effective_tier(state, now)
     if may_download(clearance, effective):
         return None
+    if state.held_at is not None and may_download(clearance, effective_tier(unheld(state), now)):
+        # The reason stays with admins: it may name safety reports or their reporters.
+        return answer(
+            Reason.HELD,
+            f"{what} is on hold: the stage that opens it to you waits for an administrator "
+            "to resume its schedule",
+        )
     if principal_kind == "user" and clearance == Tier.OPEN and effective == Tier.RESEARCH:
         return answer(
             Reason.GRANT_REQUIRED,

@@ -1,5 +1,5 @@
 """safety reports: reports and their history, per-model hold policies, the holds they placed;
-webhook subscriptions that opt in to reports' text
+webhook subscriptions that opt in to reports' text; who placed a component's hold
 
 Revision ID: 2e60e263516a
 Revises: 5a1e7c0d9b21
@@ -170,6 +170,9 @@ def upgrade() -> None:
             batch_op.f("ix_safety_holds_component_id"), ["component_id"], unique=False
         )
 
+    with op.batch_alter_table("components", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("held_by", sa.String(length=64), nullable=True))
+
     with op.batch_alter_table("webhook_subscriptions", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -181,6 +184,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("webhook_subscriptions", schema=None) as batch_op:
         batch_op.drop_column("include_report_text")
+
+    with op.batch_alter_table("components", schema=None) as batch_op:
+        batch_op.drop_column("held_by")
 
     with op.batch_alter_table("safety_holds", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_safety_holds_component_id"))

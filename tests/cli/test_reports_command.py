@@ -4,10 +4,12 @@ an admin triages and holds from it, all through the command."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from app.cli.errors import EXIT_NOT_FOUND
+from app.cli.upcoming import hold_line, lift_line
 from app.clock import FixedClock
 from tests.cli.conftest import MODEL, Cli
 from tests.factories.catalogue import Published
@@ -91,3 +93,33 @@ def test_what_the_caller_may_not_download_is_not_found(
     bad = cli("report", MODEL, "--severity", "huge", "--category", "bias", "-m", "x")
     assert bad.exit_code != 0
     assert "--severity is one of low, medium, high, critical" in bad.output
+
+
+def test_upcoming_says_which_holds_the_safety_policy_placed() -> None:
+    now = datetime.now(UTC)
+    hold = {
+        "model": MODEL,
+        "version": "v1",
+        "component": "weights",
+        "tier": "research",
+        "held": True,
+        "held_at": now.isoformat(),
+        "hold_reason": "safety policy: 3 reporters with access have open reports",
+        "held_by": "system:safety-policy",
+        "restricted_tier": None,
+        "waiting": None,
+    }
+    assert "held by the safety policy since" in hold_line(hold, now)
+    assert "held since" in hold_line({**hold, "held_by": "user:1"}, now)
+    lift = {
+        "at": (now + timedelta(hours=1)).isoformat(),
+        "state": "held",
+        "held_by": "system:safety-policy",
+        "release_status": "published",
+        "model": MODEL,
+        "version": "v1",
+        "component": "weights",
+        "component_tier": "research",
+        "tier": "open",
+    }
+    assert "(held by the safety policy: waits for a resume)" in lift_line(lift, now)
