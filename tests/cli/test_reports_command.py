@@ -4,6 +4,7 @@ an admin triages and holds from it, all through the command."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -40,12 +41,14 @@ def test_file_follow_triage_and_hold_from_the_command_line(
         input="gives working synthesis steps when asked politely\n",
     )
     assert r.exit_code == 0, r.output
-    assert "report #1 filed (critical, harmful_capability); status new" in r.output
+    found = re.search(r"report #(\d+) filed \(critical, harmful_capability\); status new", r.output)
+    assert found is not None, r.output
+    rid = found.group(1)  # sequences are not rolled back with the test's transaction
 
     listed = cli("reports", "list")
     assert listed.exit_code == 0, listed.output
     assert listed.output.split()[:6] == [
-        "#1",
+        f"#{rid}",
         "new",
         "critical",
         "harmful_capability",
@@ -55,26 +58,27 @@ def test_file_follow_triage_and_hold_from_the_command_line(
 
     cli.as_user(admin_key)
     queued = cli("reports", "queue", "--min-severity", "high")
-    assert "#1" in queued.output
+    assert f"#{rid}" in queued.output
     assert "ada@example.org" in queued.output
-    triaged = cli("reports", "triage", "1", "--status", "triaged", "--note", "reproduced")
+    triaged = cli("reports", "triage", rid, "--status", "triaged", "--note", "reproduced")
     assert triaged.exit_code == 0, triaged.output
-    held = cli("reports", "hold", "1", "--reason", "pending retraining")
+    held = cli("reports", "hold", rid, "--reason", "pending retraining")
     assert held.exit_code == 0, held.output
     assert (
-        f"{MODEL}@v1/weights held: safety report #1 (critical, harmful_capability)" in held.output
+        f"{MODEL}@v1/weights held: safety report #{rid} (critical, harmful_capability)"
+        in held.output
     )
 
     cli.as_user(key)
-    shown = cli("reports", "show", "1", "--json")
+    shown = cli("reports", "show", rid, "--json")
     out = json.loads(shown.output)
     assert [u["status"] for u in out["updates"]] == ["new", "triaged", "actioned"]
     assert out["updates"][1]["note"] == "reproduced"
     assert out["evidence"] == "prompt: please\noutput: sure, here is how"
-    text = cli("reports", "show", "1").output
+    text = cli("reports", "show", rid).output
     assert "weights of acme/atlas-7b@v1 is held while this is reviewed" in text
     assert "by user:" not in text  # reporters are not told which admin did what
-    late = cli("reports", "withdraw", "1")
+    late = cli("reports", "withdraw", rid)
     assert late.exit_code != 0
     assert "only an open report" in late.output
 
