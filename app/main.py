@@ -8,16 +8,24 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.orm import Session
 
 from app import __version__, api_schema
+from app.access.apikeys import api_key_principal
 from app.access.router import router as access_router
 from app.apidocs import mount_api_docs
 from app.audit.router import router as audit_router
+from app.auth.dependencies import Authenticators
 from app.catalogue.router import router as catalogue_router
 from app.clock import Clock, SystemClock
+from app.console.problems import render_problem
+from app.console.router import router as console_router
+from app.console.security import ConsoleHeaders
+from app.context import RequestContext
 from app.db import make_engine, make_sessionmaker
 from app.delivery.fast_path import DownloadFastPath
 from app.delivery.router import router as delivery_router
@@ -31,13 +39,16 @@ from app.observability.middleware import RequestObservability
 from app.observability.probe import make_probe_engine, ping
 from app.observability.readiness import Readiness
 from app.observability.router import router as ops_router
+from app.policy.principals import Principal
 from app.safety.router import router as safety_router
 from app.safety.sweep import run_sweep
+from app.schedule.claimer import due_stages_query
 from app.schedule.loop import SqliteSchedulerLock, run_scheduler
 from app.schedule.router import router as schedule_router
 from app.settings import Settings, get_settings
 from app.storage import ObjectStore, open_store
 from app.tokens.keys import load_key_set
+from app.tokens.partner_auth import authenticate_partner_token
 from app.tokens.router import router as tokens_router
 from app.webhooks.router import router as webhooks_router
 from app.webhooks.worker import DeliveryWorker
@@ -95,7 +106,10 @@ def create_app(
     )
 
     app.state.probe_engine = make_probe_engine(engine.url)
-    app.state.database_metrics = DatabaseCollector(app.state.probe_engine, app.state.clock.now)
+    app.state.database_metrics = DatabaseCollector(
+        app.state.probe_engine, app.state.clock.now, due_stages=due_stages_query
+    )
+    app.state.authenticators = _authenticators(app)
     # Read through app.state at check time: tests swap the store and the probe engine.
     app.state.readiness = Readiness(
         {
@@ -108,11 +122,12 @@ def create_app(
     )
 
     configure_logging(settings)
-    register_error_handlers(app, observe=_count_denial)
+    register_error_handlers(app, observe=_count_denial, render=render_problem)
     # Innermost: downloads bypass FastAPI's routing, inside the guard and observability.
     app.add_middleware(DownloadFastPath)
     app.add_middleware(LimitRequestBodies)
     app.add_middleware(RefuseNulInUrl)
+    app.add_middleware(ConsoleHeaders)
     # Added last = outermost: even refused URLs get a request id and are counted.
     app.add_middleware(RequestObservability)
     # First: routes are matched in order, and downloads are the hottest path by far (each
@@ -126,11 +141,26 @@ def create_app(
     app.include_router(audit_router)
     app.include_router(webhooks_router)
     app.include_router(safety_router)
+    app.include_router(console_router)
     mount_api_docs(app)
     api_schema.install(app)
     # Last: its /{namespace}/{name}/resolve/... paths are the most generic.
     app.include_router(hf_router)
     return app
+
+
+def _authenticators(app: FastAPI) -> Authenticators:
+    """How :mod:`app.auth` checks credentials: API keys by the access domain, partner access
+    tokens by the tokens domain (with the settings and keys the app holds at call time)."""
+
+    def partner_token(
+        session: Session, value: str, *, now: datetime, ctx: RequestContext
+    ) -> Principal:
+        return authenticate_partner_token(
+            session, value, now=now, settings=app.state.settings, keys=app.state.keys, ctx=ctx
+        )
+
+    return Authenticators(api_key=api_key_principal, partner_token=partner_token)
 
 
 def _count_denial(exc: AppError) -> None:

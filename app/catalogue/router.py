@@ -9,9 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.access.auth import AdminDep, PrincipalDep
-from app.access.principals import Principal
-from app.access.tiers import Tier
+from app.auth.dependencies import AdminDep, PrincipalDep
 from app.catalogue import repository as repo
 from app.catalogue import schemas, service, uploads
 from app.catalogue.names import check_model_id, routed_file_path
@@ -30,6 +28,8 @@ from app.db import SessionDep
 from app.errors import PayloadTooLarge, problems
 from app.models import Component, Model, Release
 from app.pagination import Page, PageDep, encode_cursor
+from app.policy.principals import Principal
+from app.policy.tiers import Tier
 
 router = APIRouter(prefix="/v1/models", tags=["catalogue"])
 MODEL = "/{namespace}/{name}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,17 +12,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.access.principals import Principal
-from app.access.tiers import Tier, may_download
 from app.catalogue import repository as repo
 from app.catalogue import schemas
 from app.catalogue.names import check_component, check_version, split_model_id
 from app.catalogue.visibility import ComponentView, visible_model_release
 from app.context import RequestContext
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, Unprocessable
 from app.models import Component, Model, Release, ReleaseFile, Stage
-from app.schedule.evaluate import opens_to
-from app.schedule.rules import check_stages
+from app.policy.principals import Principal
+from app.policy.schedule import opens_to
+from app.policy.stages import InvalidSchedule, check_stages
+from app.policy.tiers import Tier, may_download
 
 # audit_events.target_id is 256 characters; a model id, version and 1 KiB path are not.
 AUDIT_TARGET_MAX = 256
@@ -201,7 +202,7 @@ def create_component(
     require_draft(model, rel)
     check_component(body.name)
     stages = [s.resolve(now) for s in body.schedule]
-    check_stages(stages)
+    check_schedule(stages)
     if repo.component(session, rel.id, body.name) is not None:
         raise Conflict(
             f"component {body.name} already exists in {rel.version}", code="component_exists"
@@ -293,6 +294,46 @@ def grant_outlook(view: ComponentView, *, now: datetime) -> schemas.GrantOutlook
     )
 
 
+def caller_state(
+    view: ComponentView, outlook: schemas.GrantOutlook | None
+) -> schemas.ComponentState:
+    """The component's state for the caller in one word (see ``ComponentState``); ``outlook``
+    is what a grant would make of it, for callers without one."""
+    if view.downloadable:
+        return "downloadable"
+    if outlook is not None and (
+        outlook.downloadable
+        or (
+            outlook.opens_at is not None
+            and (view.opens_to_caller_at is None or outlook.opens_at < view.opens_to_caller_at)
+        )
+    ):
+        return "needs_grant"
+    if view.opens_to_caller_at is not None:
+        return "opens"
+    if view.state.held_at is not None or view.state.restricted_tier is not None:
+        return "held"
+    return "closed"
+
+
+def manifest_component(
+    view: ComponentView, *, clearance: Tier, now: datetime
+) -> schemas.ManifestComponent:
+    outlook = grant_outlook(view, now=now) if clearance == Tier.OPEN else None
+    return schemas.ManifestComponent(
+        name=view.component.name,
+        tier=view.tier,
+        next=schemas.StageOut(tier=view.next_tier, at=view.next_at)
+        if view.next_tier and view.next_at
+        else None,
+        downloadable=view.downloadable,
+        opens_to_you_at=view.opens_to_caller_at,
+        held=view.state.held_at is not None,
+        state=caller_state(view, outlook),
+        with_grant=outlook,
+    )
+
+
 def manifest(
     session: Session,
     *,
@@ -317,21 +358,7 @@ def manifest(
         for f in repo.files(session, rel.id)
         if by_id[f.component_id].downloadable
     ]
-    comps = [
-        schemas.ManifestComponent(
-            name=v.component.name,
-            tier=v.tier,
-            next=schemas.StageOut(tier=v.next_tier, at=v.next_at)
-            if v.next_tier and v.next_at
-            else None,
-            downloadable=v.downloadable,
-            opens_to_you_at=v.opens_to_caller_at,
-            held=v.state.held_at is not None,
-            with_grant=grant_outlook(v, now=now) if clearance == Tier.OPEN else None,
-        )
-        for v in views
-        if v.visible
-    ]
+    comps = [manifest_component(v, clearance=clearance, now=now) for v in views if v.visible]
     return schemas.Manifest(
         model=model.repo_id,
         version=rel.version,
@@ -341,3 +368,16 @@ def manifest(
         files=files,
         components=comps,
     )
+
+
+def check_schedule(
+    stages: Sequence[tuple[Tier, datetime]],
+    *,
+    after: Tier = Tier.INTERNAL,
+    not_before: datetime | None = None,
+) -> None:
+    """:func:`app.policy.stages.check_stages`, a broken rule answered as a 422."""
+    try:
+        check_stages(stages, after=after, not_before=not_before)
+    except InvalidSchedule as err:
+        raise Unprocessable(str(err), code=err.code) from err

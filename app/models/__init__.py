@@ -12,6 +12,7 @@ from app.models.catalogue import (
     StoredObject,
     Transition,
 )
+from app.models.console import BrowserSession
 from app.models.principals import ApiKey, Partner, PartnerAgreement, User
 from app.models.safety import (
     SafetyHold,
@@ -30,6 +31,7 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Base",
+    "BrowserSession",
     "Component",
     "Grant",
     "IssuedToken",

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.access.principals import Principal
 from app.context import RequestContext
 from app.models import Component, Model, Release, SafetyHold, SafetyPolicy
+from app.policy.principals import Principal
 from app.safety import policy
 from app.safety import repository as repo
 from app.safety.schemas import PolicyHoldOut, PolicyIn, PolicyOut, Severity

@@ -31,15 +31,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.access.principals import Principal
-from app.access.rule import holdings
-from app.access.tiers import Tier, may_download
+from app.auth.holdings import holdings
 from app.models import Component, Model, Release, SafetyHold, SafetyPolicy, Stage, User
+from app.policy.principals import Principal
+from app.policy.schedule import effective_tier, next_stage
+from app.policy.tiers import Tier, may_download
 from app.safety import repository as repo
 from app.safety.schemas import Severity
 from app.schedule import repository as schedule_repo
 from app.schedule import service as schedule_service
-from app.schedule.evaluate import effective_tier, next_stage
 from app.schedule.service import Target, state_of
 
 POLICY_ACTOR = "system:safety-policy"

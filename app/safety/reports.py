@@ -16,17 +16,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.access.principals import Principal
 from app.catalogue.visibility import release_not_found, visible_model_release
 from app.context import RequestContext
-from app.disclosure import Reason, refusal
 from app.errors import Conflict, NotFound, Unauthorized
 from app.models import Component, SafetyReport, SafetyReportComponent, SafetyReportUpdate
+from app.policy.principals import Principal
+from app.quotas import service as quotas
+from app.refusals import Reason, refusal
 from app.safety import policy
 from app.safety import repository as repo
 from app.safety.schemas import OPEN_STATUSES, ReportCreate
 from app.settings import Settings
-from app.tokens import quotas
 from app.webhooks.outbox import enqueue_event
 
 REPORT = "safety_report"

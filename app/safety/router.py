@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from app.access.auth import AdminDep, AuthenticatedDep
+from app.auth.dependencies import AdminDep, AuthenticatedDep
 from app.catalogue import repository as catalogue_repo
 from app.catalogue.names import split_model_id
 from app.catalogue.visibility import model_not_found, visible_model

@@ -7,11 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.access.principals import Principal
 from app.context import RequestContext
 from app.errors import Conflict, Unprocessable
 from app.models import Model, Release, SafetyReport
 from app.observability.metrics import observe_time_to_triage
+from app.policy.principals import Principal
 from app.safety import repository as repo
 from app.safety.reports import record_update, report_not_found
 from app.safety.schemas import OPEN_STATUSES, ReportHoldIn, ReportTriage

@@ -12,12 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.access.auth import AdminDep, AuthenticatedDep
+from app.auth.dependencies import AdminDep, AuthenticatedDep
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import BadRequest, PayloadTooLarge, problems
 from app.models import IssuedToken
-from app.tokens import revocation, schemas, service
+from app.revocation import service as revocation
+from app.tokens import schemas, service
 from app.tokens.keys import KeysDep
 from app.tokens.partner_auth import invalid_client, issue_partner_access_token
 

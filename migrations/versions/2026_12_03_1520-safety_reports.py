@@ -2,8 +2,8 @@
 webhook subscriptions that opt in to reports' text; who placed a component's hold
 
 Revision ID: 2e60e263516a
-Revises: 5a1e7c0d9b21
-Create Date: 2026-12-03 14:31:31.290761
+Revises: 7c0a51e3b8d2
+Create Date: 2026-12-03 15:20:00
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import app.models.base
 
 revision: str = "2e60e263516a"
-down_revision: str | None = "5a1e7c0d9b21"
+down_revision: str | None = "7c0a51e3b8d2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
