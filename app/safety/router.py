@@ -3,23 +3,18 @@ the queue and hold components from a report."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from app.auth.dependencies import AdminDep, AuthenticatedDep
-from app.catalogue import repository as catalogue_repo
-from app.catalogue.names import split_model_id
-from app.catalogue.visibility import model_not_found, visible_model
+from app.catalogue.visibility import visible_model
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import problems
 from app.ids import IdPath
 from app.pagination import Page, PageDep, encode_cursor
-from app.safety import policies, reports, triage
-from app.safety import repository as repo
-from app.safety.repository import QueueFilter
+from app.safety import policies, queue, reports, triage
 from app.safety.schemas import (
     AdminReportOut,
     Category,
@@ -89,14 +84,20 @@ def model_reports(
     """Reports on this model: admins see all of them (``GET /v1/reports?model=`` also says
     who filed each), anyone else only their own."""
     model, _ = visible_model(session, principal, namespace, name, now=clock.now())
-    where = QueueFilter(
-        model_id=model.id,
-        statuses=status or (),
-        reporter=None if principal.is_admin else principal.subject,
-    )
-    rows = repo.reports_page(
-        session, where=where, after=page.after, limit=page.limit, newest_first=False
-    )
+    if principal.is_admin:
+        rows = queue.model_reports(
+            session, model_id=model.id, statuses=status or (), after=page.after, limit=page.limit
+        )
+    else:
+        rows = queue.own_reports(
+            session,
+            reporter=principal.subject,
+            model_id=model.id,
+            statuses=status or (),
+            after=page.after,
+            limit=page.limit,
+            newest_first=False,
+        )
     return _page(reporter_views(session, rows), page.limit)
 
 
@@ -109,9 +110,10 @@ def my_reports(
 ) -> Page[ReportOut]:
     """The caller's own reports, newest first, each with its status and the notes admins
     left for them."""
-    rows = repo.reports_page(
+    rows = queue.own_reports(
         session,
-        where=QueueFilter(reporter=principal.subject, statuses=status or ()),
+        reporter=principal.subject,
+        statuses=status or (),
         after=page.after,
         limit=page.limit,
         newest_first=True,
@@ -137,25 +139,19 @@ def report_queue(
     """The triage queue (admin): every report, oldest first, filtered by model, status
     (``?status=new&status=triaged`` for what is open), severity (exact, or at least
     ``min_severity``), category and age."""
-    model_id = None
-    if model is not None:
-        namespace, model_name = split_model_id(model)
-        found = catalogue_repo.model_by_id(session, namespace, model_name)
-        if found is None:
-            raise model_not_found(namespace, model_name)
-        model_id = found.id
-    now = clock.now()
-    where = QueueFilter(
-        model_id=model_id,
+    rows = queue.triage_queue(
+        session,
+        now=clock.now(),
+        model=model,
         statuses=status or (),
-        severities=[s.value for s in severity or ()],
-        min_severity_rank=min_severity.rank if min_severity else None,
-        category=category.value if category else None,
-        created_before=now - timedelta(hours=older_than_hours) if older_than_hours else None,
-        created_after=now - timedelta(hours=newer_than_hours) if newer_than_hours else None,
-    )
-    rows = repo.reports_page(
-        session, where=where, after=page.after, limit=page.limit, newest_first=order == "newest"
+        severities=severity or (),
+        min_severity=min_severity,
+        category=category,
+        older_than_hours=older_than_hours,
+        newer_than_hours=newer_than_hours,
+        after=page.after,
+        limit=page.limit,
+        newest_first=order == "newest",
     )
     items = admin_views(session, rows)
     nxt = encode_cursor(items[-1].id) if len(items) == page.limit else None
@@ -233,10 +229,7 @@ def hold_from_report(
 @router.get(MODEL + "/safety-policy", responses=problems(401, 403, 404))
 def get_safety_policy(namespace: str, name: str, admin: AdminDep, session: SessionDep) -> PolicyOut:
     """The model's automatic hold policy (off unless set) and the holds it placed."""
-    model = catalogue_repo.model_by_id(session, namespace, name)
-    if model is None:
-        raise model_not_found(namespace, name)
-    return policies.policy_out(session, model)
+    return policies.policy_out(session, queue.admin_model(session, namespace, name))
 
 
 @router.put(MODEL + "/safety-policy", responses=problems(401, 403, 404, 422))
@@ -253,8 +246,6 @@ def put_safety_policy(
     component have open reports of at least ``min_severity`` on it, and its next stage is
     due within ``window_hours``, that stage is held (by ``system:safety-policy``) until an
     admin resumes. Applies at once to the reports already open."""
-    model = catalogue_repo.model_by_id(session, namespace, name)
-    if model is None:
-        raise model_not_found(namespace, name)
+    model = queue.admin_model(session, namespace, name)
     policies.set_policy(session, model=model, body=body, actor=admin, now=clock.now(), ctx=ctx)
     return policies.policy_out(session, model)
