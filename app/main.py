@@ -46,6 +46,7 @@ from app.schedule.claimer import due_stages_query
 from app.schedule.loop import SqliteSchedulerLock, run_scheduler
 from app.schedule.router import router as schedule_router
 from app.settings import Settings, get_settings
+from app.sqlite_gate import SqliteGate
 from app.storage import ObjectStore, open_store
 from app.tokens.keys import load_key_set
 from app.tokens.partner_auth import authenticate_partner_token
@@ -125,6 +126,8 @@ def create_app(
     register_error_handlers(app, observe=_count_denial, render=render_problem)
     # Innermost: downloads bypass FastAPI's routing, inside the guard and observability.
     app.add_middleware(DownloadFastPath)
+    if settings.is_sqlite:
+        app.add_middleware(SqliteGate)
     app.add_middleware(LimitRequestBodies)
     app.add_middleware(RefuseNulInUrl)
     app.add_middleware(ConsoleHeaders)
