@@ -8,6 +8,7 @@ from app.cli import (
     access_requests,
     keys,
     publish,
+    reports,
     researcher,
     schedule,
     server,
@@ -31,6 +32,7 @@ schedule.register(app)
 access_requests.register(app)
 upcoming.register(app)
 trust_command.register(app)
+reports.register(app)
 
 
 def main() -> None:

@@ -14,6 +14,13 @@ from app.models.catalogue import (
 )
 from app.models.console import BrowserSession
 from app.models.principals import ApiKey, Partner, PartnerAgreement, User
+from app.models.safety import (
+    SafetyHold,
+    SafetyPolicy,
+    SafetyReport,
+    SafetyReportComponent,
+    SafetyReportUpdate,
+)
 from app.models.schema import SchemaLineage
 from app.models.signatures import ReleaseSignature
 from app.models.tokens import IssuedToken, QuotaCounter, TokenFileStart
@@ -36,6 +43,11 @@ __all__ = [
     "Release",
     "ReleaseFile",
     "ReleaseSignature",
+    "SafetyHold",
+    "SafetyPolicy",
+    "SafetyReport",
+    "SafetyReportComponent",
+    "SafetyReportUpdate",
     "SchemaLineage",
     "Stage",
     "StoredObject",
