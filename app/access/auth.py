@@ -9,13 +9,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.access.apikeys import authenticate_api_key
 from app.access.principals import ANONYMOUS, Principal
 from app.context import ClockDep, get_context
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized
+
+# The OpenAPI security scheme of every route that reads the caller (FastAPI lists it on each
+# operation that depends on it): /docs gets an Authorize button, and "Try it out" sends the
+# value as ``Authorization: Bearer …``. It parses nothing itself (auto_error=False): the
+# header is read by bearer_value below, which answers a malformed one with our own 401.
+bearer_scheme = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="wg_… API key, or a partner access token",
+    description=(
+        "A user's API key (`wg_…`), or a partner's access token from `POST /v1/oauth/token`. "
+        "Optional on routes open to everyone: without it you are anonymous."
+    ),
+    auto_error=False,
+)
+BearerSchemeDep = Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
 
 
 def bearer_value(request: Request) -> str | None:
@@ -30,7 +46,9 @@ def bearer_value(request: Request) -> str | None:
     return value.strip()
 
 
-def get_principal(request: Request, session: SessionDep, clock: ClockDep) -> Principal:
+def get_principal(
+    request: Request, session: SessionDep, clock: ClockDep, _scheme: BearerSchemeDep = None
+) -> Principal:
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached

@@ -20,10 +20,18 @@ from app.access.principals import Principal
 from app.access.tiers import Tier
 from app.catalogue import repository as repo
 from app.catalogue.visibility import ComponentView, visible_model_release
-from app.disclosure import file_disclosure
+from app.disclosure import Reason, file_disclosure
 from app.errors import AppError, NotFound
 from app.hfcompat import errors, schemas
-from app.hfcompat.tree import FileFacts, file_entry, list_tree, normalise_dir, under
+from app.hfcompat.schemas import TreeDirectory
+from app.hfcompat.tree import (
+    FileFacts,
+    directory_oid,
+    file_entry,
+    list_tree,
+    normalise_dir,
+    under,
+)
 from app.models import Model, Release, ReleaseFile
 
 MAIN = "main"
@@ -80,25 +88,35 @@ def open_release(
     return HfRelease(model, rel, clearance, {v.component.id: v for v in views})
 
 
+def closed_reasons(target: HfRelease) -> list[errors.ClosedReason]:
+    """Each component the caller may know about but not download now, soonest opening
+    first, with why and until when: what the Hub routes may say about closed content
+    (app/disclosure.py). It depends on the release alone, never on the path asked for."""
+    repo_id, clearance = target.model.repo_id, target.clearance
+    out = []
+    for v in target.closed():
+        name, opens = v.component.name, v.opens_to_caller_at
+        if clearance == Tier.OPEN and v.tier == Tier.RESEARCH:
+            text = f"{name} needs an approved access request (weightgate request-access {repo_id})"
+            if opens:
+                text += f"; it opens to everyone at {opens.isoformat()}"
+            out.append(errors.ClosedReason(name, Reason.GRANT_REQUIRED, opens, text))
+        elif opens is not None:
+            text = f"{name} is under embargo until {opens.isoformat()}"
+            out.append(errors.ClosedReason(name, Reason.EMBARGOED, opens, text))
+        else:
+            text = (
+                f"{name} is not open to your access tier ({clearance.value}) and no date is "
+                "set for it to open to you"
+            )
+            out.append(errors.ClosedReason(name, Reason.NOT_OPEN_TO_YOU, None, text))
+    return out
+
+
 def closed_error(target: HfRelease, what: str) -> AppError:
-    """A GatedRepo error naming the soonest-opening closed component, or a plain one."""
-    closed = target.closed()
-    if not closed:
-        return errors.gated(
-            target.model.repo_id,
-            what,
-            clearance=target.clearance,
-            tier=Tier.INTERNAL,
-            opens_to_caller_at=None,
-        )
-    first = closed[0]
-    return errors.gated(
-        target.model.repo_id,
-        what,
-        clearance=target.clearance,
-        tier=first.tier,
-        opens_to_caller_at=first.opens_to_caller_at,
-    )
+    """The refusal for something of ``target`` closed to the caller, naming every closed
+    component with its reason and date (app/hfcompat/errors.py: gated)."""
+    return errors.gated(target.model.repo_id, what, closed_reasons(target))
 
 
 def facts(files: Sequence[ReleaseFile]) -> list[FileFacts]:
@@ -158,22 +176,6 @@ class TreeListing:
     warning: str | None  # set when some components are not open to the caller yet
 
 
-def closed_note(target: HfRelease) -> str:
-    """The release's components the caller may know about but not download now, and when
-    they open: what the Hub routes may say about closed content (app/disclosure.py). It
-    depends on the release alone, never on the path asked for."""
-    closed = target.closed()
-    if not closed:
-        return ""
-    parts = [
-        f"{v.component.name} (opens to you at {v.opens_to_caller_at.isoformat()})"
-        if v.opens_to_caller_at
-        else f"{v.component.name} (not scheduled to open to you)"
-        for v in closed
-    ]
-    return "; not open to you yet: " + ", ".join(parts)
-
-
 def _unknown_path(target: HfRelease, path: str) -> AppError:
     """The answer for a path the caller may not download now, missing or not: decided by
     the release alone (app/disclosure.py). A release with a component closed to the caller
@@ -207,11 +209,11 @@ def tree(session: Session, target: HfRelease, *, path: str, recursive: bool) -> 
         # Listing nothing would let `snapshot_download` "succeed" with an empty folder.
         raise closed_error(target, f"release {target.release.version}")
     entries = list_tree(inside, revision=target.revision, directory=directory, recursive=recursive)
-    note = closed_note(target)
+    reasons = closed_reasons(target)
     warning = (
         f"files of {target.model.repo_id}@{target.release.version} that are not open to you "
-        f"were left out{note}"
-        if note
+        "were left out: " + "; ".join(r.text for r in reasons)
+        if reasons
         else None
     )
     return TreeListing(entries, warning)
@@ -224,3 +226,25 @@ def resolve_file(session: Session, target: HfRelease, path: str) -> ReleaseFile:
     if row is None or not _disclosed(target, row):
         raise _unknown_path(target, path)
     return row
+
+
+def paths_info(
+    session: Session, target: HfRelease, paths: Sequence[str]
+) -> list[schemas.TreeEntry]:
+    """Of ``paths``, the files the caller may download now and the directories holding some,
+    in the order asked (each once). None of them, in a release with something closed to the
+    caller: the release's GatedRepo, answered from the release alone (app/disclosure.py)."""
+    files = facts([f for f in repo.files(session, target.release.id) if _disclosed(target, f)])
+    by_path = {f.path: f for f in files}
+    found: dict[str, schemas.TreeEntry] = {}
+    for asked in paths:
+        path = normalise_dir(asked)
+        if not path or path in found:
+            continue
+        if path in by_path:
+            found[path] = file_entry(by_path[path])
+        elif under(files, path):
+            found[path] = TreeDirectory(path=path, oid=directory_oid(target.revision, path))
+    if paths and not found and target.closed():
+        raise closed_error(target, f"release {target.release.version}")
+    return list(found.values())

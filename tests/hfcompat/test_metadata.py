@@ -16,6 +16,12 @@ from tests.hfcompat.conftest import CONFIG, MODEL, NESTED, WEIGHTS, grant
 API = f"/api/models/{MODEL}"
 
 
+def info_sha(client: TestClient, headers: dict[str, str] | None = None) -> str:
+    sha = check(client.get(API, headers=headers or {}), 200)["sha"]
+    assert isinstance(sha, str)
+    return sha
+
+
 def sibling(path: str, data: bytes) -> dict[str, Any]:
     pointer = lfs_pointer(sha256(data), len(data))
     return {
@@ -154,8 +160,12 @@ def test_tree_recursive_lists_files_as_lfs_and_directories(
     # Weights are left out for anonymous callers, and the client is told which components
     # are closed and when they open; never how many files they hold (app/disclosure.py).
     warning = r.headers["X-HF-Warning"]
-    assert warning.startswith("weightgate-closed; ")
-    assert "not open to you yet: weights (opens to you at 2026-07-01T12:00:00+00:00)" in warning
+    # One topic per repository and revision: the client shows each topic once per process.
+    assert warning.startswith(f"weightgate-closed {MODEL}@{info_sha(client)}; ")
+    assert (
+        "weights needs an approved access request (weightgate request-access acme/atlas-7b); "
+        "it opens to everyone at 2026-07-01T12:00:00+00:00" in warning
+    )
     assert "1 file" not in warning
 
 
@@ -227,11 +237,22 @@ def test_fully_gated_release_tree_is_gated_repo_with_the_reason(
     )
     r = client.get("/api/models/acme/later/tree/main", params={"recursive": "true"})
     assert r.status_code == 403
-    assert r.headers["X-Error-Code"] == "GatedRepo"
+    # Not GatedRepo: `hf` would print "requires approval" for it and drop the message.
+    assert r.headers["X-Error-Code"] == "Embargoed"
     body = r.json()
     assert body["code"] == "embargoed"
     assert body["until"] == "2026-06-11T12:00:00+00:00"
-    assert "opens to you at 2026-06-11T12:00:00+00:00" in r.headers["X-Error-Message"]
+    assert body["components"] == [
+        {
+            "component": "weights",
+            "reason": "embargoed",
+            "opens_to_you_at": "2026-06-11T12:00:00+00:00",
+        }
+    ]
+    assert (
+        "release v1 of acme/later is not open to you: weights is under embargo until "
+        "2026-06-11T12:00:00+00:00" in r.headers["X-Error-Message"]
+    )
 
 
 def test_research_tier_release_asks_for_an_access_request(

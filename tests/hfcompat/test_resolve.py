@@ -158,7 +158,7 @@ def test_a_gated_release_answers_every_path_alike_and_the_denials_are_audited(
         assert status == 403
         assert headers["x-error-code"] == "GatedRepo"
         assert "needs an approved access request" in headers["x-error-message"]
-        assert "opens to you at 2026-07-01T12:00:00+00:00" in headers["x-error-message"]
+        assert "opens to everyone at 2026-07-01T12:00:00+00:00" in headers["x-error-message"]
         assert "x-linked-size" not in headers  # an error is never served as the file
     assert '"code":"access_grant_required"' in body
     assert [(e.outcome, e.data["code"]) for e in events(db)] == [
