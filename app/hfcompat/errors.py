@@ -90,6 +90,8 @@ def gated(
     repo_id: str,
     what: str,
     reasons: Sequence[ClosedReason],
+    *,
+    hint: str = "",
 ) -> AppError:
     """Why ``what`` (a release, or a revision of it) is closed to the caller: every closed
     component with its reason and date, and the status and ``X-Error-Code`` of the reason
@@ -105,7 +107,7 @@ def gated(
     embargo. Under any other code the client shows ``X-Error-Message``.
     """
     listed = "; ".join(r.text for r in reasons) or "it is not open to your access tier"
-    detail = f"{what} of {repo_id} is not open to you: {listed}"
+    detail = f"{what} of {repo_id} is not open to you: {listed}{hint}"
     body = [
         {"component": r.component, "reason": r.reason.value, "opens_to_you_at": _iso(r.opens)}
         for r in reasons

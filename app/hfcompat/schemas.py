@@ -37,6 +37,9 @@ class ComponentState(BaseModel):
 
 class WeightgateInfo(BaseModel):
     version: str
+    # The release's own revision (the whole release: what a manifest names); ``sha`` is the
+    # commit of what the caller sees now, which differs while something is closed to them.
+    release_revision: str
     clearance: Tier
     components: list[ComponentState]
 

@@ -22,7 +22,7 @@ from app.catalogue import repository as repo
 from app.catalogue.visibility import ComponentView, visible_model_release
 from app.disclosure import Reason, file_disclosure
 from app.errors import AppError, NotFound
-from app.hfcompat import errors, schemas
+from app.hfcompat import errors, schemas, views
 from app.hfcompat.schemas import TreeDirectory
 from app.hfcompat.tree import (
     FileFacts,
@@ -39,23 +39,28 @@ MAIN = "main"
 
 @dataclass(frozen=True)
 class HfRelease:
-    """A published release as one caller sees it now."""
+    """A published release as one caller sees it now, through the commit id ``rev`` named
+    (app/hfcompat/views.py): ``pinned`` holds the components of a commit id the caller
+    asked for (the release's revision: all of them; a view id: its own); ``None`` when
+    ``rev`` was ``main`` or a version, which name the caller's view now."""
 
     model: Model
     release: Release
     clearance: Tier
     views: dict[int, ComponentView]  # by component id
+    revision: str  # the commit id the answer is about, as the client sees it
+    pinned: frozenset[int] | None
 
-    @property
-    def revision(self) -> str:
-        assert self.release.revision is not None  # published releases always have one
-        return self.release.revision
+    def _in_commit(self, component_id: int) -> bool:
+        return self.pinned is None or component_id in self.pinned
 
     def downloadable(self, f: ReleaseFile) -> bool:
-        return self.views[f.component_id].downloadable
+        return self._in_commit(f.component_id) and self.views[f.component_id].downloadable
 
     def closed(self) -> list[ComponentView]:
-        """Components the caller may know about but not download now, soonest opening first."""
+        """Components of the release the caller may know about but not download now,
+        soonest opening first: what a listing leaves out, or a refusal names, whichever
+        commit was asked for."""
         return sorted(
             (v for v in self.views.values() if v.visible and not v.downloadable),
             key=lambda v: (
@@ -65,6 +70,11 @@ class HfRelease:
             ),
         )
 
+    def whole(self) -> bool:
+        """Whether the caller may download every file of the commit now (a view of now
+        always is: it is made of what they may download)."""
+        return self.pinned is None or all(self.views[c].downloadable for c in self.pinned)
+
     def gated_value(self) -> bool:
         return bool(self.closed())
 
@@ -72,11 +82,16 @@ class HfRelease:
 def open_release(
     session: Session, principal: Principal, namespace: str, name: str, rev: str, *, now: datetime
 ) -> HfRelease:
-    """The published release ``rev`` names (a version, a revision id, or ``main``)."""
+    """The published release ``rev`` names (a version, ``main``, the release's revision id,
+    or a view id handed out before), as the caller sees it now."""
     repo_id = f"{namespace}/{name}"
+    named, pinned = rev, None
+    view = views.find(session, namespace, name, rev) if views.is_commit_id(rev) else None
+    if view is not None:
+        named, pinned = view.version, view.component_ids
     try:
-        model, clearance, rel, views = visible_model_release(
-            session, principal, namespace, name, rev, now=now
+        model, clearance, rel, seen = visible_model_release(
+            session, principal, namespace, name, named, now=now
         )
     except NotFound as e:
         if e.code == "model_not_found":
@@ -85,7 +100,17 @@ def open_release(
     # Drafts have no revision id yet, and the Hub client cannot work without one.
     if rel.status != "published" or rel.revision is None:
         raise errors.revision_not_found(repo_id, rev)
-    return HfRelease(model, rel, clearance, {v.component.id: v for v in views})
+    by_id = {v.component.id: v for v in seen}
+    if view is None and rev == rel.revision:
+        pinned = frozenset(by_id)
+    if pinned is not None:
+        return HfRelease(model, rel, clearance, by_id, rev, pinned)
+    open_now = [v.component for v in seen if v.downloadable]
+    whole = not open_now or len(open_now) == len(seen)
+    commit = views.view_revision(rel.revision, (c.name for c in open_now), whole=whole)
+    if commit != rel.revision:
+        views.record(session, rel, open_now, commit, now=now)
+    return HfRelease(model, rel, clearance, by_id, commit, None)
 
 
 def closed_reasons(target: HfRelease) -> list[errors.ClosedReason]:
@@ -155,6 +180,7 @@ def model_info(session: Session, target: HfRelease) -> schemas.ModelInfo:
         siblings=siblings,
         weightgate=schemas.WeightgateInfo(
             version=rel.version,
+            release_revision=target.release.revision or "",
             clearance=target.clearance,
             components=[
                 schemas.ComponentState(
@@ -189,17 +215,37 @@ def _unknown_path(target: HfRelease, path: str) -> AppError:
 
 
 def _disclosed(target: HfRelease, f: ReleaseFile) -> bool:
-    """Whether the caller may know ``f`` exists: only if they may download it now."""
+    """Whether ``f`` is in the commit and the caller may know it exists: only if they may
+    download it now."""
     view = target.views[f.component_id]
-    return file_disclosure(downloadable=view.downloadable, component_visible=view.visible) == (
-        "download"
+    shown = file_disclosure(downloadable=view.downloadable, component_visible=view.visible)
+    return shown == "download" and target.downloadable(f)
+
+
+def _partial_commit(target: HfRelease) -> AppError:
+    """A commit id named outright whose files are not all open to the caller now. Listing
+    part of it would be cached by the client as the whole commit, for good; so it is
+    refused, saying what is closed and where the open part is."""
+    whole = target.pinned == frozenset(target.views)
+    what = (
+        f"revision {target.revision} (all of release {target.release.version})"
+        if whole
+        else f"revision {target.revision} (of release {target.release.version})"
     )
+    hint = (
+        f"; the files open to you now are at revision {target.release.version!r} "
+        "(or main, for the latest release)"
+    )
+    return errors.gated(target.model.repo_id, what, closed_reasons(target), hint=hint)
 
 
 def tree(session: Session, target: HfRelease, *, path: str, recursive: bool) -> TreeListing:
-    """The files the caller may download now, as a tree. A directory holding none of them is
-    answered like a missing one (its paths are not the caller's to know), whatever closed
-    files it may hold."""
+    """The files of the commit the caller may download now, as a tree: all of them, or a
+    refusal (:func:`_partial_commit`). A directory holding none of them is answered like a
+    missing one (its paths are not the caller's to know), whatever closed files it may
+    hold."""
+    if not target.whole():
+        raise _partial_commit(target)
     directory = normalise_dir(path)
     files = [f for f in repo.files(session, target.release.id) if _disclosed(target, f)]
     inside = under(facts(files), directory)

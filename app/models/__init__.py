@@ -5,6 +5,7 @@ from app.models.audit import AuditEvent, AuditHead
 from app.models.base import Base
 from app.models.catalogue import (
     Component,
+    HubView,
     Model,
     Release,
     ReleaseFile,
@@ -25,6 +26,7 @@ __all__ = [
     "Base",
     "Component",
     "Grant",
+    "HubView",
     "IssuedToken",
     "Model",
     "Partner",

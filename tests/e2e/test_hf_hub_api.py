@@ -1,6 +1,9 @@
-"""The real ``huggingface_hub`` and ``hf`` against a live server, for what is not a download:
-logging in with an API key, paths-info, the reasons a closed file gives on the user's
-screen, the partial-snapshot warning, and the answer to what weightgate does not serve."""
+"""The real ``huggingface_hub`` and ``hf`` against a live server: a snapshot taken before a
+grant or a lift is followed by one with the weights (the client caches a commit's file list
+for good, app/hfcompat/views.py), with and without ``--local-dir`` and with a pinned
+revision; logging in with an API key, paths-info, the reasons a closed file gives on the
+user's screen, the partial-snapshot warning, and the answer to what weightgate does not
+serve."""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from huggingface_hub import HfApi, HfFileSystem
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub import HfApi, HfFileSystem, snapshot_download
+from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
 from huggingface_hub.hf_api import RepoFile
 
 from tests.factories.catalogue import publish_release
@@ -48,7 +51,45 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
                     },
                     files=FILES,
                 )
+        publish_view_models(dep)
         yield dep
+
+
+VIEW_FILES = {
+    "config.json": ("config", b'{"architectures": ["Tiny"]}'),
+    "model.safetensors": ("weights", os.urandom(64 * 1024)),
+}
+# acme/granted: weights for approved researchers now; acme/lifted: weights research-only
+# now and open in a month, until an admin lifts them, one per way of downloading.
+GRANTED = "acme/granted"
+LIFTED = {"cache": "acme/lifted-cache", "local-dir": "acme/lifted-local"}
+
+
+def publish_view_models(dep: Deployment) -> None:
+    with dep.client() as http:
+        for model in (GRANTED, *LIFTED.values()):
+            publish_release(
+                http,  # type: ignore[arg-type]
+                dep.admin_headers,
+                model=model,
+                components={
+                    "config": [("open", PAST)],
+                    "weights": [("research", PAST), ("open", NOW + timedelta(days=30))],
+                },
+                files=VIEW_FILES,
+            )
+
+
+def files_in(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and ".cache" not in p.relative_to(folder).parts
+    }
+
+
+EVERYTHING = {path: data for path, (_, data) in VIEW_FILES.items()}
+CONFIG_ONLY = {"config.json": VIEW_FILES["config.json"][1]}
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +217,75 @@ def test_what_weightgate_does_not_serve_says_so(hub: Deployment, approved: str) 
         api.create_repo("acme/new")
     assert exc.value.response.status_code == 501
     assert "read-only to Hugging Face clients" in str(exc.value)
+
+
+@pytest.mark.parametrize("local_dir", [False, True], ids=["cache", "local-dir"])
+def test_a_snapshot_after_a_grant_has_the_weights(
+    hub: Deployment, tmp_path: Path, local_dir: bool
+) -> None:
+    """Before the fix the second call answered from `trees/<commit>.json`, the list cached
+    by the first: "complete", without the weights."""
+    user_id, key = hub.create_user(f"views-{local_dir}@example.org")
+    where = {"local_dir": tmp_path / "dl"} if local_dir else {"cache_dir": tmp_path / "cache"}
+    api = HfApi(endpoint=hub.url, token=key)
+    before = Path(snapshot_download(GRANTED, endpoint=hub.url, token=key, **where))
+    assert files_in(before) == CONFIG_ONLY
+    partial = api.model_info(GRANTED).sha
+
+    hub.grant(user_id, GRANTED)
+    after = Path(snapshot_download(GRANTED, endpoint=hub.url, token=key, **where))
+    assert files_in(after) == EVERYTHING
+    info = api.model_info(GRANTED)
+    assert info.sha != partial
+    assert info.sha == info.weightgate["release_revision"]  # type: ignore[attr-defined]
+    if not local_dir:
+        assert after.name == info.sha
+
+
+@pytest.mark.parametrize("how", ["cache", "local-dir"])
+def test_a_snapshot_after_a_lift_has_the_weights(hub: Deployment, tmp_path: Path, how: str) -> None:
+    model = LIFTED[how]
+    where = {"local_dir": tmp_path / "dl"} if how == "local-dir" else {"cache_dir": tmp_path}
+    before = Path(snapshot_download(model, endpoint=hub.url, token=False, **where))
+    assert files_in(before) == CONFIG_ONLY
+    with hub.client() as http:
+        lifted = http.post(
+            f"/v1/models/{model}/releases/v1/components/weights/schedule/lift",
+            json={"tier": "open"},
+            headers=hub.admin_headers,
+        )
+        assert lifted.status_code == 200, lifted.text
+    after = Path(snapshot_download(model, endpoint=hub.url, token=False, **where))
+    assert files_in(after) == EVERYTHING
+
+
+def test_a_pinned_revision_is_the_whole_release_or_says_where_the_open_part_is(
+    hub: Deployment, tmp_path: Path
+) -> None:
+    user_id, key = hub.create_user("pinned@example.org")
+    api = HfApi(endpoint=hub.url, token=key)
+    pinned = api.model_info(GRANTED).weightgate["release_revision"]  # type: ignore[attr-defined]
+    cache = tmp_path / "cache"
+    # A partial listing would be cached as the whole commit: refused, saying why and where.
+    with pytest.raises(GatedRepoError) as exc:
+        snapshot_download(GRANTED, revision=pinned, endpoint=hub.url, token=key, cache_dir=cache)
+    assert "weights needs an approved access request" in str(exc.value)
+    assert "the files open to you now are at revision 'v1'" in str(exc.value)
+    view = api.model_info(GRANTED, revision="v1").sha
+    assert view is not None
+    partial = Path(
+        snapshot_download(GRANTED, revision=view, endpoint=hub.url, token=key, cache_dir=cache)
+    )
+    assert files_in(partial) == CONFIG_ONLY
+
+    hub.grant(user_id, GRANTED)
+    whole = Path(
+        snapshot_download(GRANTED, revision=pinned, endpoint=hub.url, token=key, cache_dir=cache)
+    )
+    assert whole.name == pinned
+    assert files_in(whole) == EVERYTHING
+    # A view id stays what it was (a commit is immutable): the config, from the cache.
+    again = Path(
+        snapshot_download(GRANTED, revision=view, endpoint=hub.url, token=key, cache_dir=cache)
+    )
+    assert files_in(again) == CONFIG_ONLY

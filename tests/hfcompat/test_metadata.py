@@ -11,15 +11,9 @@ from sqlalchemy.orm import Session
 from app.clock import FixedClock
 from app.hfcompat.tree import git_blob_id, lfs_pointer
 from tests.factories.catalogue import Published, check, publish_release, sha256
-from tests.hfcompat.conftest import CONFIG, MODEL, NESTED, WEIGHTS, grant
+from tests.hfcompat.conftest import CONFIG, MODEL, NESTED, WEIGHTS, anonymous_view, grant
 
 API = f"/api/models/{MODEL}"
-
-
-def info_sha(client: TestClient, headers: dict[str, str] | None = None) -> str:
-    sha = check(client.get(API, headers=headers or {}), 200)["sha"]
-    assert isinstance(sha, str)
-    return sha
 
 
 def sibling(path: str, data: bytes) -> dict[str, Any]:
@@ -37,7 +31,9 @@ def test_model_info_lists_only_files_open_to_anonymous_and_says_gated(
 ) -> None:
     info = check(client.get(API), 200)
     assert info["id"] == MODEL
-    assert info["sha"] == mixed.revision
+    # The commit of what anonymous callers see (app/hfcompat/views.py), not the release's.
+    assert info["sha"] == anonymous_view(mixed)
+    assert info["weightgate"]["release_revision"] == mixed.revision
     assert info["gated"] == "manual"
     assert info["private"] is False
     assert info["siblings"] == [
@@ -96,7 +92,7 @@ def test_revision_by_version_revision_id_and_main(
         components={"config": [("open", clock.now() - timedelta(hours=1))]},
         files={"config.json": ("config", b"{}")},
     )
-    assert check(client.get(f"{API}/revision/v1"), 200)["sha"] == mixed.revision
+    assert check(client.get(f"{API}/revision/v1"), 200)["sha"] == anonymous_view(mixed)
     assert check(client.get(f"{API}/revision/{mixed.revision}"), 200)["sha"] == mixed.revision
     assert check(client.get(f"{API}/revision/main"), 200)["sha"] == v2.revision
     assert check(client.get(API), 200)["sha"] == v2.revision
@@ -142,7 +138,9 @@ def test_unknown_revision_and_drafts_are_revision_not_found(
 def test_tree_recursive_lists_files_as_lfs_and_directories(
     client: TestClient, mixed: Published
 ) -> None:
-    r = client.get(f"{API}/tree/{mixed.revision}", params={"recursive": "true"})
+    sha = check(client.get(API), 200)["sha"]  # as snapshot_download asks, then lists
+    assert sha == anonymous_view(mixed)
+    r = client.get(f"{API}/tree/{sha}", params={"recursive": "true"})
     entries = check(r, 200)
     assert [(e["type"], e["path"]) for e in entries] == [
         ("file", "config.json"),
@@ -161,7 +159,7 @@ def test_tree_recursive_lists_files_as_lfs_and_directories(
     # are closed and when they open; never how many files they hold (app/disclosure.py).
     warning = r.headers["X-HF-Warning"]
     # One topic per repository and revision: the client shows each topic once per process.
-    assert warning.startswith(f"weightgate-closed {MODEL}@{info_sha(client)}; ")
+    assert warning.startswith(f"weightgate-closed {MODEL}@{anonymous_view(mixed)}; ")
     assert (
         "weights needs an approved access request (weightgate request-access acme/atlas-7b); "
         "it opens to everyone at 2026-07-01T12:00:00+00:00" in warning
