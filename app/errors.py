@@ -234,20 +234,40 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
     return problem_response(cls(detail, code=code, headers=dict(exc.headers or {})))
 
 
-def register_error_handlers(
-    app: FastAPI, *, observe: Callable[[AppError], None] | None = None
-) -> None:
-    """Render every error as problem+json; ``observe`` sees each AppError first (metrics)."""
+# Turns a problem answer into another form for the requests it claims (the console's HTML
+# pages), or returns None to leave it as problem+json.
+ProblemRenderer = Callable[[Request, Response], Response | None]
 
-    async def app_error_handler(_: Request, exc: Exception) -> JSONResponse:
+
+def register_error_handlers(
+    app: FastAPI,
+    *,
+    observe: Callable[[AppError], None] | None = None,
+    render: ProblemRenderer | None = None,
+) -> None:
+    """Render every error as problem+json; ``observe`` sees each AppError first (metrics);
+    ``render`` may re-render the problem for the paths it serves (the console's HTML)."""
+
+    def rendered(request: Request, response: Response) -> Response:
+        if render is None or response.status_code < 400:
+            return response
+        return render(request, response) or response
+
+    async def app_error_handler(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
         if observe is not None:
             observe(exc)
-        return problem_response(exc)
+        return rendered(request, problem_response(exc))
+
+    async def validation_handler(request: Request, exc: Exception) -> Response:
+        return rendered(request, await _validation_handler(request, exc))
+
+    async def http_handler(request: Request, exc: Exception) -> Response:
+        return rendered(request, await _http_handler(request, exc))
 
     app.add_exception_handler(AppError, app_error_handler)
-    app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(RequestValidationError, validation_handler)
+    app.add_exception_handler(StarletteHTTPException, http_handler)
 
 
 # OpenAPI: routes declare these so the schema says which problems they return.

@@ -18,6 +18,9 @@ from app.apidocs import mount_api_docs
 from app.audit.router import router as audit_router
 from app.catalogue.router import router as catalogue_router
 from app.clock import Clock, SystemClock
+from app.console.problems import render_problem
+from app.console.router import router as console_router
+from app.console.security import ConsoleHeaders
 from app.db import make_engine, make_sessionmaker
 from app.delivery.fast_path import DownloadFastPath
 from app.delivery.router import router as delivery_router
@@ -106,11 +109,12 @@ def create_app(
     )
 
     configure_logging(settings)
-    register_error_handlers(app, observe=_count_denial)
+    register_error_handlers(app, observe=_count_denial, render=render_problem)
     # Innermost: downloads bypass FastAPI's routing, inside the guard and observability.
     app.add_middleware(DownloadFastPath)
     app.add_middleware(LimitRequestBodies)
     app.add_middleware(RefuseNulInUrl)
+    app.add_middleware(ConsoleHeaders)
     # Added last = outermost: even refused URLs get a request id and are counted.
     app.add_middleware(RequestObservability)
     # First: routes are matched in order, and downloads are the hottest path by far (each
@@ -123,6 +127,7 @@ def create_app(
     app.include_router(tokens_router)
     app.include_router(audit_router)
     app.include_router(webhooks_router)
+    app.include_router(console_router)
     mount_api_docs(app)
     api_schema.install(app)
     # Last: its /{namespace}/{name}/resolve/... paths are the most generic.

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(default=8, ge=1, le=256)
     webhook_batch: int = Field(default=50, ge=1, le=1000)
 
+    # The web console (docs/console.md): a browser session ends after this long without a
+    # request, and in any case this long after sign-in.
+    console_session_idle_seconds: int = Field(default=30 * 60, ge=60, le=7 * 24 * 3600)
+    console_session_max_seconds: int = Field(default=12 * 3600, ge=300, le=30 * 24 * 3600)
+
     log_level: str = "INFO"
     log_json: bool = True
     # /readyz stays ready this long after a dependency that answered before starts failing,

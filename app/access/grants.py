@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.access import repository as repo
 from app.access.principals import Principal
-from app.access.schemas import GrantOut, UserRef
+from app.access.schemas import GrantOut, MyGrantOut, UserRef
 from app.context import RequestContext
 from app.errors import NotFound
 from app.ids import parse_row_id
@@ -31,6 +31,38 @@ def grant_out(grant: Grant, *, model: str, email: str) -> GrantOut:
         created_at=grant.created_at,
         revoked_at=grant.revoked_at,
         revoke_reason=grant.revoke_reason,
+    )
+
+
+def my_grant_out(
+    session: Session, principal: Principal, grant: Grant, model: Model, *, now: datetime
+) -> MyGrantOut:
+    """A grant of the caller's and what it opens, from the latest release's manifest as the
+    caller sees it now (none when no release is announced to them)."""
+    # Imported here: the catalogue depends on access, not the other way round.
+    from app.catalogue.service import manifest
+
+    try:
+        seen = manifest(
+            session,
+            principal=principal,
+            namespace=model.namespace,
+            name=model.name,
+            version="main",
+            now=now,
+        )
+    except NotFound:
+        seen = None
+    return MyGrantOut(
+        model=model.repo_id,
+        request_id=grant.request_id,
+        created_at=grant.created_at,
+        active=grant.revoked_at is None,
+        revoked_at=grant.revoked_at,
+        revoke_reason=grant.revoke_reason,
+        version=seen.version if seen else None,
+        revision=seen.revision if seen else None,
+        components=seen.components if seen else [],
     )
 
 

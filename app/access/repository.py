@@ -301,6 +301,22 @@ def grants_page(
     return session.execute(q).all()
 
 
+def user_grants_page(
+    session: Session, user_id: int, *, after: int | None, limit: int
+) -> Sequence[Row[Grant, Model]]:
+    """A user's grants, revoked ones included, oldest first, with their models."""
+    q = (
+        select(Grant, Model)
+        .join(Model, Model.id == Grant.model_id)
+        .where(Grant.user_id == user_id)
+        .order_by(Grant.id)
+        .limit(limit)
+    )
+    if after is not None:
+        q = q.where(Grant.id > after)
+    return session.execute(q).all()
+
+
 def live_agreement_models(session: Session, partner_id: int, *, now: datetime) -> list[str]:
     rows = session.execute(
         select(Model.namespace, Model.name)

@@ -19,6 +19,7 @@ from app.access.schemas import (
     BulkResult,
     DenyIn,
     GrantOut,
+    MyGrantOut,
 )
 from app.catalogue import repository as catalogue_repo
 from app.catalogue.names import split_model_id
@@ -94,6 +95,21 @@ def my_access_requests(
         session, after=page.after, limit=page.limit, status=status, user_id=principal.user_id
     )
     return _page(session, [(r, e) for r, e in rows], page.limit)
+
+
+@router.get("/v1/me/grants", responses=problems(401, 403, 422))
+def my_grants(
+    principal: UserDep, session: SessionDep, clock: ClockDep, page: PageDep
+) -> Page[MyGrantOut]:
+    """The caller's grants, revoked ones included (with the reason), oldest first, each with
+    what it opens: the latest release's components as the caller sees them now, each
+    downloadable or opening at a date."""
+    assert principal.user_id is not None
+    rows = repo.user_grants_page(session, principal.user_id, after=page.after, limit=page.limit)
+    now = clock.now()
+    items = [grants_service.my_grant_out(session, principal, g, m, now=now) for g, m in rows]
+    nxt = encode_cursor(rows[-1][0].id) if len(rows) == page.limit else None
+    return Page(items=items, next_cursor=nxt)
 
 
 @router.get("/v1/access-requests", responses=problems(401, 403, 404, 422))

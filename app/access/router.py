@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.access import apikeys, partners, users
 from app.access import repository as repo
 from app.access.auth import AdminDep, AuthenticatedDep, UserDep
+from app.access.partner_router import router as partner_router
 from app.access.requests_router import router as requests_router
 from app.access.schemas import (
     ApiKeyCreate,
@@ -44,6 +45,7 @@ from app.tokens import quotas
 
 router = APIRouter(tags=["access"])
 router.include_router(requests_router)
+router.include_router(partner_router)
 
 
 def user_out(user: User) -> UserOut:
@@ -112,6 +114,7 @@ def me(principal: AuthenticatedDep, session: SessionDep, clock: ClockDep) -> MeO
         email=user.email,
         role=user.role,
         created_at=user.created_at,
+        partner_id=user.partner_id,
     )
 
 
@@ -156,7 +159,9 @@ def delete_api_key(
 
 
 def user_detail(user: User) -> UserDetail:
-    return UserDetail(**user_out(user).model_dump(), disabled_at=user.disabled_at)
+    return UserDetail(
+        **user_out(user).model_dump(), disabled_at=user.disabled_at, partner_id=user.partner_id
+    )
 
 
 @router.post("/v1/users", status_code=201, responses=problems(401, 403, 409, 422))
@@ -172,6 +177,7 @@ def create_user(
         name=body.name,
         actor=admin.subject,
         now=clock.now(),
+        partner_id=body.partner_id,
         ctx=ctx,
     )
     return UserCreated(user=user_detail(user), api_key=key)

@@ -4,16 +4,18 @@ requests and grants."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     StrictBool,
     StrictStr,
     model_validator,
 )
 
+from app.catalogue.schemas import ManifestComponent
 from app.ids import IdField
 from app.inputs import StrictInput
 from app.instants import Instant
@@ -51,6 +53,9 @@ class UserCreate(StrictInput):
     email: str = Field(max_length=320)
     name: str = Field(default="", max_length=200)
     role: Role = "researcher"
+    partner_id: IdField | None = Field(
+        default=None, description="the partner organisation this person works for"
+    )
 
 
 class UserPatch(StrictInput):
@@ -61,10 +66,16 @@ class UserPatch(StrictInput):
         description="true: the user's API keys stop working and their download tokens are "
         "revoked, at once; false: the keys work again (revoked tokens stay revoked)",
     )
+    partner_id: IdField | None = Field(
+        default=None,
+        description="link the user to a partner organisation (they then see its agreement "
+        "and activity and may rotate its secret); null unlinks. Their clearance is unchanged",
+    )
 
 
 class UserDetail(UserOut):
     disabled_at: datetime | None
+    partner_id: int | None = None
 
 
 class UserCreated(BaseModel):
@@ -82,6 +93,9 @@ class MeOut(BaseModel):
     created_at: datetime
     models: list[str] | None = Field(
         default=None, description="partners: the models their agreements cover now"
+    )
+    partner_id: int | None = Field(
+        default=None, description="users: the partner organisation they work for, if any"
     )
 
 
@@ -256,3 +270,52 @@ class GrantOut(BaseModel):
     created_at: datetime
     revoked_at: datetime | None
     revoke_reason: str | None
+
+
+# --- a partner's own people (/v1/me/partner) ----------------------------------------------
+
+
+class PartnerSelfOut(PartnerOut):
+    tier: Literal["partner"] = Field(
+        default="partner", description="the clearance the agreement gives on its models"
+    )
+
+
+class SecretRotation(StrictInput):
+    previous_secret_valid_for_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_SECRET_OVERLAP_SECONDS,
+        description="keep accepting the old secret this long (a planned rotation: deploy the "
+        "new one meanwhile; access tokens stay valid). 0, the default, is the answer to a "
+        "leak: the old secret and its access tokens stop at once",
+    )
+
+
+class PartnerActivityOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    outcome: str
+    target_type: str
+    target_id: str
+    data: dict[str, Any]
+    client_addr: str | None
+
+
+class MyGrantOut(BaseModel):
+    """One of the caller's grants and what it opens: the components of the model's latest
+    release as the caller sees them now (``state``: downloadable, or opens at a date)."""
+
+    model: str
+    request_id: int | None
+    created_at: datetime
+    active: bool
+    revoked_at: datetime | None
+    revoke_reason: str | None
+    version: str | None = Field(description="the latest release the caller may know about")
+    revision: str | None
+    components: list[ManifestComponent]

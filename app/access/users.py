@@ -1,5 +1,5 @@
 """Users: creating them (CLI bootstrap, open registration, admins), and an admin's changes
-to one (name, role, disabled)."""
+to one (name, role, disabled, the partner organisation they work for)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.access.apikeys import create_api_key
+from app.access.browser_sessions import end_user_sessions
 from app.access.identities import clean_name, normalise_email
 from app.access.schemas import UserPatch
 from app.context import RequestContext
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
-from app.models import User
+from app.models import Partner, User
 from app.tokens import quotas
 from app.tokens.revocation import revoke_tokens
 
@@ -30,6 +31,7 @@ def create_user_with_key(
     name: str,
     actor: str,
     now: datetime,
+    partner_id: int | None = None,
     ctx: RequestContext | None = None,
 ) -> tuple[User, str]:
     if role not in ROLES:
@@ -38,7 +40,11 @@ def create_user_with_key(
     taken = session.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
     if taken is not None:
         raise Conflict(f"a user with email {email} already exists", code="user_exists")
-    user = User(email=email, name=clean_name(name)[:200], role=role, created_at=now)
+    if partner_id is not None:
+        _require_partner(session, partner_id)
+    user = User(
+        email=email, name=clean_name(name)[:200], role=role, created_at=now, partner_id=partner_id
+    )
     session.add(user)
     session.flush()
     key_row, key = create_api_key(session, user=user, now=now, name="initial")
@@ -49,7 +55,7 @@ def create_user_with_key(
         action="user.created",
         target_type="user",
         target_id=user.id,
-        after={"email": email, "role": role},
+        after={"email": email, "role": role, "partner_id": partner_id},
         ctx=ctx,
     )
     audit.record(
@@ -108,7 +114,13 @@ def user_snapshot(user: User) -> dict[str, object]:
         "name": user.name,
         "role": user.role,
         "disabled_at": None if user.disabled_at is None else user.disabled_at.isoformat(),
+        "partner_id": user.partner_id,
     }
+
+
+def _require_partner(session: Session, partner_id: int) -> None:
+    if session.get(Partner, partner_id) is None:
+        raise Unprocessable(f"no partner {partner_id}", code="unknown_partner")
 
 
 def update_user(
@@ -138,10 +150,18 @@ def update_user(
         user.name = clean_name(body.name)
     if body.role is not None:
         user.role = body.role
-    revoked = 0
+    if "partner_id" in body.model_fields_set and body.partner_id != user.partner_id:
+        if body.partner_id is not None:
+            _require_partner(session, body.partner_id)
+        user.partner_id = body.partner_id
+    revoked = sessions_ended = 0
     if body.disabled is True and user.disabled_at is None:
         user.disabled_at = now
         revoked = revoke_tokens(session, now=now, reason="user disabled", user_id=user.id)
+        # The console's sessions too: a disabled user's browser is signed out at once (the
+        # check of disabled_at on every request already refuses them; this keeps the rows
+        # from coming back to life if the user is re-enabled).
+        sessions_ended = end_user_sessions(session, user_id=user.id, now=now)
     elif body.disabled is False:
         user.disabled_at = None
     session.flush()
@@ -154,7 +174,7 @@ def update_user(
         target_id=user.id,
         before=before,
         after=user_snapshot(user),
-        data={"tokens_revoked": revoked},
+        data={"tokens_revoked": revoked, "sessions_ended": sessions_ended},
         ctx=ctx,
     )
     return user

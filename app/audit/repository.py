@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import AuditEvent
@@ -44,4 +44,25 @@ def events_page(
         q = q.where(AuditEvent.at >= flt.since)
     if flt.until is not None:
         q = q.where(AuditEvent.at < flt.until)
+    return session.scalars(q).all()
+
+
+def events_of(
+    session: Session,
+    *,
+    actors: Sequence[str],
+    target: tuple[str, str] | None = None,
+    before_id: int | None,
+    limit: int,
+) -> Sequence[AuditEvent]:
+    """Newest first: what ``actors`` did, and what was done to ``target`` (type, id). One
+    principal's own trail (a partner's activity), each branch served by its own index."""
+    cond: ColumnElement[bool] = AuditEvent.actor.in_(actors)
+    if target is not None:
+        cond = or_(
+            cond, and_(AuditEvent.target_type == target[0], AuditEvent.target_id == target[1])
+        )
+    q = select(AuditEvent).where(cond).order_by(AuditEvent.id.desc()).limit(limit)
+    if before_id is not None:
+        q = q.where(AuditEvent.id < before_id)
     return session.scalars(q).all()

@@ -119,6 +119,13 @@ class GrantOutlook(BaseModel):
     )
 
 
+# What a component is to the caller now, in one word (the console's badge, the CLI's column):
+# downloadable; opens (to them, at opens_to_you_at); needs_grant (an approved access request
+# would open it now, or sooner: see with_grant); held (held or restricted, no date); closed
+# (nothing scheduled opens it to them).
+ComponentState = Literal["downloadable", "opens", "needs_grant", "held", "closed"]
+
+
 class ManifestComponent(BaseModel):
     name: str
     tier: Tier
@@ -126,6 +133,11 @@ class ManifestComponent(BaseModel):
     downloadable: bool
     opens_to_you_at: datetime | None = None
     held: bool = False
+    state: ComponentState = Field(
+        default="closed",
+        description="downloadable | opens (at opens_to_you_at) | needs_grant (with_grant says "
+        "when a grant would open it) | held (held or restricted) | closed",
+    )
     with_grant: GrantOutlook | None = Field(
         default=None,
         description="for callers without an access grant (clearance open): what an approved "

@@ -293,6 +293,46 @@ def grant_outlook(view: ComponentView, *, now: datetime) -> schemas.GrantOutlook
     )
 
 
+def caller_state(
+    view: ComponentView, outlook: schemas.GrantOutlook | None
+) -> schemas.ComponentState:
+    """The component's state for the caller in one word (see ``ComponentState``); ``outlook``
+    is what a grant would make of it, for callers without one."""
+    if view.downloadable:
+        return "downloadable"
+    if outlook is not None and (
+        outlook.downloadable
+        or (
+            outlook.opens_at is not None
+            and (view.opens_to_caller_at is None or outlook.opens_at < view.opens_to_caller_at)
+        )
+    ):
+        return "needs_grant"
+    if view.opens_to_caller_at is not None:
+        return "opens"
+    if view.state.held_at is not None or view.state.restricted_tier is not None:
+        return "held"
+    return "closed"
+
+
+def manifest_component(
+    view: ComponentView, *, clearance: Tier, now: datetime
+) -> schemas.ManifestComponent:
+    outlook = grant_outlook(view, now=now) if clearance == Tier.OPEN else None
+    return schemas.ManifestComponent(
+        name=view.component.name,
+        tier=view.tier,
+        next=schemas.StageOut(tier=view.next_tier, at=view.next_at)
+        if view.next_tier and view.next_at
+        else None,
+        downloadable=view.downloadable,
+        opens_to_you_at=view.opens_to_caller_at,
+        held=view.state.held_at is not None,
+        state=caller_state(view, outlook),
+        with_grant=outlook,
+    )
+
+
 def manifest(
     session: Session,
     *,
@@ -317,21 +357,7 @@ def manifest(
         for f in repo.files(session, rel.id)
         if by_id[f.component_id].downloadable
     ]
-    comps = [
-        schemas.ManifestComponent(
-            name=v.component.name,
-            tier=v.tier,
-            next=schemas.StageOut(tier=v.next_tier, at=v.next_at)
-            if v.next_tier and v.next_at
-            else None,
-            downloadable=v.downloadable,
-            opens_to_you_at=v.opens_to_caller_at,
-            held=v.state.held_at is not None,
-            with_grant=grant_outlook(v, now=now) if clearance == Tier.OPEN else None,
-        )
-        for v in views
-        if v.visible
-    ]
+    comps = [manifest_component(v, clearance=clearance, now=now) for v in views if v.visible]
     return schemas.Manifest(
         model=model.repo_id,
         version=rel.version,

@@ -13,6 +13,7 @@ from app.models.catalogue import (
     StoredObject,
     Transition,
 )
+from app.models.console import BrowserSession
 from app.models.principals import ApiKey, Partner, PartnerAgreement, User
 from app.models.schema import SchemaLineage
 from app.models.tokens import IssuedToken, QuotaCounter, TokenFileStart
@@ -24,6 +25,7 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Base",
+    "BrowserSession",
     "Component",
     "Grant",
     "HubView",

@@ -19,6 +19,11 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))  # "admin" | "researcher"
     created_at: Mapped[datetime]
     disabled_at: Mapped[datetime | None]
+    # The partner organisation this person works for, if any: they see its agreement and
+    # activity and rotate its secret (/v1/me/partner). Their own clearance is unchanged.
+    partner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("partners.id", ondelete="SET NULL"), index=True
+    )
 
 
 class ApiKey(Base):

@@ -25,6 +25,7 @@ def test_me_describes_the_caller(client: TestClient, db: Session, clock: FixedCl
         "client_id": None,
         "created_at": clock.now().isoformat().replace("+00:00", "Z"),
         "models": None,
+        "partner_id": None,
     }
 
 

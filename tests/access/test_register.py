@@ -33,7 +33,7 @@ def test_open_registration_creates_a_researcher(
     assert me["id"] == body["user"]["id"]
     created = audit_events(db, "user.created")[-1]
     assert created.actor == "anonymous"
-    assert created.after == {"email": "New@example.org", "role": "researcher"}
+    assert created.after == {"email": "New@example.org", "role": "researcher", "partner_id": None}
     again = client.post("/v1/register", json={"email": "new@example.org"})
     assert again.status_code == 409
     assert again.json()["code"] == "user_exists"

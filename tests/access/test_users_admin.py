@@ -150,7 +150,7 @@ def test_disabling_a_user_stops_their_keys_and_tokens_at_once(
         None,
         clock.now().isoformat(),
     )
-    assert event.data == {"tokens_revoked": 1}
+    assert event.data == {"tokens_revoked": 1, "sessions_ended": 0}
     assert event.actor.startswith("user:")
 
     # Re-enabled: the same key works again; the revoked token stays revoked.

@@ -1,0 +1,117 @@
+"""The admin's catalogue pages: models, a model's releases, and a release's timeline (each
+component's schedule as a picture, with its files, sizes and SHA-256 underneath)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from app.access.tiers import Tier
+from app.catalogue import repository as catalogue_repo
+from app.catalogue.router import admin_model, model_out, release_out
+from app.catalogue.service import require_release
+from app.console.security import PREFIX
+from app.console.session import AdminSession
+from app.console.templating import render
+from app.console.timeline_svg import Mark, timeline_svg
+from app.context import ClockDep
+from app.db import SessionDep
+from app.pagination import decode_cursor, encode_cursor
+from app.schedule.service import Target, schedule_out
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+PAGE = 50
+Cursor = Annotated[str | None, Query(max_length=64)]
+
+
+@router.get("/models")
+def models(
+    request: Request, admin: AdminSession, session: SessionDep, cursor: Cursor = None
+) -> Response:
+    rows = catalogue_repo.models_page(
+        session, after=decode_cursor(cursor) if cursor else None, limit=PAGE
+    )
+    latest = catalogue_repo.latest_published_versions(session, [m.id for m in rows])
+    return render(
+        request,
+        "models.html",
+        {
+            "models": [model_out(m, latest.get(m.id)) for m in rows],
+            "next_cursor": encode_cursor(rows[-1].id) if len(rows) == PAGE else None,
+        },
+    )
+
+
+@router.get("/models/{namespace}/{name}")
+def model_page(
+    request: Request,
+    namespace: str,
+    name: str,
+    admin: AdminSession,
+    session: SessionDep,
+    cursor: Cursor = None,
+) -> Response:
+    model = admin_model(session, namespace, name)
+    rels = catalogue_repo.releases_page(
+        session,
+        model.id,
+        after=decode_cursor(cursor) if cursor else None,
+        limit=PAGE,
+        published_only=False,
+    )
+    stats = catalogue_repo.release_stats(session, [r.id for r in rels])
+    return render(
+        request,
+        "model.html",
+        {
+            "model": model_out(model),
+            "releases": [release_out(model, r, stats.get(r.id)) for r in rels],
+            "next_cursor": encode_cursor(rels[-1].id) if len(rels) == PAGE else None,
+        },
+    )
+
+
+@router.get("/models/{namespace}/{name}/releases/{version}")
+def release_page(
+    request: Request,
+    namespace: str,
+    name: str,
+    version: str,
+    admin: AdminSession,
+    session: SessionDep,
+    clock: ClockDep,
+) -> Response:
+    now = clock.now()
+    model = admin_model(session, namespace, name)
+    rel = require_release(session, model, version)
+    comps = list(catalogue_repo.components(session, rel.id))
+    stages = catalogue_repo.stages_for(session, [c.id for c in comps])
+    files = defaultdict(list)
+    for f in catalogue_repo.files(session, rel.id):
+        files[f.component_id].append(f)
+    components = []
+    for comp in comps:
+        out = schedule_out(Target(model, rel, comp), stages.get(comp.id, []), now=now)
+        svg = timeline_svg(
+            label=f"{model.repo_id}@{rel.version}/{comp.name}",
+            marks=[Mark(s.tier, s.at, s.state) for s in out.stages],
+            now=now,
+            held_at=out.held_at,
+            ceiling=Tier(out.restricted_tier) if out.restricted_tier else None,
+        )
+        own = files.get(comp.id, [])
+        components.append(
+            {"schedule": out, "svg": svg, "files": own, "size": sum(f.size for f in own)}
+        )
+    return render(
+        request,
+        "release.html",
+        {
+            "now": now,
+            "model": model_out(model),
+            "release": release_out(model, rel, None),
+            "components": components,
+        },
+    )

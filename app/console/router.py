@@ -1,0 +1,21 @@
+"""The web console's routes, all under ``/console`` (docs/console.md)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from app.console import catalogue_pages, sign_in, upcoming
+from app.console.assets import serve_asset
+from app.console.security import PREFIX
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get(PREFIX + "/static/{name}")
+async def static(request: Request, name: str) -> Response:
+    return serve_asset(request, name)
+
+
+router.include_router(sign_in.router)
+router.include_router(upcoming.router)
+router.include_router(catalogue_pages.router)

@@ -1,0 +1,138 @@
+"""The download commands the console shows, run exactly as shown against a live server (both
+object stores): curl with the download token, the real ``hf download`` and ``weightgate
+download`` with the API key in ``$WEIGHTGATE_TOKEN``; each ends by checking the SHA-256s."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from app.tokens.commands import render
+from app.tokens.schemas import TokenOut
+from tests.factories.catalogue import publish_release
+from tests.fixtures.servers import VENV_BIN
+from tests.hfcompat.live import Deployment, deployment
+
+pytestmark = pytest.mark.slow
+
+FILES = {
+    "config.json": ("config", b'{"architectures": ["Atlas"]}'),
+    "tokenizer/special tokens.json": ("config", b'{"pad": 0}'),
+    "model-00001-of-00001.safetensors": ("weights", os.urandom(256 * 1024 + 3)),
+    "eval/held-out.jsonl": ("eval", b"{}\n"),
+}
+
+
+@pytest.fixture(scope="module", params=["filesystem", "s3"])
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Deployment, str]]:
+    endpoint = request.getfixturevalue("s3_endpoint") if request.param == "s3" else None
+    tmp = tmp_path_factory.mktemp(f"cmds-{request.param}")
+    past = datetime.now(UTC) - timedelta(hours=1)
+    with deployment(tmp, request.param, s3_endpoint=endpoint) as dep:
+        with dep.client() as http:
+            publish_release(
+                http,  # type: ignore[arg-type]  # httpx.Client: the same calls as TestClient
+                dep.admin_headers,
+                model="acme/atlas-7b",
+                components={
+                    "config": [("open", past)],
+                    "weights": [("research", past)],
+                    "eval": [("research", past)],
+                },
+                files=FILES,
+            )
+        user_id, key = dep.create_user(f"cmds-{request.param}@example.org")
+        dep.grant(user_id, "acme/atlas-7b")
+        yield dep, key
+
+
+def _run(block: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", block],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def _env(dep: Deployment, key: str, home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "WEIGHTGATE_TOKEN": key,
+        "HF_HOME": str(home / "hf-home"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "XDG_CONFIG_HOME": str(home / "config"),
+    }
+
+
+def _assert_fetched(folder: Path, wanted: list[str]) -> None:
+    got = sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        # hf keeps .cache/huggingface/, weightgate .weightgate/download.json: not model files.
+        if p.is_file() and not {".cache", ".weightgate"} & set(p.relative_to(folder).parts)
+    )
+    assert got == sorted(wanted)
+    for path in wanted:
+        data = FILES[path][1]
+        assert (
+            hashlib.sha256((folder / path).read_bytes()).hexdigest()
+            == hashlib.sha256(data).hexdigest()
+        )
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [{"components": ["weights", "config"]}, {"paths": ["tokenizer/special tokens.json"]}],
+    ids=["components", "files"],
+)
+def test_each_shown_command_downloads_and_verifies(
+    live: tuple[Deployment, str], tmp_path: Path, choice: dict[str, list[str]]
+) -> None:
+    dep, key = live
+    with dep.client(key) as http:
+        resp = http.post("/v1/tokens", json={"model": "acme/atlas-7b", **choice})
+        assert resp.status_code == 201, resp.text
+    token = TokenOut.model_validate(resp.json())
+    wanted = sorted(f.path for f in token.files)
+    assert "eval/held-out.jsonl" not in wanted
+    cmds = render(token, base_url=dep.url)
+    for name, block in (("curl", cmds.curl), ("hf", cmds.hf), ("weightgate", cmds.weightgate)):
+        cwd = tmp_path / name
+        cwd.mkdir()
+        out = _run(block, cwd, _env(dep, key, tmp_path / f"{name}-home"))
+        assert out.returncode == 0, f"{name}:\n{block}\n{out.stdout}\n{out.stderr}"
+        # sha256sum -c printed one OK per file: the check really ran on every file.
+        assert sorted(line for line in out.stdout.splitlines() if line.endswith(": OK")) == sorted(
+            f"{p}: OK" for p in wanted
+        )
+        _assert_fetched(cwd / cmds.directory, wanted)
+
+
+def test_a_tampered_file_fails_the_shown_check(
+    live: tuple[Deployment, str], tmp_path: Path
+) -> None:
+    dep, key = live
+    with dep.client(key) as http:
+        resp = http.post("/v1/tokens", json={"model": "acme/atlas-7b", "components": ["config"]})
+    token = TokenOut.model_validate(resp.json())
+    cmds = render(token, base_url=dep.url)
+    first = _run(cmds.curl, tmp_path, _env(dep, key, tmp_path))
+    assert first.returncode == 0, first.stderr
+    (tmp_path / cmds.directory / "config.json").write_bytes(b"tampered")
+    # The check alone (the last lines of the block), on the tampered folder.
+    check = cmds.curl[cmds.curl.index("(cd ") :]
+    out = _run(check, tmp_path, _env(dep, key, tmp_path))
+    assert out.returncode != 0
+    assert "config.json: FAILED" in out.stdout
