@@ -2,7 +2,7 @@
 of its components, so that each keeps resolving (app/hfcompat/views.py)
 
 Revision ID: 7c3d9e1f5a20
-Revises: 5a1e7c0d9b21
+Revises: 7c0a51e3b8d2
 Create Date: 2026-12-03 15:00:00
 """
 
@@ -14,7 +14,7 @@ import app.models.base
 from alembic import op
 
 revision: str = '7c3d9e1f5a20'
-down_revision: str | None = '5a1e7c0d9b21'
+down_revision: str | None = '7c0a51e3b8d2'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
