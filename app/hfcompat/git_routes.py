@@ -1,18 +1,19 @@
 """The Hub's repository routes beyond listing and downloading: ``paths-info`` (what
-``get_paths_info`` and ``HfFileSystem`` ask about given paths)."""
+``get_paths_info`` and ``HfFileSystem`` ask about given paths), ``refs`` and ``commits``
+(``list_repo_refs``, ``list_repo_commits``: app/hfcompat/history.py)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from app.context import ClockDep
 from app.db import SessionDep
 from app.errors import BadRequest, PayloadTooLarge, problems
-from app.hfcompat import schemas, service
+from app.hfcompat import history, schemas, service
 from app.hfcompat.caller import HfPrincipalDep
 
 router = APIRouter(tags=["huggingface"])
@@ -92,3 +93,35 @@ async def paths_info(
     paths = await _asked_paths(request)
     target = service.open_release(session, principal, namespace, name, rev, now=clock.now())
     return service.paths_info(session, target, paths)
+
+
+@router.get(API + "/refs", responses=problems(401, 404))
+def list_refs(
+    namespace: str,
+    name: str,
+    session: SessionDep,
+    principal: HfPrincipalDep,
+    clock: ClockDep,
+    include_prs: Annotated[bool, Query(description="accepted; there are no pull requests")] = False,
+) -> schemas.GitRefs:
+    """Each release the caller may know about as a tag, ``main`` as a branch at the latest,
+    pointing at the commit of what the caller may download now."""
+    targets = history.release_views(session, principal, namespace, name, now=clock.now())
+    return history.refs(targets)
+
+
+@router.get(API + "/commits/{rev}", responses=problems(401, 404))
+def list_commits(
+    namespace: str,
+    name: str,
+    rev: str,
+    session: SessionDep,
+    principal: HfPrincipalDep,
+    clock: ClockDep,
+) -> list[schemas.GitCommit]:
+    """The commit ``rev`` names, then the releases published before it: one commit per
+    release (or the view of it a view id names), saying which it is."""
+    now = clock.now()
+    start = service.open_release(session, principal, namespace, name, rev, now=now)
+    targets = history.release_views(session, principal, namespace, name, now=now)
+    return history.history(targets, start)

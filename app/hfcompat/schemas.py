@@ -84,3 +84,28 @@ class TreeDirectory(BaseModel):
 
 
 TreeEntry = TreeFile | TreeDirectory
+
+
+class GitRef(BaseModel):
+    name: str
+    ref: str
+    targetCommit: str
+
+
+class GitRefs(BaseModel):
+    branches: list[GitRef]
+    converts: list[GitRef]
+    tags: list[GitRef]
+    pullRequests: list[GitRef]
+
+
+class GitAuthor(BaseModel):
+    user: str
+
+
+class GitCommit(BaseModel):
+    id: str
+    authors: list[GitAuthor]
+    date: datetime
+    title: str
+    message: str

@@ -105,12 +105,27 @@ def open_release(
         pinned = frozenset(by_id)
     if pinned is not None:
         return HfRelease(model, rel, clearance, by_id, rev, pinned)
+    return current_view(session, model, rel, clearance, seen, now=now)
+
+
+def current_view(
+    session: Session,
+    model: Model,
+    rel: Release,
+    clearance: Tier,
+    seen: Sequence[ComponentView],
+    *,
+    now: datetime,
+) -> HfRelease:
+    """``rel`` as the caller sees it now, under the commit id of that view (recorded the
+    first time it is handed out, app/hfcompat/views.py)."""
+    assert rel.revision is not None  # published
     open_now = [v.component for v in seen if v.downloadable]
     whole = not open_now or len(open_now) == len(seen)
     commit = views.view_revision(rel.revision, (c.name for c in open_now), whole=whole)
     if commit != rel.revision:
         views.record(session, rel, open_now, commit, now=now)
-    return HfRelease(model, rel, clearance, by_id, commit, None)
+    return HfRelease(model, rel, clearance, {v.component.id: v for v in seen}, commit, None)
 
 
 def closed_reasons(target: HfRelease) -> list[errors.ClosedReason]:

@@ -226,14 +226,25 @@ def test_a_snapshot_after_a_grant_has_the_weights(
     """Before the fix the second call answered from `trees/<commit>.json`, the list cached
     by the first: "complete", without the weights."""
     user_id, key = hub.create_user(f"views-{local_dir}@example.org")
-    where = {"local_dir": tmp_path / "dl"} if local_dir else {"cache_dir": tmp_path / "cache"}
     api = HfApi(endpoint=hub.url, token=key)
-    before = Path(snapshot_download(GRANTED, endpoint=hub.url, token=key, **where))
+
+    def snapshot() -> Path:
+        return Path(
+            snapshot_download(
+                GRANTED,
+                endpoint=hub.url,
+                token=key,
+                cache_dir=tmp_path / "cache",
+                local_dir=tmp_path / "dl" if local_dir else None,
+            )
+        )
+
+    before = snapshot()
     assert files_in(before) == CONFIG_ONLY
     partial = api.model_info(GRANTED).sha
 
     hub.grant(user_id, GRANTED)
-    after = Path(snapshot_download(GRANTED, endpoint=hub.url, token=key, **where))
+    after = snapshot()
     assert files_in(after) == EVERYTHING
     info = api.model_info(GRANTED)
     assert info.sha != partial
@@ -245,8 +256,19 @@ def test_a_snapshot_after_a_grant_has_the_weights(
 @pytest.mark.parametrize("how", ["cache", "local-dir"])
 def test_a_snapshot_after_a_lift_has_the_weights(hub: Deployment, tmp_path: Path, how: str) -> None:
     model = LIFTED[how]
-    where = {"local_dir": tmp_path / "dl"} if how == "local-dir" else {"cache_dir": tmp_path}
-    before = Path(snapshot_download(model, endpoint=hub.url, token=False, **where))
+
+    def snapshot() -> Path:
+        return Path(
+            snapshot_download(
+                model,
+                endpoint=hub.url,
+                token=False,
+                cache_dir=tmp_path / "cache",
+                local_dir=tmp_path / "dl" if how == "local-dir" else None,
+            )
+        )
+
+    before = snapshot()
     assert files_in(before) == CONFIG_ONLY
     with hub.client() as http:
         lifted = http.post(
@@ -255,7 +277,7 @@ def test_a_snapshot_after_a_lift_has_the_weights(hub: Deployment, tmp_path: Path
             headers=hub.admin_headers,
         )
         assert lifted.status_code == 200, lifted.text
-    after = Path(snapshot_download(model, endpoint=hub.url, token=False, **where))
+    after = snapshot()
     assert files_in(after) == EVERYTHING
 
 

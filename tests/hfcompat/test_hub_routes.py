@@ -3,14 +3,16 @@ everything weightgate does not serve (an error the client can show, never a bare
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.clock import FixedClock
 from app.hfcompat.errors import INVALID_CREDENTIALS
 from app.hfcompat.tree import directory_oid
-from tests.factories.catalogue import Published, check, sha256
-from tests.hfcompat.conftest import CONFIG, MODEL, NESTED, grant
+from tests.factories.catalogue import Published, check, publish_release, sha256
+from tests.hfcompat.conftest import CONFIG, MODEL, NESTED, anonymous_view, grant
 
 API = f"/api/models/{MODEL}"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -111,3 +113,66 @@ def test_what_weightgate_does_not_serve_is_an_error_the_client_can_show(
         assert r.status_code == 404
         assert r.headers["X-Error-Code"] == "RepoNotFound"
         assert "models only" in r.headers["X-Error-Message"]
+
+
+def test_refs_are_the_releases_as_tags_and_main_pointing_at_what_the_caller_sees(
+    client: TestClient,
+    mixed: Published,
+    admin_headers: dict[str, str],
+    clock: FixedClock,
+    db: Session,
+    researcher: tuple[int, dict[str, str]],
+) -> None:
+    clock.advance(seconds=1)
+    v2 = publish_release(
+        client,
+        admin_headers,
+        model=MODEL,
+        version="v2",
+        create=False,
+        components={"config": [("open", clock.now() - timedelta(hours=1))]},
+        files={"config.json": ("config", b"{}")},
+    )
+    refs = check(client.get(f"{API}/refs"), 200)
+    assert refs["branches"] == [
+        {"name": "main", "ref": "refs/heads/main", "targetCommit": v2.revision}
+    ]
+    assert refs["tags"] == [
+        {"name": "v2", "ref": "refs/tags/v2", "targetCommit": v2.revision},
+        {"name": "v1", "ref": "refs/tags/v1", "targetCommit": anonymous_view(mixed)},
+    ]
+    assert (refs["converts"], refs["pullRequests"]) == ([], [])
+    user_id, headers = researcher
+    grant(db, clock, user_id)
+    tags = check(client.get(f"{API}/refs", headers=headers), 200)["tags"]
+    assert tags[1]["targetCommit"] == mixed.revision  # all of v1 is open to them now
+
+
+def test_commits_are_one_per_release_or_view_and_say_which(
+    client: TestClient, mixed: Published, admin_headers: dict[str, str], clock: FixedClock
+) -> None:
+    clock.advance(seconds=1)
+    v2 = publish_release(
+        client,
+        admin_headers,
+        model=MODEL,
+        version="v2",
+        create=False,
+        components={"config": [("open", clock.now() - timedelta(hours=1))]},
+        files={"config.json": ("config", b"{}")},
+    )
+    main = check(client.get(f"{API}/commits/main"), 200)
+    assert [c["id"] for c in main] == [v2.revision, anonymous_view(mixed)]
+    assert main[0]["title"] == "Release v2"
+    assert main[1]["title"] == "Release v1, the part open to you"
+    assert "The files of config in release v1" in main[1]["message"]
+    assert f"The whole release is revision {mixed.revision}" in main[1]["message"]
+    assert main[1]["authors"] == [{"user": "weightgate"}]
+    # From an older commit: it, and nothing published after it.
+    old = check(client.get(f"{API}/commits/{mixed.revision}"), 200)
+    assert [c["id"] for c in old] == [mixed.revision]
+    assert old[0]["title"] == "Release v1"
+    r = client.get(f"{API}/commits/v9")
+    assert (r.status_code, r.headers["X-Error-Code"]) == (404, "RevisionNotFound")
+    r = client.get("/api/models/acme/ghost/refs")
+    assert (r.status_code, r.headers["X-Error-Code"]) == (404, "RepoNotFound")

@@ -4,7 +4,6 @@ and every id handed out keeps resolving."""
 
 from __future__ import annotations
 
-
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
