@@ -10,7 +10,7 @@ pass in tests/fuzz checks every answer against it):
 - ``400`` (``malformed_body``) and ``413`` (``payload_too_large``, app/http_limits.py) on
   every operation that takes a request body;
 - ``401`` on every operation that reads the caller's credential (its ``security`` lists the
-  ``bearer`` scheme of app/access/auth.py): a credential that is malformed, unknown, revoked
+  ``bearer`` scheme of app/auth/dependencies.py): a credential that is malformed, unknown, revoked
   or expired is refused before the route runs, even where none is needed.
 """
 

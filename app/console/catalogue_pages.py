@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.access.tiers import Tier
 from app.catalogue import repository as catalogue_repo
 from app.catalogue.router import admin_model, model_out, release_out
 from app.catalogue.service import require_release
@@ -19,6 +18,7 @@ from app.console.timeline_svg import Mark, timeline_svg
 from app.context import ClockDep
 from app.db import SessionDep
 from app.pagination import decode_cursor, encode_cursor
+from app.policy.tiers import Tier
 from app.schedule.service import Target, schedule_out
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)

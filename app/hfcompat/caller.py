@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.access.auth import BearerSchemeDep, get_principal
-from app.access.principals import Principal
+from app.auth.dependencies import BearerSchemeDep, get_principal
 from app.context import ClockDep
 from app.db import SessionDep
 from app.errors import Unauthorized
 from app.hfcompat import errors
+from app.policy.principals import Principal
 
 
 def hf_principal(

@@ -29,8 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.disclosure import Reason, header_safe, refusal
 from app.errors import AppError, Unauthorized
+from app.policy.decision import Reason
+from app.refusals import header_safe, refusal, stamp
 
 __all__ = [
     "INVALID_CREDENTIALS",
@@ -125,7 +126,7 @@ def gated(
 
 
 def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at else None
+    return stamp(at) if at else None
 
 
 def with_invalid_credentials(err: Unauthorized) -> Unauthorized:

@@ -12,7 +12,6 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.access.principals import Principal
 from app.catalogue import repository as repo
 from app.catalogue.visibility import (
     ComponentView,
@@ -23,6 +22,7 @@ from app.catalogue.visibility import (
 from app.errors import NotFound
 from app.hfcompat import errors, schemas
 from app.hfcompat.service import HfRelease, current_view
+from app.policy.principals import Principal
 
 
 def release_views(
@@ -43,7 +43,10 @@ def release_views(
     by_release: dict[int, list[ComponentView]] = defaultdict(list)
     for v in seen:
         by_release[v.component.release_id].append(v)
-    return [current_view(session, model, r, clearance, by_release[r.id], now=now) for r in rels]
+    return [
+        current_view(session, principal, model, r, clearance, by_release[r.id], now=now)
+        for r in rels
+    ]
 
 
 def refs(targets: Sequence[HfRelease]) -> schemas.GitRefs:

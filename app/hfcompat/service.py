@@ -16,11 +16,8 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
-from app.access.principals import Principal
-from app.access.tiers import Tier
 from app.catalogue import repository as repo
 from app.catalogue.visibility import ComponentView, visible_model_release
-from app.disclosure import Reason, file_disclosure
 from app.errors import AppError, NotFound
 from app.hfcompat import errors, schemas, views
 from app.hfcompat.schemas import TreeDirectory
@@ -33,6 +30,11 @@ from app.hfcompat.tree import (
     under,
 )
 from app.models import Model, Release, ReleaseFile
+from app.policy.decision import Reason, Refused, decide
+from app.policy.disclosure import file_disclosure
+from app.policy.principals import Principal
+from app.policy.tiers import Tier
+from app.refusals import stamp
 
 MAIN = "main"
 
@@ -46,8 +48,10 @@ class HfRelease:
 
     model: Model
     release: Release
+    caller: Principal
     clearance: Tier
     views: dict[int, ComponentView]  # by component id
+    now: datetime
     revision: str  # the commit id the answer is about, as the client sees it
     pinned: frozenset[int] | None
 
@@ -104,12 +108,13 @@ def open_release(
     if view is None and rev == rel.revision:
         pinned = frozenset(by_id)
     if pinned is not None:
-        return HfRelease(model, rel, clearance, by_id, rev, pinned)
-    return current_view(session, model, rel, clearance, seen, now=now)
+        return HfRelease(model, rel, principal, clearance, by_id, now, rev, pinned)
+    return current_view(session, principal, model, rel, clearance, seen, now=now)
 
 
 def current_view(
     session: Session,
+    principal: Principal,
     model: Model,
     rel: Release,
     clearance: Tier,
@@ -125,31 +130,35 @@ def current_view(
     commit = views.view_revision(rel.revision, (c.name for c in open_now), whole=whole)
     if commit != rel.revision:
         views.record(session, rel, open_now, commit, now=now)
-    return HfRelease(model, rel, clearance, {v.component.id: v for v in seen}, commit, None)
+    by_id = {v.component.id: v for v in seen}
+    return HfRelease(model, rel, principal, clearance, by_id, now, commit, None)
 
 
 def closed_reasons(target: HfRelease) -> list[errors.ClosedReason]:
     """Each component the caller may know about but not download now, soonest opening
-    first, with why and until when: what the Hub routes may say about closed content
-    (app/disclosure.py). It depends on the release alone, never on the path asked for."""
-    repo_id, clearance = target.model.repo_id, target.clearance
+    first, with the policy's reason (app/policy/decision.py) and date: what the Hub routes
+    may say about closed content (app/policy/disclosure.py). It depends on the release
+    alone, never on the path asked for."""
+    repo_id = target.model.repo_id
     out = []
     for v in target.closed():
-        name, opens = v.component.name, v.opens_to_caller_at
-        if clearance == Tier.OPEN and v.tier == Tier.RESEARCH:
+        decision = decide(
+            target.caller, clearance=target.clearance, schedule=v.state, now=target.now
+        )
+        assert isinstance(decision, Refused)  # closed() holds what the caller may not take
+        name, until = v.component.name, decision.until
+        if decision.reason == Reason.GRANT_REQUIRED:
             text = f"{name} needs an approved access request (weightgate request-access {repo_id})"
-            if opens:
-                text += f"; it opens to everyone at {opens.isoformat()}"
-            out.append(errors.ClosedReason(name, Reason.GRANT_REQUIRED, opens, text))
-        elif opens is not None:
-            text = f"{name} is under embargo until {opens.isoformat()}"
-            out.append(errors.ClosedReason(name, Reason.EMBARGOED, opens, text))
+            if until:
+                text += f"; it opens to everyone at {stamp(until)}"
+        elif decision.reason == Reason.EMBARGOED and until is not None:
+            text = f"{name} is under embargo until {stamp(until)}"
         else:
             text = (
-                f"{name} is not open to your access tier ({clearance.value}) and no date is "
-                "set for it to open to you"
+                f"{name} is not open to your access tier ({target.clearance.value}): "
+                "nothing scheduled opens it to you"
             )
-            out.append(errors.ClosedReason(name, Reason.NOT_OPEN_TO_YOU, None, text))
+        out.append(errors.ClosedReason(name, decision.reason, until, text))
     return out
 
 
@@ -219,7 +228,7 @@ class TreeListing:
 
 def _unknown_path(target: HfRelease, path: str) -> AppError:
     """The answer for a path the caller may not download now, missing or not: decided by
-    the release alone (app/disclosure.py). A release with a component closed to the caller
+    the release alone (app/policy/disclosure.py). A release with a component closed to the caller
     is gated as a whole, as huggingface.co gates a repository: GatedRepo, saying how it
     opens. Otherwise the path is not there."""
     if target.closed():
@@ -294,7 +303,7 @@ def paths_info(
 ) -> list[schemas.TreeEntry]:
     """Of ``paths``, the files the caller may download now and the directories holding some,
     in the order asked (each once). None of them, in a release with something closed to the
-    caller: the release's GatedRepo, answered from the release alone (app/disclosure.py)."""
+    caller: the release's GatedRepo, answered from the release alone (app/policy/disclosure.py)."""
     files = facts([f for f in repo.files(session, target.release.id) if _disclosed(target, f)])
     by_path = {f.path: f for f in files}
     found: dict[str, schemas.TreeEntry] = {}

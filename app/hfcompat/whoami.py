@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from app.access import repository as access_repo
 from app.access.apikeys import api_key_by_value
-from app.access.auth import bearer_value
+from app.auth.dependencies import bearer_value
 from app.db import SessionDep
 from app.errors import Unauthorized, problems
 from app.hfcompat import errors
