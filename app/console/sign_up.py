@@ -33,7 +33,6 @@ from app.console.templating import render
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import AppError, Forbidden
-from app.models import User
 from app.quotas import service as quotas
 from app.settings import Settings
 
@@ -126,11 +125,9 @@ def sign_up(
         )
         page.headers.update(e.headers)  # Retry-After, when over the sign-up quota
         return page
-    row = session.get(User, user.id)
-    assert row is not None
     _, token = start_session(
         session,
-        user=row,
+        user=user,
         method="sign_up",
         policy=session_policy(settings),
         now=now,
@@ -138,7 +135,7 @@ def sign_up(
         ctx=ctx,
     )
     response = render(
-        request, "sign_up_done.html", {"key": key, "new_email": row.email}, as_signed_in=False
+        request, "sign_up_done.html", {"key": key, "new_email": user.email}, as_signed_in=False
     )
     set_session_cookie(response, settings, token)
     response.delete_cookie(SIGN_UP_COOKIE, path=COOKIE_PATH)
