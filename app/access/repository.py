@@ -171,16 +171,19 @@ def requests_page(
     status: str | None = None,
     model_id: int | None = None,
     user_id: int | None = None,
+    newest_first: bool = False,
 ) -> Sequence[Row[AccessRequest, str]]:
-    """Requests oldest first (an approval queue), each with the requester's email."""
+    """Requests oldest first (an approval queue), or newest first (a user's own history),
+    each with the requester's email; ``after`` is the last id of the previous page."""
+    order = AccessRequest.id.desc() if newest_first else AccessRequest.id
     q = (
         select(AccessRequest, User.email)
         .join(User, User.id == AccessRequest.user_id)
-        .order_by(AccessRequest.id)
+        .order_by(order)
         .limit(limit)
     )
     if after is not None:
-        q = q.where(AccessRequest.id > after)
+        q = q.where(AccessRequest.id < after if newest_first else AccessRequest.id > after)
     if status is not None:
         q = q.where(AccessRequest.status == status)
     if model_id is not None:

@@ -103,11 +103,14 @@ def catalogue(
     )
 
 
-def my_requests(session: Session, user_id: int, model_id: int) -> list[AccessRequestOut]:
+def my_requests(
+    session: Session, user_id: int, *, model_id: int | None = None, limit: int = 50
+) -> list[AccessRequestOut]:
+    """The user's latest requests (for one model, or all), newest first."""
     rows = access_repo.requests_page(
-        session, after=None, limit=100, user_id=user_id, model_id=model_id
+        session, after=None, limit=limit, user_id=user_id, model_id=model_id, newest_first=True
     )
-    names = access_repo.model_names(session, [model_id])
+    names = access_repo.model_names(session, {r.model_id for r, _ in rows})
     return [
         requests_service.request_out(r, model=names.get(r.model_id, ""), email=email)
         for r, email in rows
@@ -152,7 +155,7 @@ def model_view(
     except NotFound as e:
         if version:  # an unknown (or unannounced) version: the same 404 as any other
             raise page_not_found() from e
-    requests = my_requests(session, found.user.id, model.id)
+    requests = my_requests(session, found.user.id, model_id=model.id)
     return render(
         request,
         "model_view.html",
@@ -161,8 +164,8 @@ def model_view(
             "clearance": clearance.value,
             "releases": _release_versions(session, principal, model, now),
             "manifest": seen,
-            "requests": list(reversed(requests)),
-            "latest_request": requests[-1] if requests else None,
+            "requests": requests,
+            "latest_request": requests[0] if requests else None,
             "may_request": clearance == Tier.OPEN
             and not any(r.status == "pending" for r in requests),
         },
@@ -259,12 +262,7 @@ def my_access(request: Request, found: Signed, session: SessionDep, clock: Clock
     """The user's requests (status, reason) and grants (what each opens, and when)."""
     now = clock.now()
     principal = principal_of(found)
-    rows = access_repo.requests_page(session, after=None, limit=200, user_id=found.user.id)
-    names = access_repo.model_names(session, [r.model_id for r, _ in rows])
-    requests = [
-        requests_service.request_out(r, model=names.get(r.model_id, ""), email=email)
-        for r, email in rows
-    ]
+    requests = my_requests(session, found.user.id, limit=200)
     grants = [
         grants_service.my_grant_out(session, principal, g, m, now=now)
         for g, m in access_repo.user_grants_page(session, found.user.id, after=None, limit=200)
@@ -272,5 +270,5 @@ def my_access(request: Request, found: Signed, session: SessionDep, clock: Clock
     return render(
         request,
         "my_access.html",
-        {"requests": list(reversed(requests)), "grants": list(reversed(grants))},
+        {"requests": requests, "grants": list(reversed(grants))},
     )

@@ -17,6 +17,7 @@ client needs travels in headers. The bodies stay our problem+json with a stable 
                                                   gated as a whole, like a gated repository
     Embargoed          HfHubHTTPError (403)       the same, when what is closed opens on a
                                                   date (the grant is there, or would not help)
+    Held               HfHubHTTPError (403)       the same, when a hold keeps it closed
     NotOpenToYou       HfHubHTTPError (403)       the same, when nothing scheduled opens it
 
 A 401 carries ``X-Error-Message: Invalid credentials in Authorization header``: that exact text
@@ -101,6 +102,7 @@ def gated(
     - something would open with an access grant → ``access_grant_required``, ``GatedRepo``
       (the client says "requires approval", which is then what to do);
     - else something opens on a known date → ``embargoed`` with ``until`` (the soonest);
+    - else something waits for a held schedule → ``component_held``;
     - else ``not_open_to_you``.
 
     Only the first is a ``GatedRepo``: ``hf`` prints "requires approval" for that code and
@@ -122,6 +124,8 @@ def gated(
     dated = [r.opens for r in reasons if r.reason == Reason.EMBARGOED and r.opens]
     if dated:
         return refusal(Reason.EMBARGOED, detail, hub=True, until=min(dated), components=body)
+    if Reason.HELD in kinds:
+        return refusal(Reason.HELD, detail, hub=True, components=body)
     return refusal(Reason.NOT_OPEN_TO_YOU, detail, hub=True, components=body)
 
 

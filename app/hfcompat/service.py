@@ -153,6 +153,12 @@ def closed_reasons(target: HfRelease) -> list[errors.ClosedReason]:
                 text += f"; it opens to everyone at {stamp(until)}"
         elif decision.reason == Reason.EMBARGOED and until is not None:
             text = f"{name} is under embargo until {stamp(until)}"
+        elif decision.reason == Reason.HELD:
+            # The hold's reason stays with admins (app/refusals.py: denial).
+            text = (
+                f"{name} is on hold: the stage that opens it to you waits for an "
+                "administrator to resume its schedule"
+            )
         else:
             text = (
                 f"{name} is not open to your access tier ({target.clearance.value}): "
