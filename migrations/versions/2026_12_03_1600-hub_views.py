@@ -2,8 +2,8 @@
 of its components, so that each keeps resolving (app/hfcompat/views.py)
 
 Revision ID: 7c3d9e1f5a20
-Revises: 7c0a51e3b8d2
-Create Date: 2026-12-03 15:00:00
+Revises: 2e60e263516a
+Create Date: 2026-12-03 16:00:00
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import app.models.base
 from alembic import op
 
 revision: str = '7c3d9e1f5a20'
-down_revision: str | None = '7c0a51e3b8d2'
+down_revision: str | None = '2e60e263516a'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
