@@ -9,6 +9,7 @@ from app.console import (
     download_pages,
     partner_pages,
     researcher_pages,
+    safety_pages,
     sign_in,
     sign_up,
     upcoming,
@@ -31,3 +32,4 @@ router.include_router(researcher_pages.router)
 router.include_router(download_pages.router)
 router.include_router(partner_pages.router)
 router.include_router(sign_up.router)
+router.include_router(safety_pages.router)
