@@ -13,14 +13,20 @@ from pydantic import ValidationError
 
 from app.console.researcher_pages import validation_message
 from app.console.security import PREFIX
-from app.console.session import CheckedForm, Signed, page_not_found, principal_of
+from app.console.session import (
+    AdminSession,
+    CheckedForm,
+    Signed,
+    page_not_found,
+    principal_of,
+)
 from app.console.templating import render
 from app.context import ClockDep, ContextDep
 from app.db import SessionDep
 from app.errors import AppError
 from app.ids import parse_row_id
-from app.safety import queue, reports, triage
-from app.safety.schemas import ReportHoldIn, ReportTriage, Severity
+from app.safety import policies, queue, reports, triage
+from app.safety.schemas import PolicyIn, ReportHoldIn, ReportTriage, Severity
 from app.safety.views import admin_views, reporter_views
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -223,3 +229,64 @@ def hold(
         )
 
     return _act(request, found, session, report_id, run)
+
+
+def _policy_page(
+    request: Request,
+    session: SessionDep,
+    namespace: str,
+    name: str,
+    *,
+    error: str = "",
+    status: int = 200,
+) -> Response:
+    model = queue.admin_model(session, namespace, name)
+    return render(
+        request,
+        "safety_policy.html",
+        {
+            "p": policies.policy_out(session, model),
+            "severities": [s.value for s in Severity],
+            "error": error,
+        },
+        status=status,
+    )
+
+
+@router.get("/models/{namespace}/{name}/safety-policy")
+def policy_page(
+    request: Request, namespace: str, name: str, admin: AdminSession, session: SessionDep
+) -> Response:
+    return _policy_page(request, session, namespace, name)
+
+
+@router.post("/models/{namespace}/{name}/safety-policy")
+def save_policy(
+    request: Request,
+    namespace: str,
+    name: str,
+    admin: AdminSession,
+    form: CheckedForm,
+    session: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> Response:
+    """The API's ``PUT .../safety-policy`` from a form: the same checks, the same effect
+    (turned on, it applies at once to the reports already open)."""
+    model = queue.admin_model(session, namespace, name)
+    try:
+        body = PolicyIn(
+            enabled=form.get("enabled") == "yes",
+            min_reporters=form.get("min_reporters", ""),
+            min_severity=form.get("min_severity", ""),
+            window_hours=form.get("window_hours", ""),
+        )
+        policies.set_policy(
+            session, model=model, body=body, actor=principal_of(admin), now=clock.now(), ctx=ctx
+        )
+    except ValidationError as e:
+        session.rollback()
+        return _policy_page(
+            request, session, namespace, name, error=validation_message(e), status=422
+        )
+    return RedirectResponse(f"{PREFIX}/models/{model.repo_id}/safety-policy", status_code=303)

@@ -105,3 +105,73 @@ def test_reporters_and_admins_in_the_console(
     assert "reproduced" in page.text
     assert "is held while this is reviewed" in page.text
     assert "by user:" not in page.text
+
+
+def test_upcoming_says_which_holds_the_safety_policy_placed(
+    client: TestClient,
+    db: Session,
+    clock: FixedClock,
+    admin_headers: dict[str, str],
+    admin_key: str,
+) -> None:
+    world: World = build_world(client, db, clock, admin_headers)
+    policy = {"enabled": True, "min_reporters": 1, "min_severity": "low", "window_hours": 300}
+    check(
+        client.put("/v1/models/acme/atlas-7b/safety-policy", json=policy, headers=admin_headers),
+        200,
+    )
+    file_report(world, world.partner(), components=["weights"])  # research opens in 10 days
+    sign_in(client, admin_key)
+    page = client.get("/console/upcoming").text
+    risk = page.split('id="risk-h"')[1].split('id="lifts-h"')[0]
+    assert "held by safety policy" in risk
+    assert "acme/atlas-7b@v1/weights" in risk
+
+
+def test_the_safety_policy_page(
+    client: TestClient,
+    db: Session,
+    clock: FixedClock,
+    admin_headers: dict[str, str],
+    admin_key: str,
+) -> None:
+    world: World = build_world(client, db, clock, admin_headers)
+    file_report(world, world.partner(), components=["weights"])
+    token = sign_in(client, admin_key)
+    url = "/console/models/acme/atlas-7b/safety-policy"
+    page = client.get(url)
+    assert page.status_code == 200
+    assert 'name="enabled" value="yes" id="enabled">' in page.text  # off by default
+    bad = client.post(
+        url,
+        data={
+            "csrf_token": token,
+            "enabled": "yes",
+            "min_reporters": "0",
+            "min_severity": "low",
+            "window_hours": "300",
+        },
+        headers={"Origin": ORIGIN},
+    )
+    assert bad.status_code == 422
+    assert "min_reporters" in bad.text
+    saved = client.post(
+        url,
+        data={
+            "csrf_token": token,
+            "enabled": "yes",
+            "min_reporters": "1",
+            "min_severity": "low",
+            "window_hours": "300",
+        },
+        headers={"Origin": ORIGIN},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    got = check(client.get("/v1/models/acme/atlas-7b/safety-policy", headers=admin_headers), 200)
+    assert (got["enabled"], got["min_reporters"], got["window_hours"]) == (True, 1, 300)
+    assert [h["component"] for h in got["holds"]] == ["weights"]  # applied to the open report
+    assert "no (resumed)" not in client.get(url).text
+    client.cookies.clear()
+    sign_in(client, key_of(world.researcher))
+    assert client.get(url).status_code == 404
