@@ -2,8 +2,8 @@
 revocation (app/models/signatures.py)
 
 Revision ID: 7c3d9e1f2a64
-Revises: 2e60e263516a
-Create Date: 2026-12-03 15:30:00
+Revises: 7c3d9e1f5a20
+Create Date: 2026-12-03 16:10:00
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '7c3d9e1f2a64'
-down_revision: str | None = '2e60e263516a'
+down_revision: str | None = '7c3d9e1f5a20'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
