@@ -32,7 +32,11 @@ def test_a_grant_changes_the_commit_and_the_old_one_still_names_what_it_held(
     user_id, headers = researcher
     before = check(client.get(f"{API}/revision/main", headers=headers), 200)["sha"]
     assert before == anonymous_view(mixed) != mixed.revision
-    assert listed(client, before, headers) == ["config.json", "tokenizer/tokenizer.json"]
+    assert listed(client, before, headers) == [
+        "config.json",
+        "signatures/config.sig",
+        "tokenizer/tokenizer.json",
+    ]
     # Handed out once, recorded once, whoever asks again.
     check(client.get(API), 200)
     rows = db.scalars(select(HubView).where(HubView.revision == before)).all()
@@ -44,13 +48,23 @@ def test_a_grant_changes_the_commit_and_the_old_one_still_names_what_it_held(
     assert listed(client, after, headers) == [
         "config.json",
         "model.safetensors",
+        "signatures/config.sig",
+        "signatures/weights.sig",
         "tokenizer/tokenizer.json",
     ]
     # The earlier commit keeps resolving and keeps naming the same files: it is immutable.
     old = check(client.get(f"{API}/revision/{before}", headers=headers), 200)
     assert old["sha"] == before
-    assert [s["rfilename"] for s in old["siblings"]] == ["config.json", "tokenizer/tokenizer.json"]
-    assert listed(client, before, headers) == ["config.json", "tokenizer/tokenizer.json"]
+    assert [s["rfilename"] for s in old["siblings"]] == [
+        "config.json",
+        "signatures/config.sig",
+        "tokenizer/tokenizer.json",
+    ]
+    assert listed(client, before, headers) == [
+        "config.json",
+        "signatures/config.sig",
+        "tokenizer/tokenizer.json",
+    ]
     r = client.head(f"/{MODEL}/resolve/{before}/model.safetensors", headers=headers)
     assert (r.status_code, r.headers["X-Error-Code"]) == (404, "EntryNotFound")
     r = client.head(f"/{MODEL}/resolve/{after}/model.safetensors", headers=headers)
@@ -126,5 +140,9 @@ def test_a_restriction_after_a_view_was_handed_out_refuses_it_whole(
     # the config still lists exactly what it held.
     r = client.get(f"{API}/tree/{mixed.revision}", params={"recursive": "true"})
     assert r.status_code == 403
-    assert listed(client, sha) == ["config.json", "tokenizer/tokenizer.json"]
+    assert listed(client, sha) == [
+        "config.json",
+        "signatures/config.sig",
+        "tokenizer/tokenizer.json",
+    ]
     assert check(client.get(API), 200)["sha"] == sha
