@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.console import catalogue_pages, sign_in, upcoming
+from app.console import (
+    access_queue,
+    audit_page,
+    catalogue_pages,
+    model_settings,
+    schedule_actions,
+    sign_in,
+    upcoming,
+)
 from app.console.assets import serve_asset
 from app.console.security import PREFIX
 
@@ -19,3 +27,7 @@ async def static(request: Request, name: str) -> Response:
 router.include_router(sign_in.router)
 router.include_router(upcoming.router)
 router.include_router(catalogue_pages.router)
+router.include_router(schedule_actions.router)
+router.include_router(audit_page.router)
+router.include_router(access_queue.router)
+router.include_router(model_settings.router)
