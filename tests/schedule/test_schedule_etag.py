@@ -22,7 +22,8 @@ def test_a_change_against_an_old_version_is_refused(
     )
     first = client.get(SCHEDULE, headers=admin_headers)
     etag = first.headers["etag"]
-    assert etag.startswith('"') and etag.endswith('"')
+    assert etag.startswith('"')
+    assert etag.endswith('"')
     clock.advance(hours=1)
     # Time passing is not a change.
     assert client.get(SCHEDULE, headers=admin_headers).headers["etag"] == etag
@@ -44,7 +45,8 @@ def test_a_change_against_an_old_version_is_refused(
     assert "changed by someone else" in body["detail"]
     assert stale.headers["etag"] == held.headers["etag"]
     now = check(client.get(SCHEDULE, headers=admin_headers), 200)
-    assert now["held"] is True and now["restricted_tier"] is None
+    assert now["held"] is True
+    assert now["restricted_tier"] is None
     # With the current version (or none, or *), the change goes through.
     ok = client.post(
         SCHEDULE + "/resume",
