@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Path, Query
 from pydantic import Field
 
-MAX_ROW_ID = 2**31 - 1
+MAX_ROW_ID = 2**31 - 1  # also in app.policy.principals, which may import nothing of the web
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="row id")]
 IdQuery = Annotated[int, Query(ge=1, le=MAX_ROW_ID, description="row id")]

@@ -8,19 +8,24 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.orm import Session
 
 from app import __version__, api_schema
+from app.access.apikeys import api_key_principal
 from app.access.router import router as access_router
 from app.apidocs import mount_api_docs
 from app.audit.router import router as audit_router
+from app.auth.dependencies import Authenticators
 from app.catalogue.router import router as catalogue_router
 from app.clock import Clock, SystemClock
 from app.console.problems import render_problem
 from app.console.router import router as console_router
 from app.console.security import ConsoleHeaders
+from app.context import RequestContext
 from app.db import make_engine, make_sessionmaker
 from app.delivery.fast_path import DownloadFastPath
 from app.delivery.router import router as delivery_router
@@ -34,11 +39,14 @@ from app.observability.middleware import RequestObservability
 from app.observability.probe import make_probe_engine, ping
 from app.observability.readiness import Readiness
 from app.observability.router import router as ops_router
+from app.policy.principals import Principal
+from app.schedule.claimer import due_stages_query
 from app.schedule.loop import SqliteSchedulerLock, run_scheduler
 from app.schedule.router import router as schedule_router
 from app.settings import Settings, get_settings
 from app.storage import ObjectStore, open_store
 from app.tokens.keys import load_key_set
+from app.tokens.partner_auth import authenticate_partner_token
 from app.tokens.router import router as tokens_router
 from app.webhooks.router import router as webhooks_router
 from app.webhooks.worker import DeliveryWorker
@@ -96,7 +104,10 @@ def create_app(
     )
 
     app.state.probe_engine = make_probe_engine(engine.url)
-    app.state.database_metrics = DatabaseCollector(app.state.probe_engine, app.state.clock.now)
+    app.state.database_metrics = DatabaseCollector(
+        app.state.probe_engine, app.state.clock.now, due_stages=due_stages_query
+    )
+    app.state.authenticators = _authenticators(app)
     # Read through app.state at check time: tests swap the store and the probe engine.
     app.state.readiness = Readiness(
         {
@@ -133,6 +144,20 @@ def create_app(
     # Last: its /{namespace}/{name}/resolve/... paths are the most generic.
     app.include_router(hf_router)
     return app
+
+
+def _authenticators(app: FastAPI) -> Authenticators:
+    """How :mod:`app.auth` checks credentials: API keys by the access domain, partner access
+    tokens by the tokens domain (with the settings and keys the app holds at call time)."""
+
+    def partner_token(
+        session: Session, value: str, *, now: datetime, ctx: RequestContext
+    ) -> Principal:
+        return authenticate_partner_token(
+            session, value, now=now, settings=app.state.settings, keys=app.state.keys, ctx=ctx
+        )
+
+    return Authenticators(api_key=api_key_principal, partner_token=partner_token)
 
 
 def _count_denial(exc: AppError) -> None:

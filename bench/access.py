@@ -36,7 +36,6 @@ from sqlalchemy import Engine, event, insert, select  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from app.access.apikeys import authenticate_api_key, create_api_key  # noqa: E402
-from app.access.principals import ANONYMOUS, Principal  # noqa: E402
 from app.catalogue.service import manifest  # noqa: E402
 from app.db import make_engine, make_sessionmaker  # noqa: E402
 from app.main import create_app  # noqa: E402
@@ -52,6 +51,7 @@ from app.models import (  # noqa: E402
     StoredObject,
     User,
 )
+from app.policy.principals import ANONYMOUS, Principal  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.storage.filesystem import FilesystemStore  # noqa: E402
 from bench.results import write_section  # noqa: E402

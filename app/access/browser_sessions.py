@@ -38,6 +38,7 @@ class SessionUser:
     email: str
     name: str
     role: str
+    partner_id: int | None = None  # the partner organisation they work for (partner pages)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,11 @@ def signed_in(
     if now - row.last_seen_at >= _TOUCH_EVERY:
         row.last_seen_at = now
         session.flush()
-    return SignedIn(row.id, row.csrf_token, SessionUser(user.id, user.email, user.name, user.role))
+    return SignedIn(
+        row.id,
+        row.csrf_token,
+        SessionUser(user.id, user.email, user.name, user.role, user.partner_id),
+    )
 
 
 def end_session(

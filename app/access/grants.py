@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.access import repository as repo
-from app.access.principals import Principal
 from app.access.schemas import GrantOut, MyGrantOut, UserRef
+from app.catalogue.service import manifest
 from app.context import RequestContext
 from app.errors import NotFound
 from app.ids import parse_row_id
 from app.models import Grant, Model, User
-from app.tokens.revocation import revoke_tokens
+from app.policy.principals import Principal
+from app.revocation.service import revoke_tokens
 from app.webhooks.outbox import enqueue_event
 
 
@@ -39,9 +40,6 @@ def my_grant_out(
 ) -> MyGrantOut:
     """A grant of the caller's and what it opens, from the latest release's manifest as the
     caller sees it now (none when no release is announced to them)."""
-    # Imported here: the catalogue depends on access, not the other way round.
-    from app.catalogue.service import manifest
-
     try:
         seen = manifest(
             session,

@@ -6,13 +6,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.access import partner_users
-from app.access.auth import UserDep
 from app.access.schemas import (
     PartnerActivityOut,
     PartnerSelfOut,
     PartnerWithSecret,
     SecretRotation,
 )
+from app.auth.dependencies import UserDep
 from app.context import ClockDep, ContextDep
 from app.db import SessionDep
 from app.errors import problems

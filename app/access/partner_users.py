@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from app.access import partners
 from app.access import repository as repo
-from app.access.principals import Principal
 from app.access.schemas import PartnerPatch, PartnerSelfOut
 from app.audit import repository as audit_repo
 from app.context import RequestContext
 from app.errors import Forbidden, NotFound
 from app.models import AuditEvent, Partner
+from app.policy.principals import Principal
 
 
 def partner_of(session: Session, principal: Principal, *, for_update: bool = False) -> Partner:

@@ -23,13 +23,13 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.access import repository as repo
 from app.access.identities import clean_name
-from app.access.principals import Principal
 from app.access.schemas import AgreementIn, AgreementOut, PartnerCreate, PartnerOut, PartnerPatch
 from app.catalogue.names import split_model_id
 from app.context import RequestContext
 from app.errors import Conflict, NotFound, Unprocessable
 from app.models import Partner, PartnerAgreement
-from app.tokens.revocation import revoke_tokens
+from app.policy.principals import Principal
+from app.revocation.service import revoke_tokens
 
 SECRET_PREFIX = "wgp_"  # noqa: S105 - a public prefix for secret scanners, not a secret
 CLIENT_ID_PREFIX = "wgc_"

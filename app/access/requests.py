@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.access import repository as repo
-from app.access.principals import Principal
 from app.access.schemas import (
     AccessRequestCreate,
     AccessRequestOut,
@@ -26,10 +25,11 @@ from app.access.schemas import (
     BulkSkipped,
     UserRef,
 )
-from app.access.tiers import Tier
 from app.context import RequestContext
 from app.errors import Conflict, NotFound, Unprocessable
 from app.models import AccessRequest, Model
+from app.policy.principals import Principal
+from app.policy.tiers import Tier
 from app.webhooks.outbox import enqueue_event
 
 MAX_ANSWER_CHARS = 2000

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 from app.access import grants as grants_service
 from app.access import repository as repo
 from app.access import requests as requests_service
-from app.access.auth import AdminDep, UserDep
 from app.access.schemas import (
     AccessRequestCreate,
     AccessRequestOut,
@@ -21,6 +20,7 @@ from app.access.schemas import (
     GrantOut,
     MyGrantOut,
 )
+from app.auth.dependencies import AdminDep, UserDep
 from app.catalogue import repository as catalogue_repo
 from app.catalogue.names import split_model_id
 from app.catalogue.visibility import model_not_found, visible_model

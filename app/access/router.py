@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from app.access import apikeys, partners, users
 from app.access import repository as repo
-from app.access.auth import AdminDep, AuthenticatedDep, UserDep
 from app.access.partner_router import router as partner_router
 from app.access.requests_router import router as requests_router
 from app.access.schemas import (
@@ -34,6 +33,7 @@ from app.access.schemas import (
     UserOut,
     UserPatch,
 )
+from app.auth.dependencies import AdminDep, AuthenticatedDep, UserDep
 from app.clock import Clock
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
@@ -41,7 +41,7 @@ from app.errors import NotFound, Unauthorized, problems
 from app.ids import IdPath
 from app.models import ApiKey, Partner, User
 from app.pagination import Page, PageDep, encode_cursor
-from app.tokens import quotas
+from app.quotas import service as quotas
 
 router = APIRouter(tags=["access"])
 router.include_router(requests_router)

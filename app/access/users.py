@@ -17,8 +17,8 @@ from app.access.schemas import UserPatch
 from app.context import RequestContext
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.models import Partner, User
-from app.tokens import quotas
-from app.tokens.revocation import revoke_tokens
+from app.quotas import service as quotas
+from app.revocation.service import revoke_tokens
 
 ROLES = ("admin", "researcher")
 

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.access.auth import AdminDep
 from app.audit import repository as repo
 from app.audit.schemas import AuditEventOut, ChainVerification
 from app.audit.verify import Anchor, verify_chain
+from app.auth.dependencies import AdminDep
 from app.db import SessionDep
 from app.errors import Unprocessable, problems
 from app.ids import MAX_ROW_ID

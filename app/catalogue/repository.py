@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import Component, Model, Release, ReleaseFile, Stage, StoredObject
@@ -14,10 +14,22 @@ def model_by_id(session: Session, namespace: str, name: str) -> Model | None:
     return session.scalar(select(Model).where(Model.namespace == namespace, Model.name == name))
 
 
-def models_page(session: Session, *, after: int | None, limit: int) -> Sequence[Model]:
+def models_page(
+    session: Session, *, after: int | None, limit: int, search: str | None = None
+) -> Sequence[Model]:
+    """Models in id order; ``search``: only those whose id or display name contains it
+    (any case)."""
     q = select(Model).order_by(Model.id).limit(limit)
     if after is not None:
         q = q.where(Model.id > after)
+    if search:
+        needle = search.lower()
+        q = q.where(
+            or_(
+                func.lower(Model.namespace + "/" + Model.name).contains(needle, autoescape=True),
+                func.lower(Model.display_name).contains(needle, autoescape=True),
+            )
+        )
     return session.scalars(q).all()
 
 

@@ -9,11 +9,9 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.access.auth import AdminDep, PrincipalDep
-from app.access.principals import Principal
-from app.access.tiers import Tier
+from app.auth.dependencies import AdminDep, PrincipalDep
+from app.catalogue import listing, schemas, service, uploads
 from app.catalogue import repository as repo
-from app.catalogue import schemas, service, uploads
 from app.catalogue.names import check_model_id, routed_file_path
 from app.catalogue.service import require_release
 from app.catalogue.visibility import (
@@ -22,7 +20,6 @@ from app.catalogue.visibility import (
     model_not_found,
     view_components,
     visible_model,
-    visible_models,
     visible_release,
 )
 from app.context import ClockDep, ContextDep, SettingsDep
@@ -30,6 +27,8 @@ from app.db import SessionDep
 from app.errors import PayloadTooLarge, problems
 from app.models import Component, Model, Release
 from app.pagination import Page, PageDep, encode_cursor
+from app.policy.principals import Principal
+from app.policy.tiers import Tier
 
 router = APIRouter(prefix="/v1/models", tags=["catalogue"])
 MODEL = "/{namespace}/{name}"
@@ -94,32 +93,23 @@ def create_model(
 
 @router.get("", responses=problems(401, 422))
 def list_models(
-    session: SessionDep, principal: PrincipalDep, clock: ClockDep, page: PageDep
+    session: SessionDep,
+    principal: PrincipalDep,
+    clock: ClockDep,
+    page: PageDep,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="only models whose id or display name contains it"),
+    ] = None,
 ) -> Page[schemas.ModelOut]:
     """Models the caller may know about, oldest first."""
-    now = clock.now()
-    items: list[schemas.ModelOut] = []
-    after = page.after
-    # Hidden models are skipped, so keep reading pages until this one is full.
-    while len(items) < page.limit:
-        batch = repo.models_page(session, after=after, limit=page.limit)
-        if not batch:
-            after = None
-            break
-        visible = visible_models(session, principal, batch, now=now)
-        latest = latest_visible_releases(session, principal, batch, now=now)
-        for m in batch:
-            after = m.id
-            clearance = visible.get(m.id)
-            if clearance is None:
-                continue
-            items.append(model_out(m, latest.get(m.id), clearance))
-            if len(items) == page.limit:
-                break
-        if len(batch) < page.limit and (not batch or after == batch[-1].id):
-            after = None
-            break
-    return Page(items=items, next_cursor=encode_cursor(after) if after is not None else None)
+    items, after = listing.visible_models_page(
+        session, principal, after=page.after, limit=page.limit, now=clock.now(), search=q
+    )
+    return Page(
+        items=[model_out(x.model, x.latest, x.clearance) for x in items],
+        next_cursor=encode_cursor(after) if after is not None else None,
+    )
 
 
 @router.get(MODEL, responses=problems(401, 404))

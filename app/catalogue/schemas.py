@@ -7,9 +7,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.access.tiers import Tier
-from app.inputs import StrictInput
-from app.schedule.schemas import StageIn
+from app.inputs import StrictInput, When, instant
+from app.policy.tiers import Tier
+
+
+class StageIn(StrictInput):
+    tier: Tier
+    at: When
+
+    def resolve(self, now: datetime) -> tuple[Tier, datetime]:
+        """The stage with a relative ``at`` fixed at ``now``, the instant of the call."""
+        return self.tier, instant(self.at, now=now)
 
 
 class RequestField(StrictInput):

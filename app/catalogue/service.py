@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,17 +12,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.access.principals import Principal
-from app.access.tiers import Tier, may_download
 from app.catalogue import repository as repo
 from app.catalogue import schemas
 from app.catalogue.names import check_component, check_version, split_model_id
 from app.catalogue.visibility import ComponentView, visible_model_release
 from app.context import RequestContext
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, Unprocessable
 from app.models import Component, Model, Release, ReleaseFile, Stage
-from app.schedule.evaluate import opens_to
-from app.schedule.rules import check_stages
+from app.policy.principals import Principal
+from app.policy.schedule import opens_to
+from app.policy.stages import InvalidSchedule, check_stages
+from app.policy.tiers import Tier, may_download
 
 # audit_events.target_id is 256 characters; a model id, version and 1 KiB path are not.
 AUDIT_TARGET_MAX = 256
@@ -201,7 +202,7 @@ def create_component(
     require_draft(model, rel)
     check_component(body.name)
     stages = [s.resolve(now) for s in body.schedule]
-    check_stages(stages)
+    check_schedule(stages)
     if repo.component(session, rel.id, body.name) is not None:
         raise Conflict(
             f"component {body.name} already exists in {rel.version}", code="component_exists"
@@ -367,3 +368,16 @@ def manifest(
         files=files,
         components=comps,
     )
+
+
+def check_schedule(
+    stages: Sequence[tuple[Tier, datetime]],
+    *,
+    after: Tier = Tier.INTERNAL,
+    not_before: datetime | None = None,
+) -> None:
+    """:func:`app.policy.stages.check_stages`, a broken rule answered as a 422."""
+    try:
+        check_stages(stages, after=after, not_before=not_before)
+    except InvalidSchedule as err:
+        raise Unprocessable(str(err), code=err.code) from err

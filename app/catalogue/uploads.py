@@ -19,7 +19,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from app import audit
-from app.access.principals import Principal
 from app.catalogue import collect
 from app.catalogue import repository as repo
 from app.catalogue.names import MAX_PATH_BYTES, check_component, check_file_path
@@ -35,6 +34,7 @@ from app.errors import (
     Unprocessable,
 )
 from app.models import Component, Model, Release, ReleaseFile, StoredObject
+from app.policy.principals import Principal
 from app.settings import Settings
 from app.storage import HashMismatch, ObjectStore, StorageError, StoredBlob, TooLarge
 from app.storage.base import SHA256_RE

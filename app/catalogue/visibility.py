@@ -21,14 +21,14 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.access.principals import Principal
-from app.access.rule import clearance_for, clearances_for
-from app.access.tiers import Tier, may_download
+from app.auth.holdings import clearance_for, clearances_for
 from app.catalogue import repository as repo
-from app.disclosure import Reason, refusal
 from app.errors import AppError
 from app.models import Component, Model, Release, Stage
-from app.schedule.evaluate import ScheduleState, effective_tier, next_stage, opens_to
+from app.policy.principals import Principal
+from app.policy.schedule import ScheduleState, effective_tier, next_stage, opens_to
+from app.policy.tiers import Tier, may_download
+from app.refusals import Reason, refusal
 
 
 @dataclass(frozen=True)

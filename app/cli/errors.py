@@ -102,7 +102,8 @@ def from_problem(status: int, body: dict[str, Any], *, what: str) -> CliError:
     if status == 401:
         return AuthError(message, code=code)
     if status == 403:
-        if code == "embargoed":
+        # Closed by the schedule, with its date or with none (the server's app/refusals.py).
+        if code in ("embargoed", "not_open_to_you"):
             return EmbargoError(message, until=parse_time(body.get("until")), code=code)
         return AuthError(message, code=code)
     if status == 404:

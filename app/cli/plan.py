@@ -92,7 +92,10 @@ class Plan:
         if all(c.grant_would_open for c in self.closed):
             return AuthError(message, code="access_grant_required")
         dates = [c.opens_to_you_at for c in self.closed if c.opens_to_you_at]
-        return EmbargoError(message, until=min(dates) if dates else None, code="embargoed")
+        if not dates:
+            # The server's code for "nothing scheduled opens it to you" (app/policy/decision.py).
+            return EmbargoError(message, until=None, code="not_open_to_you")
+        return EmbargoError(message, until=min(dates), code="embargoed")
 
 
 def manifest_path(target: Target) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from app.when import WhenError, format_utc, parse_offset, resolve
 
-# The tier ladder, most restricted first (the server's app.access.tiers; repeated here
+# The tier ladder, most restricted first (the server's app.policy.tiers; repeated here
 # because the client never imports server modules).
 TIERS = ("internal", "partner", "research", "open")
 

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from app.access.tiers import LADDER, Tier
 from app.catalogue import repository as catalogue_repo
 from app.catalogue.router import admin_model, model_out, release_out
 from app.catalogue.service import require_release
@@ -22,6 +21,7 @@ from app.context import ClockDep
 from app.db import SessionDep
 from app.models import Model, Release
 from app.pagination import decode_cursor, encode_cursor
+from app.policy.tiers import LADDER, Tier
 from app.schedule.service import Target, schedule_out, schedule_version
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)

@@ -8,9 +8,13 @@ from app.console import (
     access_queue,
     audit_page,
     catalogue_pages,
+    download_pages,
     model_settings,
+    partner_pages,
+    researcher_pages,
     schedule_actions,
     sign_in,
+    sign_up,
     upcoming,
 )
 from app.console.assets import serve_asset
@@ -31,3 +35,7 @@ router.include_router(schedule_actions.router)
 router.include_router(audit_page.router)
 router.include_router(access_queue.router)
 router.include_router(model_settings.router)
+router.include_router(researcher_pages.router)
+router.include_router(download_pages.router)
+router.include_router(partner_pages.router)
+router.include_router(sign_up.router)

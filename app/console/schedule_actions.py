@@ -20,7 +20,6 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from app.access import repository as access_repo
-from app.access.tiers import Tier
 from app.console.catalogue_pages import render_release
 from app.console.security import PREFIX
 from app.console.session import AdminSession, CheckedForm, form_list, principal_of
@@ -28,6 +27,7 @@ from app.console.templating import render
 from app.context import ClockDep, ContextDep
 from app.db import SessionDep
 from app.errors import AppError, Unprocessable
+from app.policy.tiers import Tier
 from app.schedule import repository as schedule_repo
 from app.schedule import service
 from app.schedule.schemas import HoldIn, LiftIn, RestrictIn, ResumeIn, ScheduleIn

@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 
 from app.access.browser_sessions import SessionPolicy, SignedIn, signed_in
-from app.access.principals import Principal
 from app.console.security import CSRF_FIELD, CSRF_HEADER, check_csrf, check_origin
 from app.context import ClockDep, SettingsDep
 from app.db import SessionDep
 from app.errors import NotFound, Unauthorized
+from app.policy.principals import Principal
 from app.settings import Settings
 
 # The path every console cookie is scoped to: the API never sees them.

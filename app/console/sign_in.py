@@ -65,6 +65,7 @@ def sign_in_page(
             "next": next_path,
             "error": error,
             "oidc_enabled": getattr(settings, "oidc_enabled", False),
+            "open_registration": settings.open_registration,
         },
         status=status,
     )
@@ -158,7 +159,7 @@ def sign_out(
 def home(request: Request, found: Signed) -> Response:
     if found.user.role == "admin":
         return RedirectResponse(PREFIX + "/upcoming", status_code=303)
-    return render(request, "home.html")
+    return RedirectResponse(PREFIX + "/catalogue", status_code=303)
 
 
 @router.get("")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from markupsafe import Markup, escape
 
-from app.access.tiers import LADDER, Tier
+from app.policy.tiers import LADDER, Tier
 
 WIDTH, HEIGHT = 760, 104
 LEFT, RIGHT = 78, 16

@@ -35,9 +35,10 @@ import psycopg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app.access.rule import Holdings
 from app.audit.chain import GENESIS
 from app.audit.service import Head, insert_events_sql, rows_json
+from app.policy.clearance import Holdings
+from app.quotas import repository as quota_repo
 from app.tokens import repository as repo
 
 
@@ -252,15 +253,15 @@ ON CONFLICT DO NOTHING
 RETURNING json_build_array(last_id, last_hash)"""
 
 
-def _counters(amounts: Mapping[repo.Counter, int]) -> str:
+def _counters(amounts: Mapping[quota_repo.Counter, int]) -> str:
     return json.dumps(
         [{"key": k, "window_start": w.isoformat(), "amount": a} for (k, w), a in amounts.items()]
     )
 
 
 def lock(
-    session: Session, asked: Mapping[repo.Counter, int]
-) -> tuple[dict[repo.Counter, int], Head]:
+    session: Session, asked: Mapping[quota_repo.Counter, int]
+) -> tuple[dict[quota_repo.Counter, int], Head]:
     """Add the batch's charges to their counters and lock the audit head, in one statement:
     each counter's new total, and the head."""
     charged, head = one(session, _LOCK, {"asked": _counters(asked)})
@@ -300,8 +301,8 @@ RETURNING 1"""  # noqa: S608 (constants only; every value is a parameter)
 def write(
     session: Session,
     *,
-    refunds: Mapping[repo.Counter, int],
-    opened: Sequence[repo.Counter],
+    refunds: Mapping[quota_repo.Counter, int],
+    opened: Sequence[quota_repo.Counter],
     counts: Sequence[tuple[str, int, datetime]],
     files: Sequence[repo.FileUse],
     events: Sequence[dict[str, Any]],

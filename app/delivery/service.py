@@ -18,7 +18,7 @@ as if it had run alone, in arrival order. Re-checked at every redemption:
 5. ``max_uses`` (:mod:`app.tokens.uses`): a Range request for a path this token already
    started is a resume, and takes no use while the file's resumes stay within its size per
    use taken on it;
-6. the bytes-per-day quota (:class:`app.tokens.quotas.Ledger`).
+6. the bytes-per-day quota (:class:`app.quotas.service.Ledger`).
 
 Both count what an answer hands out: the bytes of the range it streams, or, for a redirect
 to a presigned URL (which can fetch the whole object, however often, until it expires), the
@@ -43,23 +43,27 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
-from app.access.principals import Principal
-from app.access.rule import Holdings, holdings
-from app.access.tiers import Tier
 from app.audit import NewEvent
+from app.auth.holdings import holdings
 from app.context import RequestContext
 from app.delivery import pg_batch
 from app.delivery.streaming import RangePlan, plan_range
-from app.disclosure import Reason, file_disclosure
-from app.disclosure import refusal as answer
 from app.errors import AppError, ServiceUnavailable, TokenInvalid
-from app.schedule.evaluate import ScheduleState, effective_tier
+from app.policy.clearance import Holdings, usable_clearance
+from app.policy.decision import Allowed, Reason, Refused, decide
+from app.policy.disclosure import file_disclosure
+from app.policy.principals import Principal, parse_subject
+from app.policy.schedule import ScheduleState, effective_tier
+from app.policy.tiers import Tier
+from app.quotas import repository as quota_repo
+from app.quotas import service as quotas
+from app.refusals import denial
+from app.refusals import refusal as answer
 from app.settings import Settings
-from app.tokens import events, quotas
+from app.tokens import events
 from app.tokens import repository as repo
-from app.tokens.claims import DownloadClaims, FileRequest, parse_subject
+from app.tokens.claims import DownloadClaims, FileRequest
 from app.tokens.codec import SignedButRefused
-from app.tokens.entitlement import refusal, usable_clearance
 from app.tokens.uses import FileKey, Progress, Use, Uses, limited
 from app.tokens.uses import started as started_files
 
@@ -247,7 +251,7 @@ def redeem_batch(
     if pg:
         totals, head = pg_batch.lock(session, asked)
     else:
-        totals = repo.add_to_counters(session, asked)
+        totals = quota_repo.add_to_counters(session, asked)
     ledger = quotas.Ledger(asked, totals)
     uses = Uses(facts.tokens, facts.started)
     results: list[Authorized | AppError] = []
@@ -461,19 +465,20 @@ def _with_token(
     holder = Principal(kind=kind, id=ident, role=t.user_role)
     clearance = usable_clearance(claims.tier, facts.held.clearance(holder, t.model_id, now))
     state = facts.state(f.component_id, f.held_at, f.restricted_tier)
-    denied = refusal(state, clearance=clearance, principal_kind=kind, now=now, what="this file")
+    decision = decide(holder, clearance=clearance, schedule=state, now=now)
     outside = claims.verify(now, replace(pinned, component=f.component_name))
     seen = file_disclosure(
-        downloadable=denied is None,
-        component_visible=clearance == Tier.INTERNAL or effective_tier(state, now) != Tier.INTERNAL,
+        downloadable=isinstance(decision, Allowed),
+        component_visible=clearance == Tier.INTERNAL or decision.tier != Tier.INTERNAL,
         covered_by_token=outside is None,
     )
     if seen == "not_found":
         raise _not_found(address)  # e.g. an internal file, probed with any token of the release
     if outside is not None:
         raise outside.error()  # a file the holder may download, with another token
-    if denied is not None:
-        raise denied  # closed since the token was issued: why, and until when
+    if isinstance(decision, Refused):
+        # Closed since the token was issued: why, and until when.
+        raise denial(decision, "this file", model=address.model)
     return _allowed(
         item,
         settings,

@@ -21,16 +21,13 @@ keeps the client from reporting a bad key as a missing repository.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from app.access.tiers import Tier
-from app.disclosure import Reason, header_safe, refusal
 from app.errors import AppError, Unauthorized
+from app.policy.decision import Reason
+from app.refusals import header_safe, refusal
 
 __all__ = [
     "INVALID_CREDENTIALS",
     "entry_not_found",
-    "gated",
     "header_safe",
     "repo_not_found",
     "revision_not_found",
@@ -53,35 +50,6 @@ def revision_not_found(repo_id: str, revision: str) -> AppError:
 def entry_not_found(repo_id: str, version: str, path: str, *, commit: str) -> AppError:
     detail = f"no file {path!r} in {repo_id}@{version}"
     return refusal(Reason.FILE_NOT_FOUND, detail, hub=True, commit=commit)
-
-
-def gated(
-    repo_id: str,
-    what: str,
-    *,
-    clearance: Tier,
-    tier: Tier,
-    opens_to_caller_at: datetime | None,
-) -> AppError:
-    """Why ``what`` (a release, or a component) is closed to the caller, as a GatedRepo error.
-
-    - it would open to the caller with an access grant → ``access_grant_required``;
-    - it opens to the caller's clearance on a known date → ``embargoed`` with ``until``;
-    - nothing scheduled opens it to the caller → ``not_open_to_you``.
-    """
-    when = f"; it opens to you at {opens_to_caller_at.isoformat()}" if opens_to_caller_at else ""
-    opens = opens_to_caller_at.isoformat() if opens_to_caller_at else None
-    if clearance == Tier.OPEN and tier == Tier.RESEARCH:
-        detail = (
-            f"{what} of {repo_id} needs an approved access request "
-            f"(weightgate request-access {repo_id}){when}"
-        )
-        return refusal(Reason.GRANT_REQUIRED, detail, hub=True, opens_to_you_at=opens)
-    if opens_to_caller_at is not None:
-        detail = f"{what} of {repo_id} is under embargo{when}"
-        return refusal(Reason.EMBARGOED, detail, hub=True, until=opens_to_caller_at)
-    detail = f"{what} of {repo_id} is not open to your access tier ({clearance.value})"
-    return refusal(Reason.NOT_OPEN_TO_YOU, detail, hub=True)
 
 
 def with_invalid_credentials(err: Unauthorized) -> Unauthorized:

@@ -21,8 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.access.auth import get_principal
-from app.access.principals import Principal
+from app.auth.dependencies import get_principal
 from app.context import ClockDep, RequestContext, get_context
 from app.db import SessionDep
 from app.delivery.router import delivery_mode, presign_cache, redeemer
@@ -33,9 +32,10 @@ from app.hfcompat import errors, schemas, service
 from app.hfcompat.service import HfRelease
 from app.models import ReleaseFile
 from app.pagination import decode_cursor, encode_cursor
+from app.policy.principals import Principal
+from app.quotas import service as quotas
 from app.settings import Settings
 from app.storage import ObjectStore
-from app.tokens import quotas
 
 router = APIRouter(tags=["huggingface"])
 API = "/api/models/{namespace}/{name}"

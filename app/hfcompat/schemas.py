@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from app.access.tiers import Tier
+from app.policy.tiers import Tier
 
 
 class SiblingLfs(BaseModel):

@@ -16,15 +16,17 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
-from app.access.principals import Principal
-from app.access.tiers import Tier
 from app.catalogue import repository as repo
 from app.catalogue.visibility import ComponentView, visible_model_release
-from app.disclosure import file_disclosure
 from app.errors import AppError, NotFound
 from app.hfcompat import errors, schemas
 from app.hfcompat.tree import FileFacts, file_entry, list_tree, normalise_dir, under
 from app.models import Model, Release, ReleaseFile
+from app.policy.decision import Reason, Refused, decide
+from app.policy.disclosure import file_disclosure
+from app.policy.principals import Principal
+from app.policy.tiers import Tier
+from app.refusals import denial
 
 MAIN = "main"
 
@@ -35,8 +37,10 @@ class HfRelease:
 
     model: Model
     release: Release
+    caller: Principal
     clearance: Tier
     views: dict[int, ComponentView]  # by component id
+    now: datetime
 
     @property
     def revision(self) -> str:
@@ -77,28 +81,23 @@ def open_release(
     # Drafts have no revision id yet, and the Hub client cannot work without one.
     if rel.status != "published" or rel.revision is None:
         raise errors.revision_not_found(repo_id, rev)
-    return HfRelease(model, rel, clearance, {v.component.id: v for v in views})
+    return HfRelease(model, rel, principal, clearance, {v.component.id: v for v in views}, now)
 
 
 def closed_error(target: HfRelease, what: str) -> AppError:
-    """A GatedRepo error naming the soonest-opening closed component, or a plain one."""
+    """A GatedRepo error for the soonest-opening closed component, in the policy's words."""
     closed = target.closed()
-    if not closed:
-        return errors.gated(
-            target.model.repo_id,
-            what,
-            clearance=target.clearance,
-            tier=Tier.INTERNAL,
-            opens_to_caller_at=None,
+    refused: Refused
+    if closed:
+        decision = decide(
+            target.caller, clearance=target.clearance, schedule=closed[0].state, now=target.now
         )
-    first = closed[0]
-    return errors.gated(
-        target.model.repo_id,
-        what,
-        clearance=target.clearance,
-        tier=first.tier,
-        opens_to_caller_at=first.opens_to_caller_at,
-    )
+        assert isinstance(decision, Refused)  # closed() holds what the caller may not take
+        refused = decision
+    else:
+        refused = Refused(Reason.NOT_OPEN_TO_YOU, Tier.INTERNAL, target.clearance)
+    repo_id = target.model.repo_id
+    return denial(refused, f"{what} of {repo_id}", model=repo_id, hub=True)
 
 
 def facts(files: Sequence[ReleaseFile]) -> list[FileFacts]:

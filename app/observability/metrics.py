@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -30,7 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
 
 from app.models import WebhookDelivery
 
@@ -123,9 +124,18 @@ def observe_scheduler_lag(seconds: float) -> None:
 class DatabaseCollector(Collector):
     """Gauges read from the database when Prometheus scrapes: what every replica shares."""
 
-    def __init__(self, engine: Engine, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        now: Callable[[], datetime],
+        *,
+        due_stages: Callable[[datetime, Select[Any]], Select[Any]],
+    ) -> None:
+        # ``due_stages`` is the scheduler's own query (app.schedule.claimer), passed in by
+        # create_app: the scheduler records its metrics here, so this module cannot import it.
         self._engine = engine
         self._now = now
+        self._due_stages = due_stages
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily(
@@ -158,9 +168,6 @@ class DatabaseCollector(Collector):
         )
 
     def _read(self) -> tuple[int, float, int]:
-        # Imported here: domain modules import this one, so it must not import them first.
-        from app.schedule.claimer import due_stages_query
-
         now = self._now()
         with self._engine.connect() as conn:
             backlog, oldest_at = conn.execute(
@@ -168,7 +175,7 @@ class DatabaseCollector(Collector):
                     WebhookDelivery.status == "pending"
                 )
             ).one()
-            due = conn.scalar(due_stages_query(now, select(func.count())))
+            due = conn.scalar(self._due_stages(now, select(func.count())))
         # min() keeps the column's type, so this is an aware UTC datetime on every backend.
         oldest = 0.0 if oldest_at is None else max(0.0, (now - oldest_at).total_seconds())
         return int(backlog), oldest, int(due or 0)

@@ -1,6 +1,6 @@
 """Recording embargo lifts exactly once, whichever replica's scheduler gets there first.
 
-Access never waits for this module: :func:`app.schedule.evaluate.effective_tier` opens a
+Access never waits for this module: :func:`app.policy.schedule.effective_tier` opens a
 component at the stage's exact second. What the claimer adds is the *record* of the lift
 (a :class:`Transition`, an ``embargo.lifted`` audit event, one outbox row per webhook
 subscription), written once across every replica:
@@ -35,10 +35,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app import audit
-from app.access.tiers import LADDER, Tier
 from app.audit import NewEvent
 from app.models import Component, Model, Release, Stage, Transition
-from app.schedule.evaluate import ScheduleState, effective_tier
+from app.policy.schedule import ScheduleState, effective_tier
+from app.policy.tiers import LADDER, Tier
 from app.webhooks.outbox import OutboxEvent, enqueue_events
 
 SCHEDULER_ACTOR = "system:scheduler"

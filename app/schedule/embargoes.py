@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.access.tiers import Tier
 from app.catalogue import repository as catalogue_repo
 from app.errors import Unprocessable
 from app.ids import MAX_ROW_ID
 from app.instants import to_instant
 from app.models import Component, Stage
 from app.pagination import encode_cursor
+from app.policy.schedule import ScheduleState, effective_tier, next_stage, scheduled_tier
+from app.policy.tiers import Tier
 from app.schedule import repository as repo
-from app.schedule.evaluate import ScheduleState, effective_tier, next_stage, scheduled_tier
 from app.schedule.schemas import EmbargoOut, HoldOut, NextStage
 from app.schedule.service import hold_state, stage_state, state_of
 

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy.orm import Session
 
-from app.access.auth import AdminDep
+from app.auth.dependencies import AdminDep
 from app.catalogue import repository as catalogue_repo
 from app.catalogue.names import split_model_id
 from app.catalogue.visibility import model_not_found

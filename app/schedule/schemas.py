@@ -7,20 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.access.tiers import Tier
-from app.inputs import StrictInput, When, instant
-from app.schedule.rules import MAX_STAGES
+from app.catalogue.schemas import StageIn
+from app.inputs import StrictInput
+from app.policy.stages import MAX_STAGES
+from app.policy.tiers import Tier
 
 StageStateName = Literal["past", "upcoming", "held", "capped"]
-
-
-class StageIn(StrictInput):
-    tier: Tier
-    at: When
-
-    def resolve(self, now: datetime) -> tuple[Tier, datetime]:
-        """The stage with a relative ``at`` fixed at ``now``, the instant of the call."""
-        return self.tier, instant(self.at, now=now)
 
 
 class ScheduleIn(StrictInput):

@@ -18,18 +18,18 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.access.principals import Principal
-from app.access.tiers import LADDER, Tier
 from app.catalogue import repository as catalogue_repo
+from app.catalogue.service import check_schedule
 from app.catalogue.visibility import model_not_found
 from app.context import RequestContext
 from app.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from app.models import Component, Model, Release, Stage, Transition
+from app.policy.principals import Principal
+from app.policy.schedule import ScheduleState, effective_tier, next_stage, scheduled_tier
+from app.policy.tiers import LADDER, Tier
+from app.revocation.service import revoke_tokens
 from app.schedule import repository as repo
-from app.schedule.evaluate import ScheduleState, effective_tier, next_stage, scheduled_tier
-from app.schedule.rules import check_stages
 from app.schedule.schemas import NextStage, ScheduleOut, StageOut, StageStateName
-from app.tokens.revocation import revoke_tokens
 from app.webhooks.outbox import enqueue_event
 
 
@@ -253,7 +253,7 @@ def reschedule(
     current = repo.stages(session, comp.id, for_update=True)
     before = snapshot(comp, current, now)
     wanted = [(Tier(t), at) for t, at in schedule]
-    check_stages(wanted)
+    check_schedule(wanted)
     keys = {(Tier(s.tier), s.at): s for s in current}
     kept = set(wanted)
     for stage in current:

@@ -13,27 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from app.access.tiers import Tier
 from app.errors import TokenInvalid
-from app.ids import MAX_ROW_ID
+from app.policy.principals import parse_subject
+from app.policy.tiers import Tier
 from app.tokens.codec import REGISTERED
 
 DOWNLOAD_AUDIENCE = "weightgate-download"
 API_AUDIENCE = "weightgate-api"
-_SUBJECT = re.compile(r"^(user|partner):([1-9][0-9]{0,9})$")
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _SCOPE_KEYS = frozenset({"model", "version", "revision", "components", "paths"})
 MAX_SCOPE_ITEMS = 256
-
-
-def parse_subject(sub: str) -> tuple[Literal["user", "partner"], int] | None:
-    """``user:12`` → ("user", 12); ``None`` for anything else, an id no row can have
-    included."""
-    m = _SUBJECT.match(sub)
-    if m is None or int(m.group(2)) > MAX_ROW_ID:
-        return None
-    kind: Literal["user", "partner"] = "user" if m.group(1) == "user" else "partner"
-    return kind, int(m.group(2))
 
 
 def _bad(detail: str) -> TokenInvalid:

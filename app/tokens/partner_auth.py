@@ -1,5 +1,5 @@
 """Partner access tokens: issued by ``POST /v1/oauth/token`` (client credentials), accepted as
-``Authorization: Bearer`` on API routes (:mod:`app.access.auth` calls
+``Authorization: Bearer`` on API routes (:mod:`app.auth.dependencies` calls
 :func:`authenticate_partner_token` for any bearer value that is not a ``wg_`` API key).
 
 They are JWTs of their own ``typ`` (``at+jwt``) and audience (``weightgate-api``), so a
@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.access.partners import verify_partner_secret
-from app.access.principals import Principal
 from app.context import RequestContext
 from app.errors import AppError, TokenInvalid, Unauthorized
 from app.models import IssuedToken
+from app.policy.principals import Principal
+from app.quotas import service as quotas
 from app.settings import Settings
-from app.tokens import codec, events, quotas
+from app.tokens import codec, events
 from app.tokens import repository as repo
 from app.tokens.claims import API_AUDIENCE, PartnerAccessClaims
 from app.tokens.keys import KeySet

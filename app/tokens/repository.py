@@ -9,13 +9,13 @@ redemption's statements are set-based: one per batch of downloads, whatever its 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,6 @@ from app.models import (
     IssuedToken,
     Model,
     Partner,
-    QuotaCounter,
     Release,
     ReleaseFile,
     Stage,
@@ -36,10 +35,6 @@ from app.models import (
 def add_token(session: Session, row: IssuedToken) -> None:
     session.add(row)
     session.flush()
-
-
-def token(session: Session, jti: str) -> IssuedToken | None:
-    return session.get(IssuedToken, jti)
 
 
 def tokens_of(
@@ -60,25 +55,6 @@ def partner_access(session: Session, jti: str) -> tuple[IssuedToken, Partner] | 
         .where(IssuedToken.jti == jti)
     ).one_or_none()
     return None if row is None else (row[0], row[1])
-
-
-def user(session: Session, user_id: int) -> User | None:
-    return session.get(User, user_id)
-
-
-def partner(session: Session, partner_id: int) -> Partner | None:
-    return session.get(Partner, partner_id)
-
-
-def revoke(session: Session, jti: str, *, now: datetime, reason: str) -> bool:
-    """Revoke one live token; ``False`` if it was already revoked."""
-    result = session.execute(
-        update(IssuedToken)
-        .where(IssuedToken.jti == jti, IssuedToken.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=reason[:200])
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -264,7 +240,7 @@ def set_file_uses(session: Session, files: Iterable[FileUse]) -> None:
         for f in files
     ]
     if params:
-        _core(session, _upserts(session.get_bind().dialect.name)[0], params)
+        _core(session, _start_upsert(session.get_bind().dialect.name), params)
 
 
 @dataclass(frozen=True)
@@ -310,8 +286,8 @@ def file_facts(
 
 
 @cache
-def _upserts(dialect: str) -> tuple[Any, Any]:
-    """(file start, counter charge) for one dialect, built once."""
+def _start_upsert(dialect: str) -> Any:
+    """The per-file start upsert for one dialect, built once."""
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # Only ever written under the token's row lock, from the values read under it.
     values = ins(TokenFileStart).values(
@@ -321,58 +297,7 @@ def _upserts(dialect: str) -> tuple[Any, Any]:
         uses=bindparam("b_uses"),
         resumed=bindparam("b_resumed"),
     )
-    start = values.on_conflict_do_update(
+    return values.on_conflict_do_update(
         index_elements=["jti", "path"],
         set_={"uses": values.excluded.uses, "resumed": values.excluded.resumed},
-    )
-    # Parameters named after the columns: SQLAlchemy then sends many rows in one statement
-    # ("insertmanyvalues") and hands back their RETURNING rows in parameter order.
-    counter = ins(QuotaCounter)
-    charge = counter.on_conflict_do_update(
-        index_elements=["key", "window_start"],
-        set_={"amount": QuotaCounter.amount + counter.excluded.amount},
-    ).returning(QuotaCounter.amount, sort_by_parameter_order=True)
-    return start, charge
-
-
-Counter = tuple[str, datetime]  # (key, window start)
-
-
-def add_to_counters(session: Session, amounts: Mapping[Counter, int]) -> dict[Counter, int]:
-    """Add to many fixed-window counters, in one round trip; each window's new total.
-
-    Rows are written in key order, so concurrent batches lock them in the same order.
-    """
-    if not amounts:
-        return {}
-    ordered = sorted(amounts.items())
-    params = [{"key": k, "window_start": w, "amount": a} for (k, w), a in ordered]
-    stmt = _upserts(session.get_bind().dialect.name)[1]
-    totals = _core(session, stmt, params).scalars().all()
-    return {counter: int(total) for (counter, _), total in zip(ordered, totals, strict=True)}
-
-
-_REFUND = (
-    update(QuotaCounter)
-    .where(QuotaCounter.key == bindparam("b_key"), QuotaCounter.window_start == bindparam("b_w"))
-    .values(amount=QuotaCounter.amount - bindparam("b_amount"))
-    .execution_options(synchronize_session=False)
-)
-
-
-def add_to_counter(session: Session, key: str, window_start: datetime, amount: int) -> int:
-    """Add ``amount`` to one fixed-window counter; the window's new total."""
-    return add_to_counters(session, {(key, window_start): amount})[(key, window_start)]
-
-
-def take_from_counters(session: Session, amounts: Mapping[Counter, int]) -> None:
-    """Undo part of :func:`add_to_counters` (charges refused after all) in this transaction."""
-    params = [{"b_key": k, "b_w": w, "b_amount": a} for (k, w), a in amounts.items() if a]
-    if params:
-        _core(session, _REFUND, params)
-
-
-def drop_old_windows(session: Session, key: str, before: datetime) -> None:
-    session.execute(
-        delete(QuotaCounter).where(QuotaCounter.key == key, QuotaCounter.window_start < before)
     )

@@ -12,12 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.access.auth import AdminDep, AuthenticatedDep
+from app.auth.dependencies import AdminDep, AuthenticatedDep
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import BadRequest, PayloadTooLarge, problems
 from app.models import IssuedToken
-from app.tokens import revocation, schemas, service
+from app.revocation import service as revocation
+from app.tokens import schemas, service
 from app.tokens.keys import KeysDep
 from app.tokens.partner_auth import invalid_client, issue_partner_access_token
 
@@ -134,6 +135,21 @@ async def oauth_token(
     )
 
 
+def token_out(issued: service.IssuedDownload) -> schemas.TokenOut:
+    """The answer to an issued download token (the console shows the same)."""
+    c = issued.claims
+    return schemas.TokenOut(
+        token=issued.token,
+        jti=c.jti,
+        issued_at=issued.issued_at,
+        expires_at=issued.expires_at,
+        tier=c.tier,
+        max_uses=issued.max_uses,
+        scope=schemas.ScopeOut(**c.scope.to_json()),
+        files=[schemas.TokenFile(**f.__dict__) for f in issued.files],
+    )
+
+
 @router.post("/v1/tokens", status_code=201, responses=problems(401, 403, 404, 409, 422, 429))
 def create_token(
     body: schemas.TokenCreate,
@@ -159,17 +175,7 @@ def create_token(
         max_uses=body.max_uses,
         ctx=ctx,
     )
-    c = issued.claims
-    out = schemas.TokenOut(
-        token=issued.token,
-        jti=c.jti,
-        issued_at=issued.issued_at,
-        expires_at=issued.expires_at,
-        tier=c.tier,
-        max_uses=issued.max_uses,
-        scope=schemas.ScopeOut(**c.scope.to_json()),
-        files=[schemas.TokenFile(**f.__dict__) for f in issued.files],
-    )
+    out = token_out(issued)
     return JSONResponse(
         out.model_dump(mode="json"), status_code=201, headers={"Cache-Control": "no-store"}
     )

@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.access.tiers import Tier
 from app.inputs import StrictInput
+from app.policy.tiers import Tier
 
 
 class TokenCreate(StrictInput):

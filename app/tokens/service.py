@@ -14,21 +14,23 @@ from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
-from app.access.principals import Principal
-from app.access.tiers import Tier
 from app.catalogue import repository as catalogue
 from app.catalogue.names import split_model_id
 from app.catalogue.visibility import ComponentView, visible_model, visible_release_views
 from app.context import RequestContext
-from app.disclosure import Reason, file_disclosure
-from app.disclosure import refusal as refusal_of
 from app.errors import AppError, Conflict, NotFound, Unauthorized, Unprocessable
 from app.models import IssuedToken, Model, Release, ReleaseFile
+from app.policy.decision import Reason, Refused, decide
+from app.policy.disclosure import file_disclosure
+from app.policy.principals import Principal
+from app.policy.tiers import Tier
+from app.quotas import service as quotas
+from app.refusals import denial
+from app.refusals import refusal as refusal_of
 from app.settings import Settings
-from app.tokens import codec, events, quotas
+from app.tokens import codec, events
 from app.tokens import repository as repo
 from app.tokens.claims import DOWNLOAD_AUDIENCE, MAX_SCOPE_ITEMS, DownloadClaims, Scope
-from app.tokens.entitlement import refusal
 from app.tokens.keys import KeySet
 
 
@@ -261,15 +263,10 @@ def _issue(
             code="scope_too_large",
         )
     for view in chosen:
-        err = refusal(
-            view.state,
-            clearance=clearance,
-            principal_kind=principal.kind,
-            now=now,
-            what=f"component {view.component.name!r}",
-        )
-        if err is not None:
-            raise err
+        decision = decide(principal, clearance=clearance, schedule=view.state, now=now)
+        if isinstance(decision, Refused):
+            what = f"component {view.component.name!r} of {model.repo_id}"
+            raise denial(decision, what, model=model.repo_id)
     if not files:
         raise NotFound("the components asked for have no files", code="file_not_found")
     issued_at = now.replace(microsecond=0)

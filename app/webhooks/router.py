@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from app.access.auth import AdminDep
+from app.auth.dependencies import AdminDep
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import problems

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.access.principals import Principal
 from app.context import RequestContext
 from app.errors import NotFound, Unprocessable
 from app.models import WebhookSubscription
+from app.policy.principals import Principal
 from app.settings import Settings
 from app.webhooks import repository as repo
 from app.webhooks.outbox import EVENT_TYPES

@@ -6,11 +6,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.access.partners import verify_partner_secret
-from app.access.principals import Principal
-from app.access.rule import clearance_for
-from app.access.tiers import Tier
+from app.auth.holdings import clearance_for
 from app.clock import FixedClock
 from app.models import IssuedToken, Model, Partner
+from app.policy.principals import Principal
+from app.policy.tiers import Tier
 from tests.factories.access import audit_events, create_partner, issued_token, researcher
 from tests.factories.catalogue import check, create_model
 

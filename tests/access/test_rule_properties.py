@@ -9,12 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
-from app.access.principals import ANONYMOUS, Principal
-from app.access.rule import clearance_for, clearance_of, clearances_for, component_allows
-from app.access.tiers import LADDER, Tier, may_download
+from app.auth.holdings import clearance_for, clearances_for
 from app.clock import FixedClock
 from app.models import Grant, Model, Partner, PartnerAgreement
-from app.schedule.evaluate import ScheduleState, effective_tier
+from app.policy.clearance import clearance_of
+from app.policy.decision import allows as component_allows
+from app.policy.principals import ANONYMOUS, Principal
+from app.policy.schedule import ScheduleState, effective_tier
+from app.policy.tiers import LADDER, Tier, may_download
 
 BASE = datetime(2026, 6, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)

@@ -9,13 +9,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.access.principals import ANONYMOUS, Principal
-from app.access.tiers import Tier
 from app.catalogue import service
 from app.catalogue.visibility import visible_models, visible_release
 from app.clock import FixedClock
 from app.errors import NotFound
 from app.models import Model, Partner, PartnerAgreement
+from app.policy.principals import ANONYMOUS, Principal
+from app.policy.tiers import Tier
 from tests.factories.access import researcher
 from tests.factories.catalogue import check, publish_release
 

@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.access.principals import Principal
 from app.catalogue import repository as repo
 from app.catalogue import uploads
 from app.clock import FixedClock
 from app.errors import Conflict
 from app.models import ReleaseFile
+from app.policy.principals import Principal
 from app.settings import Settings
 from app.storage import ObjectStore
 from tests.factories.catalogue import publish_release, sha256

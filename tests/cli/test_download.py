@@ -220,7 +220,7 @@ def test_an_embargo_that_starts_mid_download_leaves_no_error_page_in_a_file(
     transport_hook.append(restrict_weights)
     r = cli("download", MODEL, "--to", "out", "--plain", "--parallel", "1")
     assert r.exit_code == EXIT_EMBARGO, r.output
-    assert "embargoed, with no date set for you" in r.output
+    assert "nothing scheduled opens it to you" in r.output
     out = cli.workdir / "out"
     assert not (out / SHARD_1_PATH).exists()
     part = out / (SHARD_1_PATH + ".part")

@@ -30,6 +30,7 @@ from app.observability.metrics import (
     observe_scheduler_lag,
     render,
 )
+from app.schedule.claimer import due_stages_query
 from app.settings import Settings
 from app.storage.filesystem import FilesystemStore
 from app.webhooks.outbox import enqueue_event
@@ -215,7 +216,9 @@ def test_database_gauges_report_backlog_and_due_transitions(tmp_path: Path) -> N
             make_component(db, T0, release=rel, stages=[("open", T0 + timedelta(hours=1))])
             db.commit()
         clock.advance(minutes=5)
-        body, content_type = render(DatabaseCollector(engine, clock.now))
+        body, content_type = render(
+            DatabaseCollector(engine, clock.now, due_stages=due_stages_query)
+        )
         got = samples(body.decode())
         assert content_type.startswith("text/plain")
         assert got[("weightgate_metrics_database_up", ())] == 1
@@ -227,7 +230,7 @@ def test_database_gauges_report_backlog_and_due_transitions(tmp_path: Path) -> N
 
 def test_database_gauges_say_when_the_database_is_down() -> None:
     dead = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
-    body, _ = render(DatabaseCollector(dead, FixedClock(T0).now))
+    body, _ = render(DatabaseCollector(dead, FixedClock(T0).now, due_stages=due_stages_query))
     got = samples(body.decode())
     assert got[("weightgate_metrics_database_up", ())] == 0
     assert ("weightgate_outbox_backlog", ()) not in got

@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.access.tiers import LADDER, Tier, may_download
-from app.schedule.evaluate import (
+from app.policy.schedule import (
     ScheduleState,
     effective_tier,
     next_stage,
     opens_to,
     scheduled_tier,
 )
-from app.schedule.rules import check_stages
+from app.policy.stages import check_stages
+from app.policy.tiers import LADDER, Tier, may_download
 
 BASE = datetime(2026, 6, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)

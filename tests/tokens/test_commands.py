@@ -7,7 +7,7 @@ import shlex
 import subprocess
 from datetime import UTC, datetime
 
-from app.access.tiers import Tier
+from app.policy.tiers import Tier
 from app.tokens.commands import render
 from app.tokens.schemas import ScopeOut, TokenFile, TokenOut
 

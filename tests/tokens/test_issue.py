@@ -96,7 +96,7 @@ def test_embargoed_component_says_until_when(world: World, db: Session) -> None:
     out = world.token(world.researcher, 403, components=["weights"])
     assert out["code"] == "embargoed"
     assert out["until"] == "2026-06-11T12:00:00+00:00"
-    assert "2026-06-11T12:00:00Z" in str(out["detail"])
+    assert "it opens to you at 2026-06-11T12:00:00+00:00" in str(out["detail"])
     action, outcome, data = audit_actions(db)[-1]
     assert (action, outcome, data["code"]) == ("token.denied", "denied", "embargoed")
     assert db.scalars(select(IssuedToken)).all() == []

@@ -47,9 +47,43 @@
     });
   }
 
+  // <button data-copy="id"> copies the text of the element with that id (a token shown
+  // once, a command). Falls back to selecting the text where the Clipboard API is missing.
+  function copyButtons() {
+    document.addEventListener("click", function (event) {
+      var button = event.target;
+      if (!(button instanceof HTMLButtonElement)) return;
+      var id = button.getAttribute("data-copy");
+      if (!id) return;
+      var source = document.getElementById(id);
+      if (!source) return;
+      var text = source.textContent || "";
+      var done = function () {
+        button.textContent = "Copied";
+        button.setAttribute("aria-live", "polite");
+      };
+      var select = function () {
+        var range = document.createRange();
+        range.selectNodeContents(source);
+        var selection = window.getSelection();
+        if (selection) {
+          selection.removeAllRanges();
+          selection.addRange(range);
+        }
+        button.textContent = "Selected: press Ctrl+C";
+      };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(done, select);
+      } else {
+        select();
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     syncZone();
     confirmForms();
     selectAll();
+    copyButtons();
   });
 })();

@@ -3,19 +3,44 @@
 ``Authorization: Bearer wg_…`` is a user's API key (also accepted as a Hugging Face token);
 any other bearer value is a partner access token from ``/v1/oauth/token``. Download tokens are
 *not* accepted here: they only open ``/v1/files`` (see :mod:`app.delivery`).
+
+This package sits below the domains: every router depends on it. So it checks credentials
+through :class:`Authenticators`, which :func:`app.main.create_app` builds from the access
+domain (API keys) and the tokens domain (partner access tokens); importing those here would
+make each of them import the other through this package.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
-from app.access.apikeys import authenticate_api_key
-from app.access.principals import ANONYMOUS, Principal
-from app.context import ClockDep, get_context
+from app.context import ClockDep, RequestContext, get_context
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized
+from app.policy.principals import ANONYMOUS, Principal
+
+
+class ApiKeyAuthenticator(Protocol):
+    def __call__(self, session: Session, key: str, *, now: datetime) -> Principal | None:
+        """The user a ``wg_`` API key belongs to; ``None`` if unknown, revoked or expired."""
+
+
+class PartnerTokenAuthenticator(Protocol):
+    def __call__(
+        self, session: Session, value: str, *, now: datetime, ctx: RequestContext
+    ) -> Principal:
+        """The partner a bearer access token stands for; raises a 401 otherwise."""
+
+
+@dataclass(frozen=True)
+class Authenticators:
+    api_key: ApiKeyAuthenticator
+    partner_token: PartnerTokenAuthenticator
 
 
 def bearer_value(request: Request) -> str | None:
@@ -37,23 +62,17 @@ def get_principal(request: Request, session: SessionDep, clock: ClockDep) -> Pri
     value = bearer_value(request)
     if value is None:
         principal = ANONYMOUS
-    elif value.startswith("wg_"):
-        user = authenticate_api_key(session, value, now=clock.now())
-        if user is None:
-            raise Unauthorized("API key is unknown, revoked or expired", code="invalid_api_key")
-        principal = Principal(kind="user", id=user.id, role=user.role, name=user.email)
     else:
-        # Imported here: the tokens package depends on access, not the other way round.
-        from app.tokens.partner_auth import authenticate_partner_token
-
-        principal = authenticate_partner_token(
-            session,
-            value,
-            now=clock.now(),
-            settings=request.app.state.settings,
-            keys=request.app.state.keys,
-            ctx=get_context(request),
-        )
+        check: Authenticators = request.app.state.authenticators
+        if value.startswith("wg_"):
+            found = check.api_key(session, value, now=clock.now())
+            if found is None:
+                raise Unauthorized("API key is unknown, revoked or expired", code="invalid_api_key")
+            principal = found
+        else:
+            principal = check.partner_token(
+                session, value, now=clock.now(), ctx=get_context(request)
+            )
     request.state.principal = principal
     return principal
 

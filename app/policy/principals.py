@@ -1,9 +1,18 @@
-"""Who is calling: a user (admin or researcher), a partner organisation, or nobody."""
+"""Who is calling: a user (admin or researcher), a partner organisation, or nobody.
+
+A pure value (no web, no database): the policy decides on it, :mod:`app.auth` builds it
+from a request's credentials.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
+
+# Primary keys are 32-bit INTEGERs (app.ids.MAX_ROW_ID): a larger id names no row.
+_MAX_ID = 2**31 - 1
+_SUBJECT = re.compile(r"^(user|partner):([1-9][0-9]{0,9})$")
 
 
 @dataclass(frozen=True)
@@ -34,3 +43,13 @@ class Principal:
 
 
 ANONYMOUS = Principal(kind="anonymous")
+
+
+def parse_subject(sub: str) -> tuple[Literal["user", "partner"], int] | None:
+    """``user:12`` → ("user", 12); ``None`` for anything else, an id no row can have
+    included. The inverse of :attr:`Principal.subject`."""
+    m = _SUBJECT.match(sub)
+    if m is None or int(m.group(2)) > _MAX_ID:
+        return None
+    kind: Literal["user", "partner"] = "user" if m.group(1) == "user" else "partner"
+    return kind, int(m.group(2))

@@ -1,14 +1,25 @@
-"""Rules a schedule must satisfy, checked before anything is written."""
+"""Rules a schedule must satisfy, checked before anything is written.
+
+Pure: a broken rule raises :class:`InvalidSchedule`, which the catalogue turns into a 422
+(:func:`app.catalogue.service.check_schedule`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from app.access.tiers import Tier
-from app.errors import Unprocessable
+from app.policy.tiers import Tier
 
 MAX_STAGES = 16
+
+
+class InvalidSchedule(ValueError):
+    """A schedule that breaks a rule; ``code`` is the problem code callers answer with."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def check_stages(
@@ -20,28 +31,30 @@ def check_stages(
     """Stages must have strictly increasing times and each open further than the one
     before (the first further than ``after``); none may be earlier than ``not_before``."""
     if len(stages) > MAX_STAGES:
-        raise Unprocessable(f"a schedule has at most {MAX_STAGES} stages", code="invalid_schedule")
+        raise InvalidSchedule(
+            f"a schedule has at most {MAX_STAGES} stages", code="invalid_schedule"
+        )
     previous_tier = after
     previous_at: datetime | None = None
     for i, (tier, at) in enumerate(stages):
         if at.tzinfo is None:
-            raise Unprocessable(
+            raise InvalidSchedule(
                 f"schedule[{i}].at needs a timezone (use Z for UTC)", code="invalid_schedule"
             )
         if previous_at is not None and at <= previous_at:
-            raise Unprocessable(
+            raise InvalidSchedule(
                 f"schedule[{i}].at ({at.isoformat()}) must be later than the stage before it "
                 f"({previous_at.isoformat()})",
                 code="invalid_schedule",
             )
         if tier.rank <= previous_tier.rank:
-            raise Unprocessable(
+            raise InvalidSchedule(
                 f"schedule[{i}] moves to '{tier}', which does not open further than "
                 f"'{previous_tier}'; each stage must be more open than the one before",
                 code="invalid_schedule",
             )
         if not_before is not None and at < not_before:
-            raise Unprocessable(
+            raise InvalidSchedule(
                 f"schedule[{i}].at ({at.isoformat()}) is in the past; stages that already "
                 "happened cannot be added or edited",
                 code="stage_in_past",

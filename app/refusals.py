@@ -18,30 +18,24 @@ listings, ``POST /v1/tokens``, the catalogue):
   huggingface.co gates a repository (GatedRepo, saying how it opens), and say "no such
   file" only for a release with nothing closed to the caller.
 
-:func:`file_disclosure` applies the rule to one file; :data:`ANSWERS` maps every reason a
-request is refused for to its HTTP status, problem ``code`` and the ``X-Error-Code`` that
-Hugging Face clients turn into their own exceptions; :func:`refusal` builds the error.
-This module imports nothing from the web, the database or the clock.
+:func:`app.policy.disclosure.file_disclosure` applies the rule to one file and
+:func:`app.policy.decision.decide` says why a component is closed; here, :data:`ANSWERS` maps
+every reason to its HTTP status, problem ``code`` and the ``X-Error-Code`` that Hugging Face
+clients turn into their own exceptions, :func:`refusal` builds the error and :func:`denial`
+words a :class:`~app.policy.decision.Refused` the same way on every route. This is the one
+table: a new reason is a row here and a branch in ``decide``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from app.errors import AppError, EmbargoActive, Forbidden, GrantRequired, NotFound
+from app.policy.decision import Reason, Refused
 
-
-class Reason(StrEnum):
-    MODEL_NOT_FOUND = "model_not_found"
-    RELEASE_NOT_FOUND = "release_not_found"
-    COMPONENT_NOT_FOUND = "component_not_found"
-    FILE_NOT_FOUND = "file_not_found"
-    EMBARGOED = "embargoed"  # opens to the caller at a known date
-    GRANT_REQUIRED = "access_grant_required"  # opens to the caller with an access grant
-    NOT_OPEN_TO_YOU = "not_open_to_you"  # nothing scheduled opens it to the caller
+__all__ = ["ANSWERS", "Answer", "Reason", "denial", "header_safe", "refusal", "stamp"]
 
 
 @dataclass(frozen=True)
@@ -93,21 +87,34 @@ def refusal(
     return answer.error(detail, code=answer.code, headers=headers, **extra)
 
 
-FileDisclosure = Literal["download", "not_found", "closed"]
+def stamp(at: datetime) -> str:
+    # As the body's ``until`` reads: one spelling of an instant in the message and the field.
+    return at.isoformat()
 
 
-def file_disclosure(
-    *, downloadable: bool, component_visible: bool, covered_by_token: bool = False
-) -> FileDisclosure:
-    """How to answer a request for an existing file (a missing one is ``not_found``):
-
-    - ``download``: the caller may download it now;
-    - ``closed``: refuse, saying why and when it opens (the file is covered by a token the
-      caller holds, and its component is one they may know about);
-    - ``not_found``: refuse exactly as if the file did not exist.
-    """
-    if downloadable:
-        return "download"
-    if covered_by_token and component_visible:
-        return "closed"
-    return "not_found"
+def denial(
+    refused: Refused,
+    what: str,
+    *,
+    model: str,
+    hub: bool = False,
+    commit: str | None = None,
+) -> AppError:
+    """The error for a component closed to the caller, worded alike on every route: ``what``
+    names the thing asked for (``component 'weights' of acme/atlas``), ``model`` the repo id
+    the access-request hint names."""
+    opens = f"; it opens to you at {stamp(refused.until)}" if refused.until else ""
+    if refused.reason == Reason.GRANT_REQUIRED:
+        detail = (
+            f"{what} needs an approved access request (weightgate request-access {model}){opens}"
+        )
+        at = stamp(refused.until) if refused.until else None
+        return refusal(refused.reason, detail, hub=hub, commit=commit, opens_to_you_at=at)
+    if refused.reason == Reason.EMBARGOED:
+        detail = f"{what} is under embargo{opens}"
+        return refusal(refused.reason, detail, hub=hub, commit=commit, until=refused.until)
+    detail = (
+        f"{what} is not open to your access tier ({refused.clearance.value}): "
+        "nothing scheduled opens it to you"
+    )
+    return refusal(refused.reason, detail, hub=hub, commit=commit)

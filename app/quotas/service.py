@@ -25,8 +25,8 @@ from functools import cached_property
 from sqlalchemy.orm import Session
 
 from app.errors import QuotaExceeded
+from app.quotas import repository as repo
 from app.settings import Settings
-from app.tokens import repository as repo
 
 MINUTE = 60
 HOUR = 3_600

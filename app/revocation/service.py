@@ -15,13 +15,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app import audit
-from app.access.principals import Principal
-from app.access.tiers import Tier
 from app.context import RequestContext
 from app.errors import NotFound, Unprocessable
 from app.models import IssuedToken
-from app.tokens import repository as repo
-from app.tokens.claims import parse_subject
+from app.policy.principals import Principal, parse_subject
+from app.policy.tiers import Tier
+from app.revocation import repository as repo
 
 # Tokens revoked per UPDATE when they are picked one by one: far below every driver's limit
 # on bound parameters (SQLite's is 32,766).

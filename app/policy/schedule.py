@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.access.tiers import Tier, more_restricted
+from app.policy.tiers import Tier, more_restricted
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Quotas: fixed-window counters shared by every replica (:mod:`.service`)."""

@@ -1,0 +1,1 @@
+"""Revoking issued tokens, called by the domains that end a permission (:mod:`.service`)."""
