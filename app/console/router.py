@@ -10,6 +10,7 @@ from app.console import (
     catalogue_pages,
     download_pages,
     model_settings,
+    oidc,
     partner_pages,
     researcher_pages,
     schedule_actions,
@@ -29,6 +30,7 @@ async def static(request: Request, name: str) -> Response:
 
 
 router.include_router(sign_in.router)
+router.include_router(oidc.router)
 router.include_router(upcoming.router)
 router.include_router(catalogue_pages.router)
 router.include_router(schedule_actions.router)
