@@ -69,6 +69,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy $(LINTED)
+	$(BIN)/lint-imports --no-cache
 
 format: $(TEST_STAMP)
 	$(BIN)/ruff format $(LINTED)

@@ -174,18 +174,21 @@ def requests_page(
     created_before: datetime | None = None,
     answer: str | None = None,
     email_domain: str | None = None,
+    newest_first: bool = False,
 ) -> Sequence[Row[AccessRequest, str]]:
-    """Requests oldest first (an approval queue), each with the requester's email; filtered
+    """Requests oldest first (an approval queue), or newest first (a user's own history),
+    each with the requester's email; ``after`` is the last id of the previous page. Filtered
     by age (``created_before``), by text in the answers (case-insensitive, over the stored
     JSON document) and by the requester's email domain."""
+    order = AccessRequest.id.desc() if newest_first else AccessRequest.id
     q = (
         select(AccessRequest, User.email)
         .join(User, User.id == AccessRequest.user_id)
-        .order_by(AccessRequest.id)
+        .order_by(order)
         .limit(limit)
     )
     if after is not None:
-        q = q.where(AccessRequest.id > after)
+        q = q.where(AccessRequest.id < after if newest_first else AccessRequest.id > after)
     if status is not None:
         q = q.where(AccessRequest.status == status)
     if model_id is not None:

@@ -151,6 +151,12 @@ class ManifestComponent(BaseModel):
         description="for callers without an access grant (clearance open): what an approved "
         "access request to the model would make of this component",
     )
+    code: str | None = Field(
+        default=None,
+        description="why the caller may not download it now, as the problem code a token "
+        "request or a download would answer: access_grant_required | embargoed | "
+        "not_open_to_you; null when downloadable",
+    )
 
 
 class Manifest(BaseModel):

@@ -19,6 +19,7 @@ from app.catalogue.visibility import ComponentView, visible_model_release
 from app.context import RequestContext
 from app.errors import Conflict, NotFound, Unprocessable
 from app.models import Component, Model, Release, ReleaseFile, Stage
+from app.policy.decision import Refused, decide
 from app.policy.principals import Principal
 from app.policy.schedule import opens_to
 from app.policy.stages import InvalidSchedule, check_stages
@@ -317,9 +318,10 @@ def caller_state(
 
 
 def manifest_component(
-    view: ComponentView, *, clearance: Tier, now: datetime
+    view: ComponentView, *, caller: Principal, clearance: Tier, now: datetime
 ) -> schemas.ManifestComponent:
     outlook = grant_outlook(view, now=now) if clearance == Tier.OPEN else None
+    decision = decide(caller, clearance=clearance, schedule=view.state, now=now)
     return schemas.ManifestComponent(
         name=view.component.name,
         tier=view.tier,
@@ -331,6 +333,7 @@ def manifest_component(
         held=view.state.held_at is not None,
         state=caller_state(view, outlook),
         with_grant=outlook,
+        code=decision.reason.value if isinstance(decision, Refused) else None,
     )
 
 
@@ -358,7 +361,11 @@ def manifest(
         for f in repo.files(session, rel.id)
         if by_id[f.component_id].downloadable
     ]
-    comps = [manifest_component(v, clearance=clearance, now=now) for v in views if v.visible]
+    comps = [
+        manifest_component(v, caller=principal, clearance=clearance, now=now)
+        for v in views
+        if v.visible
+    ]
     return schemas.Manifest(
         model=model.repo_id,
         version=rel.version,

@@ -134,7 +134,10 @@ def fetch_plan(
             tier=c["tier"],
             opens_to_you_at=parse_time(c.get("opens_to_you_at")),
             held=bool(c.get("held")),
-            grant_would_open=clearance == "open" and c["tier"] == "research",
+            # The server says why (its "code"); an older server did not, and the CLI guesses.
+            grant_would_open=c["code"] == "access_grant_required"
+            if "code" in c
+            else clearance == "open" and c["tier"] == "research",
         )
         for c in sorted(manifest["components"], key=lambda c: c["name"])
         if c["name"] in wanted and not c["downloadable"]

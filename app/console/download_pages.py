@@ -13,13 +13,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.access import apikeys
 from app.access import repository as access_repo
 from app.access.router import key_out
+from app.access.schemas import ApiKeyCreate
 from app.catalogue.service import manifest
-from app.console.researcher_pages import Version, seen_model
+from app.console.researcher_pages import Version, seen_model, validation_message
 from app.console.security import PREFIX
 from app.console.session import CheckedForm, Signed, form_list, page_not_found, principal_of
 from app.console.templating import render
@@ -31,6 +33,7 @@ from app.settings import Settings
 from app.tokens import commands
 from app.tokens.keys import KeysDep
 from app.tokens.router import token_out
+from app.tokens.schemas import TokenCreate
 from app.tokens.service import issue_download_token
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -103,25 +106,8 @@ def issue_token(
     model, _ = seen_model(session, principal, namespace, name, now)
     version = form.get("version") or None
     offered = {str(seconds): seconds for seconds, _ in _ttl_choices(settings)}
-    ttl = offered.get(form.get("ttl", ""))
-    try:
-        issued = issue_download_token(
-            session,
-            principal=principal,
-            keys=keys,
-            settings=settings,
-            now=now,
-            model=model.repo_id,
-            version=version,
-            # Files chosen one by one narrow the token to them (least privilege).
-            components=None if paths else components or None,
-            paths=paths or None,
-            ttl_seconds=ttl,
-            max_uses=None,
-            ctx=ctx,
-        )
-    except AppError as e:
-        session.rollback()
+
+    def again(error: str, status: int, headers: dict[str, str] | None = None) -> Response:
         try:
             seen = manifest(
                 session,
@@ -133,13 +119,43 @@ def issue_token(
             )
         except NotFound as missing:
             raise page_not_found() from missing
-        return render(
-            request,
-            "download.html",
-            {"manifest": seen, "ttls": _ttl_choices(settings), "error": e.detail},
-            status=e.status,
-            headers=e.headers,  # Retry-After, when over the token quota
+        ttls = _ttl_choices(settings)
+        context = {"manifest": seen, "ttls": ttls, "error": error}
+        return render(request, "download.html", context, status=status, headers=headers)
+
+    if not components and not paths:
+        return again("Choose at least one component or file.", 422)
+    try:
+        # The API's own request schema: the same bounds on what may be asked for.
+        body = TokenCreate(
+            model=model.repo_id,
+            version=version,
+            # Files chosen one by one narrow the token to them (least privilege).
+            components=None if paths else components,
+            paths=paths or None,
+            ttl_seconds=offered.get(form.get("ttl", "")),
         )
+    except ValidationError as e:
+        return again(validation_message(e), 422)
+    try:
+        issued = issue_download_token(
+            session,
+            principal=principal,
+            keys=keys,
+            settings=settings,
+            now=now,
+            model=body.model,
+            version=body.version,
+            components=body.components,
+            paths=body.paths,
+            ttl_seconds=body.ttl_seconds,
+            max_uses=None,
+            ctx=ctx,
+        )
+    except AppError as e:
+        session.rollback()
+        # Retry-After travels along, when over the token quota.
+        return again(e.detail, e.status, e.headers)
     token = token_out(issued)
     shown = commands.render(token, base_url=settings.effective_public_url)
     return render(request, "download_token.html", {"token": token, "commands": shown})
@@ -184,19 +200,22 @@ def create_key(
     now = clock.now()
     user = access_repo.user(session, found.user.id)
     assert user is not None  # the session's user was loaded for this request
-    name = form.get("name", "").strip()
     days = form.get("expires_in_days", "").strip()
-    error = ""
-    if len(name) > 100:
-        error = "The name may be at most 100 characters."
-    elif days and (not days.isdigit() or not 1 <= int(days) <= 3650):
-        error = "Expiry must be a whole number of days from 1 to 3650, or empty for none."
-    if error:
+    if days and (not days.isdigit() or len(days) > 5):
+        error = "Expiry must be a whole number of days, or empty for none."
         return _keys_page(request, session, user.id, error=error, status=422)
-    expires_at = now + timedelta(days=int(days)) if days else None
+    try:
+        # The API's own request schema: the same bounds (name length, 1 to 3650 days).
+        body = ApiKeyCreate(
+            name=form.get("name", "").strip(), expires_in_days=int(days) if days else None
+        )
+    except ValidationError as e:
+        error = validation_message(e)
+        return _keys_page(request, session, user.id, error=error, status=422)
+    expires_at = now + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     try:
         _, key = apikeys.issue_key(
-            session, user=user, name=name, expires_at=expires_at, now=now, ctx=ctx
+            session, user=user, name=body.name, expires_at=expires_at, now=now, ctx=ctx
         )
     except AppError as e:
         session.rollback()

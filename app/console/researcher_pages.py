@@ -45,6 +45,15 @@ Search = Annotated[str | None, Query(max_length=200)]
 Version = Annotated[str | None, Query(max_length=64)]
 
 
+def validation_message(error: ValidationError) -> str:
+    """A form's validation errors in words: "field: what is wrong", as the API's 422 says."""
+    parts = []
+    for err in error.errors():
+        where = ".".join(str(x) for x in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return "; ".join(parts)
+
+
 def model_href(model_id: str) -> str:
     return f"{PREFIX}/catalogue/{model_id}"
 
@@ -94,11 +103,14 @@ def catalogue(
     )
 
 
-def my_requests(session: Session, user_id: int, model_id: int) -> list[AccessRequestOut]:
+def my_requests(
+    session: Session, user_id: int, *, model_id: int | None = None, limit: int = 50
+) -> list[AccessRequestOut]:
+    """The user's latest requests (for one model, or all), newest first."""
     rows = access_repo.requests_page(
-        session, after=None, limit=100, user_id=user_id, model_id=model_id
+        session, after=None, limit=limit, user_id=user_id, model_id=model_id, newest_first=True
     )
-    names = access_repo.model_names(session, [model_id])
+    names = access_repo.model_names(session, {r.model_id for r, _ in rows})
     return [
         requests_service.request_out(r, model=names.get(r.model_id, ""), email=email)
         for r, email in rows
@@ -143,7 +155,7 @@ def model_view(
     except NotFound as e:
         if version:  # an unknown (or unannounced) version: the same 404 as any other
             raise page_not_found() from e
-    requests = my_requests(session, found.user.id, model.id)
+    requests = my_requests(session, found.user.id, model_id=model.id)
     return render(
         request,
         "model_view.html",
@@ -152,8 +164,8 @@ def model_view(
             "clearance": clearance.value,
             "releases": _release_versions(session, principal, model, now),
             "manifest": seen,
-            "requests": list(reversed(requests)),
-            "latest_request": requests[-1] if requests else None,
+            "requests": requests,
+            "latest_request": requests[0] if requests else None,
             "may_request": clearance == Tier.OPEN
             and not any(r.status == "pending" for r in requests),
         },
@@ -236,8 +248,9 @@ def request_access(
             ctx=ctx,
         )
     except ValidationError as e:
-        message = "; ".join(err["msg"] for err in e.errors())
-        return _request_page(request, shown, values=answers, error=message, status=422)
+        return _request_page(
+            request, shown, values=answers, error=validation_message(e), status=422
+        )
     except AppError as e:
         session.rollback()
         return _request_page(request, shown, values=answers, error=e.detail, status=e.status)
@@ -249,12 +262,7 @@ def my_access(request: Request, found: Signed, session: SessionDep, clock: Clock
     """The user's requests (status, reason) and grants (what each opens, and when)."""
     now = clock.now()
     principal = principal_of(found)
-    rows = access_repo.requests_page(session, after=None, limit=200, user_id=found.user.id)
-    names = access_repo.model_names(session, [r.model_id for r, _ in rows])
-    requests = [
-        requests_service.request_out(r, model=names.get(r.model_id, ""), email=email)
-        for r, email in rows
-    ]
+    requests = my_requests(session, found.user.id, limit=200)
     grants = [
         grants_service.my_grant_out(session, principal, g, m, now=now)
         for g, m in access_repo.user_grants_page(session, found.user.id, after=None, limit=200)
@@ -262,5 +270,5 @@ def my_access(request: Request, found: Signed, session: SessionDep, clock: Clock
     return render(
         request,
         "my_access.html",
-        {"requests": list(reversed(requests)), "grants": list(reversed(grants))},
+        {"requests": requests, "grants": list(reversed(grants))},
     )

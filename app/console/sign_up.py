@@ -13,9 +13,12 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import ValidationError
 
 from app.access import users
 from app.access.browser_sessions import start_session
+from app.access.schemas import RegisterIn
+from app.console.researcher_pages import validation_message
 from app.console.security import CSRF_FIELD, PREFIX
 from app.console.session import (
     COOKIE_PATH,
@@ -30,7 +33,6 @@ from app.console.templating import render
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import AppError, Forbidden
-from app.models import User
 from app.quotas import service as quotas
 from app.settings import Settings
 
@@ -98,18 +100,17 @@ def sign_up(
         )
     email, name = form.get("email", "").strip(), form.get("name", "").strip()
     now = clock.now()
-    error = ""
-    if not email or len(email) > 320:
-        error = "Give your email address (at most 320 characters)."
-    elif len(name) > 200:
-        error = "The name may be at most 200 characters."
-    if error:
+    try:
+        # The API's own request schema: the same bounds on the email and the name.
+        body = RegisterIn(email=email, name=name)
+    except ValidationError as e:
+        error = validation_message(e)
         return _form_page(request, settings, email=email, name=name, error=error, status=422)
     try:
         user, key = users.register(
             session,
-            email=email,
-            name=name,
+            email=body.email,
+            name=body.name,
             open_registration=settings.open_registration,
             quota=quotas.registrations_quota(settings),
             now=now,
@@ -124,11 +125,9 @@ def sign_up(
         )
         page.headers.update(e.headers)  # Retry-After, when over the sign-up quota
         return page
-    row = session.get(User, user.id)
-    assert row is not None
     _, token = start_session(
         session,
-        user=row,
+        user=user,
         method="sign_up",
         policy=session_policy(settings),
         now=now,
@@ -136,7 +135,7 @@ def sign_up(
         ctx=ctx,
     )
     response = render(
-        request, "sign_up_done.html", {"key": key, "new_email": row.email}, as_signed_in=False
+        request, "sign_up_done.html", {"key": key, "new_email": user.email}, as_signed_in=False
     )
     set_session_cookie(response, settings, token)
     response.delete_cookie(SIGN_UP_COOKIE, path=COOKIE_PATH)

@@ -123,3 +123,34 @@ def test_my_grants_say_what_they_open_and_when_and_why_revoked(
     # Admins and partners hold no grants; the route is for users.
     assert check(client.get("/v1/me/grants", headers=admin_headers), 200)["items"] == []
     assert client.get("/v1/me/grants").status_code == 401
+
+
+def test_a_users_requests_newest_first_page_by_page(
+    client: TestClient, admin_headers: dict[str, str], db: Session, clock: FixedClock
+) -> None:
+    from app.access import repository as repo
+
+    _publish(client, admin_headers, clock)
+    user, headers = researcher(db, clock)
+    ids = []
+    for n in range(3):
+        made = check(
+            client.post(MODEL + "/access-requests", json={"accept_license": True}, headers=headers),
+            201,
+        )
+        ids.append(made["id"])
+        if n < 2:
+            check(
+                client.post(
+                    f"/v1/access-requests/{made['id']}/deny",
+                    json={"reason": f"try again {n}"},
+                    headers=admin_headers,
+                ),
+                200,
+            )
+    first = repo.requests_page(db, after=None, limit=2, user_id=user.id, newest_first=True)
+    assert [r.id for r, _ in first] == [ids[2], ids[1]]
+    rest = repo.requests_page(
+        db, after=first[-1][0].id, limit=2, user_id=user.id, newest_first=True
+    )
+    assert [r.id for r, _ in rest] == [ids[0]]

@@ -349,3 +349,29 @@ def test_sign_up_has_the_apis_limits(client: TestClient, app: Any) -> None:
         headers={"Origin": ORIGIN},
     )
     assert forged.status_code == 403
+
+
+def test_forms_are_bounded_as_the_api_bounds_them(
+    client: TestClient, admin_headers: dict[str, str], db: Session, clock: FixedClock
+) -> None:
+    _publish(client, admin_headers, clock)
+    _, key = make_user(db, clock)
+    csrf = sign_in(client, key)
+    nothing = _post(client, PAGE + "/download", csrf, {"version": "v1"})
+    assert nothing.status_code == 422
+    assert "Choose at least one component or file." in nothing.text
+    many = client.post(
+        PAGE + "/download",
+        data={"csrf_token": csrf, "version": "v1", "path": [f"f{i}" for i in range(129)]},
+        headers={"Origin": ORIGIN},
+    )
+    assert many.status_code == 422
+    assert "paths: List should have at most 128 items" in many.text
+    for days in ("abc", "9" * 5000, "0", "3651"):
+        bad = _post(client, "/console/keys", csrf, {"expires_in_days": days})
+        assert bad.status_code == 422, days
+    long_name = _post(client, "/console/keys", csrf, {"name": "n" * 101})
+    assert long_name.status_code == 422
+    assert "name: String should have at most 100 characters" in long_name.text
+    keys = check(client.get("/v1/me/api-keys", headers={"Authorization": f"Bearer {key}"}), 200)
+    assert len(keys["items"]) == 1  # nothing was created by the refused forms

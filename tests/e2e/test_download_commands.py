@@ -92,19 +92,18 @@ def _assert_fetched(folder: Path, wanted: list[str]) -> None:
         )
 
 
-@pytest.mark.parametrize(
-    "choice",
-    [{"components": ["weights", "config"]}, {"paths": ["tokenizer/special tokens.json"]}],
-    ids=["components", "files"],
-)
-def test_each_shown_command_downloads_and_verifies(
-    live: tuple[Deployment, str], tmp_path: Path, choice: dict[str, list[str]]
-) -> None:
-    dep, key = live
+def _issue(dep: Deployment, key: str, choice: dict[str, list[str]]) -> TokenOut:
     with dep.client(key) as http:
         resp = http.post("/v1/tokens", json={"model": "acme/atlas-7b", **choice})
         assert resp.status_code == 201, resp.text
-    token = TokenOut.model_validate(resp.json())
+    return TokenOut.model_validate(resp.json())
+
+
+def test_each_shown_command_downloads_and_verifies(
+    live: tuple[Deployment, str], tmp_path: Path
+) -> None:
+    dep, key = live
+    token = _issue(dep, key, {"components": ["weights", "config"]})
     wanted = sorted(f.path for f in token.files)
     assert "eval/held-out.jsonl" not in wanted
     cmds = render(token, base_url=dep.url)
@@ -118,6 +117,22 @@ def test_each_shown_command_downloads_and_verifies(
             f"{p}: OK" for p in wanted
         )
         _assert_fetched(cwd / cmds.directory, wanted)
+
+
+def test_commands_for_chosen_files_fetch_only_those(
+    live: tuple[Deployment, str], tmp_path: Path
+) -> None:
+    """A token narrowed to files: the weightgate command asks for exactly them (--include
+    with a literal glob), and so does hf download (the files named)."""
+    dep, key = live
+    token = _issue(dep, key, {"paths": ["tokenizer/special tokens.json"]})
+    cmds = render(token, base_url=dep.url)
+    for name, block in (("hf", cmds.hf), ("weightgate", cmds.weightgate)):
+        cwd = tmp_path / name
+        cwd.mkdir()
+        out = _run(block, cwd, _env(dep, key, tmp_path / f"{name}-home"))
+        assert out.returncode == 0, f"{name}:\n{block}\n{out.stdout}\n{out.stderr}"
+        _assert_fetched(cwd / cmds.directory, ["tokenizer/special tokens.json"])
 
 
 def test_a_tampered_file_fails_the_shown_check(
