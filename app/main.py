@@ -40,10 +40,13 @@ from app.observability.probe import make_probe_engine, ping
 from app.observability.readiness import Readiness
 from app.observability.router import router as ops_router
 from app.policy.principals import Principal
+from app.safety.router import router as safety_router
+from app.safety.sweep import run_sweep
 from app.schedule.claimer import due_stages_query
 from app.schedule.loop import SqliteSchedulerLock, run_scheduler
 from app.schedule.router import router as schedule_router
 from app.settings import Settings, get_settings
+from app.sqlite_gate import SqliteGate
 from app.storage import ObjectStore, open_store
 from app.tokens.keys import load_key_set
 from app.tokens.partner_auth import authenticate_partner_token
@@ -123,6 +126,8 @@ def create_app(
     register_error_handlers(app, observe=_count_denial, render=render_problem)
     # Innermost: downloads bypass FastAPI's routing, inside the guard and observability.
     app.add_middleware(DownloadFastPath)
+    if settings.is_sqlite:
+        app.add_middleware(SqliteGate)
     app.add_middleware(LimitRequestBodies)
     app.add_middleware(RefuseNulInUrl)
     app.add_middleware(ConsoleHeaders)
@@ -138,6 +143,7 @@ def create_app(
     app.include_router(tokens_router)
     app.include_router(audit_router)
     app.include_router(webhooks_router)
+    app.include_router(safety_router)
     app.include_router(console_router)
     mount_api_docs(app)
     api_schema.install(app)
@@ -168,7 +174,8 @@ def _count_denial(exc: AppError) -> None:
 
 @asynccontextmanager
 async def _background(app: FastAPI) -> AsyncIterator[None]:
-    """Run the scheduler and the delivery loop while the app serves; stop them on shutdown."""
+    """Run the scheduler, the delivery loop and the safety sweep while the app serves; stop
+    them on shutdown."""
     settings: Settings = app.state.settings
     lock = SqliteSchedulerLock(settings.effective_database_url) if settings.is_sqlite else None
     if lock is not None:
@@ -189,6 +196,16 @@ async def _background(app: FastAPI) -> AsyncIterator[None]:
             name="weightgate-scheduler",
         ),
         asyncio.create_task(worker.run(stop, wake), name="weightgate-webhooks"),
+        asyncio.create_task(
+            run_sweep(
+                app.state.sessionmaker,
+                clock=app.state.clock,
+                settings=settings,
+                stop=stop,
+                wake_deliveries=wake,
+            ),
+            name="weightgate-safety",
+        ),
     ]
     try:
         yield

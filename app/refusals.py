@@ -53,6 +53,7 @@ ANSWERS: dict[Reason, Answer] = {
     Reason.EMBARGOED: Answer(EmbargoActive, "embargoed", "GatedRepo"),
     Reason.GRANT_REQUIRED: Answer(GrantRequired, "access_grant_required", "GatedRepo"),
     Reason.NOT_OPEN_TO_YOU: Answer(Forbidden, "not_open_to_you", "GatedRepo"),
+    Reason.HELD: Answer(Forbidden, "component_held", "GatedRepo"),
 }
 
 
@@ -113,6 +114,13 @@ def denial(
     if refused.reason == Reason.EMBARGOED:
         detail = f"{what} is under embargo{opens}"
         return refusal(refused.reason, detail, hub=hub, commit=commit, until=refused.until)
+    if refused.reason == Reason.HELD:
+        # The hold's reason stays with admins: it may name safety reports and reporters.
+        detail = (
+            f"{what} is on hold: the stage that opens it to you waits for an administrator "
+            "to resume its schedule"
+        )
+        return refusal(refused.reason, detail, hub=hub, commit=commit)
     detail = (
         f"{what} is not open to your access tier ({refused.clearance.value}): "
         "nothing scheduled opens it to you"

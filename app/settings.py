@@ -80,10 +80,16 @@ class Settings(BaseSettings):
     # Sign-up attempts per client address (open registration only): bounds account spam and
     # probing which emails have accounts.
     quota_registrations_per_hour: int = 10
+    # Safety reports filed per reporter per hour: keeps one account from flooding the
+    # triage queue (it cannot sway a safety policy: a reporter counts once however many).
+    quota_reports_per_hour: int = 20
 
     scheduler_enabled: bool = True
     scheduler_interval: float = 1.0
     reminder_before_seconds: int = 24 * 3600
+    # How often each replica looks for components that came to meet their model's safety
+    # policy without a new report (app/safety/sweep.py).
+    safety_sweep_interval: float = Field(default=30.0, gt=0)
     webhook_horizon_seconds: int = 24 * 3600
     webhook_allow_private: bool = False
     # Background work across replicas (docs/operations.md).

@@ -6,7 +6,9 @@ files from the same server, in alternating order over several rounds, with:
 
 - ``curl`` (``--parallel`` and one-at-a-time) from ``/v1/files``,
 - ``weightgate download`` (``--parallel P`` and ``--parallel 1``) from ``/v1/files``,
-- ``huggingface_hub.snapshot_download`` (``max_workers=P``) from ``/resolve``.
+- ``huggingface_hub.snapshot_download`` (``max_workers=P``) from ``/resolve``,
+- and one file alone: ``curl`` against ``weightgate download --parallel P``, which fetches
+  a large file as P ranges over parallel connections.
 
 Every client runs as its own process, so the wall time includes its start-up; CPU is the
 client process's user+sys time, and the server's CPU is sampled too. Every run's files are
@@ -58,6 +60,7 @@ class Method:
     name: str
     label: str
     source: str  # the route the bytes come from
+    files: int | None = None  # how many of the release's files it fetches (None: all)
     samples: list[Sample] = field(default_factory=list)
 
     def median(self, attr: str) -> float:
@@ -139,6 +142,7 @@ def commands(
     curl = ["curl", "--silent", "--show-error", "--fail"]
     cli = [str(BIN / "weightgate"), "download", MODEL, "--to", str(out), "--plain"]
     cli_env = {"WEIGHTGATE_URL": server.url, "XDG_CONFIG_HOME": str(out / "cfg")}
+    first = next(iter(server.files))
     hf_env = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
     hf_code = (
         "from huggingface_hub import snapshot_download as s;"
@@ -163,6 +167,8 @@ def commands(
             out,
         ),
         "hf_snapshot": ([sys.executable, "-c", hf_code], hf_env, out),
+        "curl_one": ([*curl, *curl_out[:3]], {}, out),
+        "cli_one": ([*cli, "--parallel", str(parallel), "--include", first], cli_env, out),
     }
 
 
@@ -190,6 +196,13 @@ def bench(server: Server, scratch: Path, rounds: int, parallel: int) -> list[Met
         ),
         "curl_sequential": Method("curl_sequential", "curl, one file at a time", "/v1/files"),
         "cli_sequential": Method("cli_sequential", "weightgate download --parallel 1", "/v1/files"),
+        "curl_one": Method("curl_one", "curl, one file alone", "/v1/files", files=1),
+        "cli_one": Method(
+            "cli_one",
+            f"weightgate download --parallel {parallel}, one file alone (ranges)",
+            "/v1/files",
+            files=1,
+        ),
     }
     server_proc = psutil.Process(server.proc.pid)
     order = list(methods)
@@ -201,11 +214,13 @@ def bench(server: Server, scratch: Path, rounds: int, parallel: int) -> list[Met
             argv, env, _ = commands(server, out, parallel)[name]
             sample, stdout = run_once(argv, env, server_proc)
             folder = Path(stdout.strip().splitlines()[-1]) if name == "hf_snapshot" else out
-            check(folder, server.files)
+            wanted = dict(list(server.files.items())[: methods[name].files])
+            check(folder, wanted)
             methods[name].samples.append(sample)
+            size = server.total * len(wanted) // len(server.files)
             print(
                 f"round {r + 1} {name:<16} {sample.wall:6.2f} s"
-                f"  {server.total / MiB / sample.wall:7.0f} MiB/s"
+                f"  {size / MiB / sample.wall:7.0f} MiB/s"
                 f"  client cpu {sample.client_cpu:5.2f} s  server cpu {sample.server_cpu:5.2f} s",
                 flush=True,
             )
@@ -226,13 +241,17 @@ def report(
     total = n_files * size
 
     def ratio(a: str, b: str) -> str:
-        return f"{by[a].median('wall') / by[b].median('wall'):.2f}"
+        """a's throughput as a share of b's (the same bytes: b's wall over a's)."""
+        return f"{by[b].median('wall') / by[a].median('wall'):.2f}"
 
-    gib = total / (1024 * MiB)
+    def nbytes(m: Method) -> int:
+        return total if m.files is None else size * m.files
+
     rows = [
         f"| {m.label} | `{m.source}` | {m.median('wall'):.2f} s | "
-        f"{total / MiB / m.median('wall'):,.0f} MiB/s | {m.median('client_cpu'):.2f} s | "
-        f"{m.median('server_cpu') / gib:.2f} s |"
+        f"{nbytes(m) / MiB / m.median('wall'):,.0f} MiB/s | "
+        f"{m.median('client_cpu') / (nbytes(m) / (1024 * MiB)):.2f} s | "
+        f"{m.median('server_cpu') / (nbytes(m) / (1024 * MiB)):.2f} s |"
         for m in methods
     ]
     return "\n".join(
@@ -245,19 +264,21 @@ def report(
             f"loopback by each client as its own process; medians of {rounds} rounds, the order",
             "rotated every round; every run's files checked against their SHA-256 afterwards.",
             "Wall time includes each client's start-up (Python imports for the CLI and",
-            "`huggingface_hub`, ~0.3-0.6 s). CPU: the client process's user+sys; server CPU is",
-            "per GiB delivered.",
+            "`huggingface_hub`, ~0.3-0.6 s). CPU: the client process's user+sys and the",
+            "server's, per GiB delivered.",
             "",
-            "| client | route | wall | throughput | client CPU | server CPU / GiB |",
+            "| client | route | wall | throughput | client CPU / GiB | server CPU / GiB |",
             "|---|---|---|---|---|---|",
             *rows,
             "",
-            "Ratios of wall time (lower is faster for the first named):",
+            "Throughput as a share of curl's, same bytes, same run (goal for the CLI ≥ 0.8):",
             "",
             f"- weightgate CLI / curl, parallel ({parallel}): "
             f"**{ratio('cli_parallel', 'curl_parallel')}**",
             f"- weightgate CLI / curl, one file at a time: "
             f"**{ratio('cli_sequential', 'curl_sequential')}**",
+            f"- weightgate CLI ({parallel} ranges) / curl, one file alone: "
+            f"**{ratio('cli_one', 'curl_one')}**",
             f"- snapshot_download / weightgate CLI, parallel ({parallel}): "
             f"**{ratio('hf_snapshot', 'cli_parallel')}**",
             "",

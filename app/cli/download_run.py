@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.cli.download import Fetched, FileFetcher, Stopped, TokenSource
+from app.cli.download import MIN_SPLIT, Abandoned, Fetched, FileFetcher, Stopped, TokenSource
+from app.cli.download_file import FileDownload, Segment
 from app.cli.errors import CliError, NotFoundError
 from app.cli.http import ApiClient, Sleep
 from app.cli.localfiles import LocalRecord, already_complete, local_path
@@ -39,6 +41,7 @@ class Options:
     retries: int = 5
     plain: bool | None = None
     ttl_seconds: int | None = None
+    min_split: int = MIN_SPLIT
 
 
 def open_record(root: Path, plan: Plan, server: str) -> LocalRecord:
@@ -98,15 +101,114 @@ def download_release(
     reporter = reporter or make_reporter(total_bytes=sum(f.size for f in todo), plain=opts.plain)
     stop = threading.Event()
     fetcher = FileFetcher(
-        api, tokens, plan, opts.root, reporter, retries=opts.retries, sleep=sleep, stop=stop
+        api,
+        tokens,
+        plan,
+        opts.root,
+        reporter,
+        retries=opts.retries,
+        sleep=sleep,
+        stop=stop,
+        min_split=opts.min_split,
     )
     try:
         _fetch_all(fetcher, todo, record, result, reporter, parallel=opts.parallel, stop=stop)
     finally:
+        fetcher.transport.close()
         reporter.close()
         record.save(opts.root)
         result.token_renewals = tokens.renewals
     return result
+
+
+def shares(todo: list[RemoteFile], *, parallel: int, min_split: int) -> dict[str, int]:
+    """Connections per file: in proportion to its bytes (a release of one large file gets
+    them all, one of many similar files one each), never a range under ``min_split``."""
+    total = sum(f.size for f in todo) or 1
+    return {
+        f.path: max(1, min(round(parallel * f.size / total), f.size // min_split, parallel))
+        for f in todo
+    }
+
+
+class _Work:
+    """The queue the download threads share: files to open, then their segments. A file's
+    extra segments go to the front, so idle connections take them before the next file."""
+
+    def __init__(self, fetcher: FileFetcher, todo: list[RemoteFile], share: dict[str, int]) -> None:
+        self.fetcher = fetcher
+        self.share = share
+        self.futures: dict[str, Future[Fetched]] = {f.path: Future() for f in todo}
+        self._items: deque[RemoteFile | tuple[FileDownload, Segment]] = deque(todo)
+        self._cond = threading.Condition()
+        self._opening = 0  # files being opened: their segments are not queued yet
+        self._left: dict[str, int] = {}  # segments of a file not finished yet
+        self._errors: dict[str, BaseException] = {}
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._items and self._opening:
+                    self._cond.wait()
+                if not self._items:
+                    return
+                item = self._items.popleft()
+                if isinstance(item, RemoteFile):
+                    self._opening += 1
+            if isinstance(item, RemoteFile):
+                self._open(item)
+            else:
+                self._segment(*item)
+
+    def _open(self, f: RemoteFile) -> None:
+        job: FileDownload | None = None
+        try:
+            if self.fetcher.stop.is_set():
+                raise Stopped
+            job = self.fetcher.open(f, connections=self.share[f.path])
+        except BaseException as e:  # surfaced by the future, in the main thread
+            self.futures[f.path].set_exception(e)
+        with self._cond:
+            self._opening -= 1
+            if job is not None:
+                self._left[f.path] = len(job.segments)
+                self._items.extendleft((job, s) for s in reversed(job.segments[1:]))
+            self._cond.notify_all()
+        if job is not None and job.segments:
+            self._segment(job, job.segments[0])
+        elif job is not None:
+            self._settle(job)
+
+    def _segment(self, job: FileDownload, seg: Segment) -> None:
+        path = job.file.path
+        try:
+            if self.fetcher.stop.is_set():
+                raise Stopped
+            if job.failed:
+                raise Abandoned
+            self.fetcher.fetch_segment(job, seg)
+        except BaseException as e:
+            with self._cond:
+                if not isinstance(e, Abandoned):
+                    self._errors.setdefault(path, e)
+                job.failed = True  # the file's other segments stop at their next read
+        with self._cond:
+            self._left[path] -= 1
+            last = self._left[path] == 0
+        if last:
+            self._settle(job)
+
+    def _settle(self, job: FileDownload) -> None:
+        fut = self.futures[job.file.path]
+        error = self._errors.pop(job.file.path, None)
+        if error is not None:
+            self.fetcher.give_up(job, error)
+            fut.set_exception(error)
+            return
+        try:
+            fut.set_result(self.fetcher.finish(job))
+        except BaseException as e:
+            fut.set_exception(e)
 
 
 def _fetch_all(
@@ -119,13 +221,16 @@ def _fetch_all(
     parallel: int,
     stop: threading.Event,
 ) -> None:
-    pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="download")
-    futures: dict[Future[Fetched], RemoteFile] = {pool.submit(fetcher.fetch, f): f for f in todo}
+    parallel = max(1, parallel)
+    work = _Work(fetcher, todo, shares(todo, parallel=parallel, min_split=fetcher.min_split))
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="download")
+    for _ in range(parallel):
+        pool.submit(work.run)
     try:
-        for fut, f in futures.items():
+        for f in todo:
             try:
-                got = fut.result()
-            except Stopped:
+                got = work.futures[f.path].result()
+            except (Stopped, Abandoned):
                 continue
             except CliError as e:
                 result.failed.append((f.path, e))
@@ -137,11 +242,9 @@ def _fetch_all(
             resumed = f", resumed at {human_size(got.resumed_from)}" if got.resumed_from else ""
             reporter.finish(f.path, f"sha256 ok{resumed}")
     except KeyboardInterrupt:
-        # Stop the workers between chunks; their .part files stay for the next run.
+        # Stop the workers between reads; their .part files stay for the next run.
         stop.set()
         result.interrupted = True
-        for fut in futures:
-            fut.cancel()
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True)

@@ -103,7 +103,7 @@ def from_problem(status: int, body: dict[str, Any], *, what: str) -> CliError:
         return AuthError(message, code=code)
     if status == 403:
         # Closed by the schedule, with its date or with none (the server's app/refusals.py).
-        if code in ("embargoed", "not_open_to_you"):
+        if code in ("embargoed", "not_open_to_you", "component_held"):
             return EmbargoError(message, until=parse_time(body.get("until")), code=code)
         return AuthError(message, code=code)
     if status == 404:

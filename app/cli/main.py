@@ -8,6 +8,7 @@ from app.cli import (
     access_requests,
     keys,
     publish,
+    reports,
     researcher,
     schedule,
     server,
@@ -29,6 +30,7 @@ researcher.register(app)
 schedule.register(app)
 access_requests.register(app)
 upcoming.register(app)
+reports.register(app)
 
 
 def main() -> None:

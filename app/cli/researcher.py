@@ -14,6 +14,7 @@ import typer
 from app.cli import access as access_mod
 from app.cli.command import exits_on_errors, interactive
 from app.cli.config import ClientConfig, load_config, save_config
+from app.cli.download import MIN_SPLIT
 from app.cli.download_run import Options, RunResult, download_release
 from app.cli.errors import EXIT_INTEGRITY, CliError
 from app.cli.http import ApiClient
@@ -209,7 +210,18 @@ def download(
         typer.Option("--include", "-i", help="only paths matching this glob (repeatable)"),
     ] = None,
     to: Annotated[Path | None, typer.Option(help="target directory (default: ./<name>)")] = None,
-    parallel: Annotated[int, typer.Option(min=1, max=32, help="files downloaded at once")] = 4,
+    parallel: Annotated[
+        int,
+        typer.Option(min=1, max=32, help="connections at once (files, or ranges of a large file)"),
+    ] = 4,
+    min_split_mib: Annotated[
+        int,
+        typer.Option(
+            "--min-split-mib",
+            min=1,
+            help="fetch a file over several connections only in ranges of at least this size",
+        ),
+    ] = MIN_SPLIT // (1024 * 1024),
     retries: Annotated[
         int, typer.Option(min=0, max=100, help="retries per file without progress")
     ] = 5,
@@ -227,6 +239,7 @@ def download(
         parallel=parallel,
         retries=retries,
         plain=True if plain else None,
+        min_split=min_split_mib * 1024 * 1024,
     )
     with ApiClient(load_config()) as api:
         result = download_release(api, target, opts)

@@ -18,6 +18,7 @@ from app.cli.moments import instant, relative, stamp
 from app.when import WhenError, format_utc, parse_offset
 
 DEFAULT_WITHIN = "30d"
+SAFETY_POLICY = "system:safety-policy"  # held_by of a model's automatic safety hold
 
 
 def window(within: str) -> timedelta:
@@ -36,7 +37,8 @@ def lift_line(e: dict[str, Any], now: datetime) -> str:
     at = instant(e["at"])
     notes = []
     if e["state"] == "held":
-        notes.append("held: waits for a resume")
+        by = " by the safety policy" if e.get("held_by") == SAFETY_POLICY else ""
+        notes.append(f"held{by}: waits for a resume")
     elif e["state"] == "capped":
         notes.append(f"capped at {e['restricted_tier']}")
     if e["release_status"] == "draft":
@@ -52,7 +54,8 @@ def hold_line(h: dict[str, Any], now: datetime) -> str:
     where = f"{h['model']}@{h['version']} {h['component']} ({h['tier']} now)"
     parts = []
     if h["held"]:
-        parts.append(f"held since {stamp(h['held_at'], now)}: {h['hold_reason']}")
+        by = " by the safety policy" if h.get("held_by") == SAFETY_POLICY else ""
+        parts.append(f"held{by} since {stamp(h['held_at'], now)}: {h['hold_reason']}")
     if h["restricted_tier"]:
         parts.append(
             f"restricted to {h['restricted_tier']} since {stamp(h['restricted_at'], now)}: "

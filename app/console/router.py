@@ -13,6 +13,7 @@ from app.console import (
     oidc,
     partner_pages,
     researcher_pages,
+    safety_pages,
     schedule_actions,
     sign_in,
     sign_up,
@@ -41,3 +42,4 @@ router.include_router(researcher_pages.router)
 router.include_router(download_pages.router)
 router.include_router(partner_pages.router)
 router.include_router(sign_up.router)
+router.include_router(safety_pages.router)

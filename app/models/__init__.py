@@ -14,6 +14,13 @@ from app.models.catalogue import (
 )
 from app.models.console import BrowserSession
 from app.models.principals import ApiKey, Partner, PartnerAgreement, User
+from app.models.safety import (
+    SafetyHold,
+    SafetyPolicy,
+    SafetyReport,
+    SafetyReportComponent,
+    SafetyReportUpdate,
+)
 from app.models.schema import SchemaLineage
 from app.models.tokens import IssuedToken, QuotaCounter, TokenFileStart
 from app.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -34,6 +41,11 @@ __all__ = [
     "QuotaCounter",
     "Release",
     "ReleaseFile",
+    "SafetyHold",
+    "SafetyPolicy",
+    "SafetyReport",
+    "SafetyReportComponent",
+    "SafetyReportUpdate",
     "SchemaLineage",
     "Stage",
     "StoredObject",

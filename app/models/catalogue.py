@@ -60,7 +60,8 @@ class Release(Base):
 class Component(Base):
     """A named group of files in a release. Its schedule is its :class:`Stage` rows.
 
-    ``held_at`` freezes the schedule (stages after it stop applying until resumed);
+    ``held_at`` freezes the schedule (stages after it stop applying until resumed), placed
+    by ``held_by`` for ``hold_reason``;
     ``restricted_tier`` is an emergency ceiling no stage can open past until lifted.
     """
 
@@ -72,6 +73,8 @@ class Component(Base):
     name: Mapped[str] = mapped_column(String(64))
     held_at: Mapped[datetime | None]
     hold_reason: Mapped[str | None] = mapped_column(Text)
+    # The audit subject of who placed the hold (an admin, or system:safety-policy).
+    held_by: Mapped[str | None] = mapped_column(String(64))
     restricted_tier: Mapped[str | None] = mapped_column(String(16))
     restricted_at: Mapped[datetime | None]
     restrict_reason: Mapped[str | None] = mapped_column(Text)

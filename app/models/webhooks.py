@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -20,6 +20,8 @@ class WebhookSubscription(Base):
     # Kept in clear: the HMAC needs it. Never returned after creation, never logged.
     secret: Mapped[str] = mapped_column(String(256))
     description: Mapped[str] = mapped_column(String(200), default="")
+    # Safety reports' description and evidence go only to subscriptions that ask for them.
+    include_report_text: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
     disabled_at: Mapped[datetime | None]

@@ -33,7 +33,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, Select, func, select
 
-from app.models import WebhookDelivery
+from app.models import SafetyReport, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,11 @@ SCHEDULER_TICKS = Counter(
     "Scheduler passes, by outcome (ok, error).",
     ["outcome"],
 )
+SAFETY_TIME_TO_TRIAGE = Histogram(
+    "weightgate_safety_time_to_triage_seconds",
+    "Time from a safety report's filing to an admin's first status change.",
+    buckets=(60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86_400, 3 * 86_400, 7 * 86_400),
+)
 WEBHOOK_ATTEMPTS = Counter(
     "weightgate_webhook_attempts",
     "Webhook delivery attempts, by outcome (delivered, retry, failed).",
@@ -119,6 +124,10 @@ def count_denial(reason: str) -> None:
 
 def observe_scheduler_lag(seconds: float) -> None:
     SCHEDULER_LAG.observe(max(0.0, seconds))
+
+
+def observe_time_to_triage(seconds: float) -> None:
+    SAFETY_TIME_TO_TRIAGE.observe(max(0.0, seconds))
 
 
 class DatabaseCollector(Collector):
@@ -143,7 +152,7 @@ class DatabaseCollector(Collector):
             "1 if the database answered the scrape-time queries below, else 0.",
         )
         try:
-            backlog, oldest, due = self._read()
+            backlog, oldest, due, reports = self._read()
         except Exception:  # a scrape must not fail because the database is down
             log.warning("metrics.database_unreachable")
             up.add_metric([], 0)
@@ -166,8 +175,16 @@ class DatabaseCollector(Collector):
             "Stages whose time has come that no scheduler has recorded yet.",
             value=due,
         )
+        open_reports = GaugeMetricFamily(
+            "weightgate_safety_reports_open",
+            "Safety reports still open (new or triaged), by severity.",
+            labels=["severity"],
+        )
+        for severity in ("low", "medium", "high", "critical"):
+            open_reports.add_metric([severity], reports.get(severity, 0))
+        yield open_reports
 
-    def _read(self) -> tuple[int, float, int]:
+    def _read(self) -> tuple[int, float, int, dict[str, int]]:
         now = self._now()
         with self._engine.connect() as conn:
             backlog, oldest_at = conn.execute(
@@ -176,9 +193,17 @@ class DatabaseCollector(Collector):
                 )
             ).one()
             due = conn.scalar(self._due_stages(now, select(func.count())))
+            reports = {
+                severity: int(n)
+                for severity, n in conn.execute(
+                    select(SafetyReport.severity, func.count())
+                    .where(SafetyReport.status.in_(("new", "triaged")))
+                    .group_by(SafetyReport.severity)
+                )
+            }
         # min() keeps the column's type, so this is an aware UTC datetime on every backend.
         oldest = 0.0 if oldest_at is None else max(0.0, (now - oldest_at).total_seconds())
-        return int(backlog), oldest, int(due or 0)
+        return int(backlog), oldest, int(due or 0), reports
 
 
 def render(database: DatabaseCollector | None) -> tuple[bytes, str]:

@@ -5,6 +5,8 @@ routes, the console) asks :func:`decide` and only formats its answer
 
 Why a component is closed, most specific first:
 
+- ``component_held``: its schedule would open it to the caller by now, but a hold (an
+  admin's, or a model's safety policy) froze it before that stage;
 - ``access_grant_required``: it is open to approved researchers now and the caller, who is
   not a partner, has no grant (a partner cannot hold a grant: its way in is an agreement);
 - ``embargoed``: it opens to the caller's clearance at a known date (``until``);
@@ -34,10 +36,16 @@ class Reason(StrEnum):
     EMBARGOED = "embargoed"  # opens to the caller at a known date
     GRANT_REQUIRED = "access_grant_required"  # opens to the caller with an access grant
     NOT_OPEN_TO_YOU = "not_open_to_you"  # nothing scheduled opens it to the caller
+    HELD = "component_held"  # a stage that would open it to the caller is held
 
 
 # The reasons decide() gives; the others are about existence (app.policy.disclosure).
-ACCESS_REASONS = (Reason.GRANT_REQUIRED, Reason.EMBARGOED, Reason.NOT_OPEN_TO_YOU)
+ACCESS_REASONS = (
+    Reason.HELD,
+    Reason.GRANT_REQUIRED,
+    Reason.EMBARGOED,
+    Reason.NOT_OPEN_TO_YOU,
+)
 
 
 @dataclass(frozen=True)
@@ -64,12 +72,21 @@ def decide(
     tier = effective_tier(schedule, now)
     if may_download(clearance, tier):
         return Allowed(tier)
+    if schedule.held_at is not None and may_download(
+        clearance, effective_tier(unheld(schedule), now)
+    ):
+        return Refused(Reason.HELD, tier, clearance)
     until = opens_to(schedule, now, clearance)
     if caller.kind != "partner" and clearance == Tier.OPEN and tier == Tier.RESEARCH:
         return Refused(Reason.GRANT_REQUIRED, tier, clearance, until)
     if until is not None:
         return Refused(Reason.EMBARGOED, tier, clearance, until)
     return Refused(Reason.NOT_OPEN_TO_YOU, tier, clearance)
+
+
+def unheld(schedule: ScheduleState) -> ScheduleState:
+    """The schedule as it would stand without its hold."""
+    return ScheduleState(schedule.stages, None, schedule.restricted_tier)
 
 
 def allows(schedule: ScheduleState, clearance: Tier, now: datetime) -> bool:

@@ -5,7 +5,8 @@
   is refused once the day's total has reached the limit; the one that crosses it is served,
   so a file larger than the whole allowance can still be fetched once a day;
 - anonymous downloads per client address per minute (``WEIGHTGATE_QUOTA_ANONYMOUS_PER_MINUTE``);
-- sign-ups per client address per hour (``WEIGHTGATE_QUOTA_REGISTRATIONS_PER_HOUR``).
+- sign-ups per client address per hour (``WEIGHTGATE_QUOTA_REGISTRATIONS_PER_HOUR``);
+- safety reports per reporter per hour (``WEIGHTGATE_QUOTA_REPORTS_PER_HOUR``).
 
 A limit of 0 turns that quota off. A charge is an ``INSERT … ON CONFLICT DO UPDATE …
 RETURNING`` (atomic on SQLite and PostgreSQL): :func:`charge` for one request, whose refusal
@@ -178,3 +179,7 @@ def anonymous_quota(settings: Settings) -> Quota:
 
 def registrations_quota(settings: Settings) -> Quota:
     return Quota("registrations", settings.quota_registrations_per_hour, HOUR)
+
+
+def reports_quota(settings: Settings) -> Quota:
+    return Quota("reports", settings.quota_reports_per_hour, HOUR)

@@ -94,6 +94,7 @@ def list_embargoes(
                 recorded_at=stage.transitioned_at,
                 component_tier=effective_tier(state, now),
                 held=comp.held_at is not None,
+                held_by=comp.held_by,
                 restricted_tier=Tier(comp.restricted_tier) if comp.restricted_tier else None,
             )
         )

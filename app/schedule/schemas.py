@@ -66,6 +66,10 @@ class HoldState(BaseModel):
     held: bool
     held_at: datetime | None
     hold_reason: str | None
+    held_by: str | None = Field(
+        description="who placed the hold: user:<id> for an admin, system:safety-policy for "
+        "a model's automatic safety hold"
+    )
     restricted_tier: Tier | None
     restricted_at: datetime | None
     restrict_reason: str | None
@@ -92,6 +96,9 @@ class EmbargoOut(BaseModel):
     recorded_at: datetime | None
     component_tier: Tier = Field(description="the component's effective tier now")
     held: bool
+    held_by: str | None = Field(
+        description="who placed the hold (system:safety-policy: the safety policy)"
+    )
     restricted_tier: Tier | None
 
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -24,13 +24,20 @@ from app.catalogue.visibility import model_not_found
 from app.context import RequestContext
 from app.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from app.models import Component, Model, Release, Stage, Transition
-from app.policy.principals import Principal
 from app.policy.schedule import ScheduleState, effective_tier, next_stage, scheduled_tier
 from app.policy.tiers import LADDER, Tier
 from app.revocation.service import revoke_tokens
 from app.schedule import repository as repo
 from app.schedule.schemas import NextStage, ScheduleOut, StageOut, StageStateName
 from app.webhooks.outbox import enqueue_event
+
+
+class Actor(Protocol):
+    """Who changes a schedule: a :class:`Principal`, or a part of the system acting by
+    itself (the safety policy's holds), named by its audit subject."""
+
+    @property
+    def subject(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ def hold_state(component: Component) -> dict[str, Any]:
         "held": component.held_at is not None,
         "held_at": component.held_at,
         "hold_reason": component.hold_reason,
+        "held_by": component.held_by,
         "restricted_tier": Tier(component.restricted_tier) if component.restricted_tier else None,
         "restricted_at": component.restricted_at,
         "restrict_reason": component.restrict_reason,
@@ -178,7 +186,7 @@ def _changed(
     action: str,
     event: str | None,
     before: dict[str, Any],
-    actor: Principal,
+    actor: Actor,
     now: datetime,
     reason: str | None,
     ctx: RequestContext | None,
@@ -216,9 +224,7 @@ def _changed(
     return stages
 
 
-def _transition(
-    session: Session, target: Target, kind: str, actor: Principal, now: datetime
-) -> None:
+def _transition(session: Session, target: Target, kind: str, actor: Actor, now: datetime) -> None:
     stages = repo.stages(session, target.component.id)
     tier = effective_tier(state_of(target.component, stages), now)
     session.add(
@@ -239,7 +245,7 @@ def reschedule(
     target: Target,
     schedule: Sequence[tuple[Tier, datetime]],
     reason: str | None,
-    actor: Principal,
+    actor: Actor,
     now: datetime,
     ctx: RequestContext | None = None,
 ) -> list[Stage]:
@@ -299,11 +305,15 @@ def hold(
     *,
     target: Target,
     reason: str,
-    actor: Principal,
+    actor: Actor,
     now: datetime,
     ctx: RequestContext | None = None,
+    event: str = "embargo.held",
+    extra: dict[str, Any] | None = None,
 ) -> list[Stage]:
-    """Freeze the schedule at ``now``: later stages stop applying until resumed."""
+    """Freeze the schedule at ``now``: later stages stop applying until resumed. ``event``
+    and ``extra`` (added to the audit data and the event) let a caller say where the hold
+    came from, e.g. a safety report or policy (app/safety)."""
     comp = target.component
     if comp.held_at is not None:
         raise Conflict(
@@ -314,17 +324,19 @@ def hold(
     before = snapshot(comp, current, now)
     comp.held_at = now
     comp.hold_reason = reason.strip()
+    comp.held_by = actor.subject
     _transition(session, target, "held", actor, now)
     return _changed(
         session,
         target,
         action="schedule.held",
-        event="embargo.held",
+        event=event,
         before=before,
         actor=actor,
         now=now,
         reason=comp.hold_reason,
         ctx=ctx,
+        extra=extra,
     )
 
 
@@ -333,7 +345,7 @@ def resume(
     *,
     target: Target,
     reason: str | None,
-    actor: Principal,
+    actor: Actor,
     now: datetime,
     ctx: RequestContext | None = None,
 ) -> list[Stage]:
@@ -348,7 +360,7 @@ def resume(
     current = repo.stages(session, comp.id, for_update=True)
     before = snapshot(comp, current, now)
     extra = {"was_held": comp.held_at is not None, "was_restricted": comp.restricted_tier}
-    comp.held_at = comp.hold_reason = None
+    comp.held_at = comp.hold_reason = comp.held_by = None
     comp.restricted_tier = comp.restricted_at = comp.restrict_reason = None
     session.flush()
     _transition(session, target, "resumed", actor, now)
@@ -372,7 +384,7 @@ def lift(
     target: Target,
     tier: Tier | None,
     reason: str | None,
-    actor: Principal,
+    actor: Actor,
     now: datetime,
     ctx: RequestContext | None = None,
 ) -> list[Stage]:
@@ -436,7 +448,7 @@ def restrict(
     target: Target,
     tier: Tier,
     reason: str,
-    actor: Principal,
+    actor: Actor,
     now: datetime,
     ctx: RequestContext | None = None,
 ) -> tuple[list[Stage], int]:

@@ -29,15 +29,22 @@ EVENT_TYPES = frozenset(
         "token.revoked",
         "release.published",
         "credentials.expiring",
+        "safety.report.filed",
+        "safety.report.updated",
+        "component.held",
     }
 )
 
 
 @dataclass(frozen=True)
 class OutboxEvent:
+    """An event to announce. ``report_text`` (a safety report's description and evidence)
+    is added to ``data`` only for subscriptions that opted in (``include_report_text``)."""
+
     event_type: str
     data: dict[str, Any]
     event_id: str = field(default_factory=lambda: f"evt_{uuid.uuid4().hex}")
+    report_text: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.event_type not in EVENT_TYPES:
@@ -51,13 +58,18 @@ def enqueue_event(
     data: dict[str, Any],
     now: datetime,
     event_id: str | None = None,
+    report_text: dict[str, Any] | None = None,
 ) -> int:
     """Write one pending delivery per active subscription to ``event_type``; returns how many.
 
     ``event_id`` is the idempotency id receivers deduplicate on; pass a deterministic one
     (e.g. derived from a transition id) when the same event could be produced twice.
     """
-    event = OutboxEvent(event_type, data, event_id) if event_id else OutboxEvent(event_type, data)
+    event = (
+        OutboxEvent(event_type, data, event_id, report_text)
+        if event_id
+        else OutboxEvent(event_type, data, report_text=report_text)
+    )
     return enqueue_events(session, [event], now=now)
 
 
@@ -78,6 +90,9 @@ def enqueue_events(session: Session, events: Sequence[OutboxEvent], *, now: date
             "created_at": now.isoformat(),
             "data": event.data,
         }
+        with_text = payload
+        if event.report_text:
+            with_text = {**payload, "data": {**event.data, **event.report_text}}
         for sub in subs:
             if event.event_type not in sub.events and "*" not in sub.events:
                 continue
@@ -86,7 +101,7 @@ def enqueue_events(session: Session, events: Sequence[OutboxEvent], *, now: date
                     subscription_id=sub.id,
                     event_id=event.event_id,
                     event_type=event.event_type,
-                    payload=payload,
+                    payload=with_text if sub.include_report_text else payload,
                     status="pending",
                     attempts=0,
                     next_attempt_at=now,

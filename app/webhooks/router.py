@@ -32,6 +32,7 @@ def _out(sub: WebhookSubscription) -> WebhookOut:
         url=sub.url,
         events=sub.events,
         description=sub.description,
+        include_report_text=sub.include_report_text,
         created_at=sub.created_at,
         disabled_at=sub.disabled_at,
     )

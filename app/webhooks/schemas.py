@@ -26,6 +26,11 @@ class WebhookCreate(StrictInput):
         repr=False,
     )
     description: str = Field(default="", max_length=200)
+    include_report_text: bool = Field(
+        default=False,
+        description="safety.report.* events carry the report's description and evidence "
+        "(off: they carry only its category, severity, status and where it points)",
+    )
 
 
 class WebhookOut(BaseModel):
@@ -33,6 +38,7 @@ class WebhookOut(BaseModel):
     url: str
     events: list[str]
     description: str
+    include_report_text: bool
     created_at: datetime
     disabled_at: datetime | None
 

@@ -65,6 +65,7 @@ def create_subscription(
         events=events,
         secret=secret,
         description=body.description,
+        include_report_text=body.include_report_text,
         created_by=actor.user_id,
         created_at=now,
     )
@@ -77,7 +78,11 @@ def create_subscription(
         action="webhook.created",
         target_type="webhook",
         target_id=sub.id,
-        after={"url": redacted_url(sub.url), "events": events},
+        after={
+            "url": redacted_url(sub.url),
+            "events": events,
+            "include_report_text": sub.include_report_text,
+        },
         ctx=ctx,
     )
     return sub, secret

@@ -75,7 +75,22 @@ def restrict(db: Session, world: World) -> datetime | None:
     return None
 
 
+def hold_before_research(db: Session, world: World) -> datetime | None:
+    # Partners since yesterday, researchers since twelve hours ago; a hold placed between
+    # the two (as a safety policy holds a stage before it comes) froze it at partner.
+    now, config = world.clock.now(), _config(db)
+    db.execute(update(Stage).where(Stage.component_id == config).values(at=now - DAY / 2))
+    db.add(Stage(component_id=config, tier="partner", at=now - DAY, created_at=now - DAY))
+    db.execute(
+        update(Component)
+        .where(Component.id == config)
+        .values(held_at=now - DAY * 3 / 4, hold_reason="safety reports", held_by="user:1")
+    )
+    return None
+
+
 CASES: dict[Reason, Callable[[Session, World], datetime | None]] = {
+    Reason.HELD: hold_before_research,
     Reason.GRANT_REQUIRED: revoke_grant,
     Reason.EMBARGOED: move_stage_ahead,
     Reason.NOT_OPEN_TO_YOU: restrict,

@@ -14,7 +14,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner, Result
 
+from app.cli import body_transport
 from app.cli import http as cli_http
+from app.cli.body_transport import HttpxTransport
 from app.cli.main import app as cli_app
 from app.clock import FixedClock
 from tests.factories.catalogue import Published, publish_release
@@ -69,6 +71,7 @@ def cli(
         return tc  # type: ignore[return-value]
 
     monkeypatch.setattr(cli_http, "make_httpx_client", in_process)
+    monkeypatch.setattr(body_transport, "make_body_transport", lambda api: HttpxTransport(api.http))
     return Cli(CliRunner(), monkeypatch, tmp_path)
 
 

@@ -94,7 +94,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("admin-cli")
     with (
         fresh_database(tmp, label="admin") as db_url,
-        live_server({"WEIGHTGATE_DATABASE_URL": db_url}, tmp=tmp) as server,
+        # No scheduler: these commands only read and change schedules, and a scheduler tick
+        # would send the "due now" reminder that `upcoming` is asked to show (a race that
+        # lost under load).
+        live_server(
+            {"WEIGHTGATE_DATABASE_URL": db_url, "WEIGHTGATE_SCHEDULER_ENABLED": "false"}, tmp=tmp
+        ) as server,
     ):
         yield Live(server.url, create_user(server, "ops@example.org", "admin"), tmp, server)
 

@@ -7,16 +7,22 @@ import gzip
 import hashlib
 import io
 import json
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import httpx
 import pytest
 from rich.console import Console
 
+from app.cli import body_transport
 from app.cli import http as cli_http
+from app.cli.body_transport import HttpxTransport
 from app.cli.config import ClientConfig
-from app.cli.download import FileFetcher, TokenSource
+from app.cli.download import Fetched, FileFetcher, TokenSource
+from app.cli.download_file import gaps, merged, resumable_ranges, split
+from app.cli.download_run import _Work, shares
 from app.cli.errors import (
     AuthError,
     CliError,
@@ -43,6 +49,8 @@ def api_with(monkeypatch: pytest.MonkeyPatch, handler: Handler, **kw: object) ->
         "make_httpx_client",
         lambda base: httpx.Client(base_url=base, transport=httpx.MockTransport(handler)),
     )
+    # File bodies through the same scripted client (the direct transport is a real socket).
+    monkeypatch.setattr(body_transport, "make_body_transport", lambda api: HttpxTransport(api.http))
     return ApiClient(ClientConfig(url="http://wg.test", token=None), sleep=lambda _: None, **kw)  # type: ignore[arg-type]
 
 
@@ -313,4 +321,122 @@ def test_streamed_bodies_raw_or_compressed_by_a_proxy_arrive_intact(
 
     fetcher(api_with(monkeypatch, answer), tmp_path).fetch(FILE)
     assert seen == ["identity"]
+    assert (tmp_path / "w.bin").read_bytes() == DATA
+
+
+def test_ranges_split_merge_and_leave_gaps_exactly() -> None:
+    assert merged([(5, 10), (0, 5), (20, 30), (25, 40), (7, 7)]) == [(0, 10), (20, 40)]
+    assert gaps([(0, 10), (20, 30)], 40) == [(10, 20), (30, 40)]
+    assert gaps([], 5) == [(0, 5)]
+    assert split([(0, 100)], 4, 10) == [(0, 25), (25, 50), (50, 75), (75, 100)]
+    assert split([(0, 100)], 4, 40) == [(0, 50), (50, 100)]  # no range under the minimum
+    assert split([(0, 10), (50, 100)], 3, 1) == [(0, 10), (50, 67), (67, 84), (84, 100)]
+    assert split([(0, 25_165_947)], 4, 4 << 20) == [
+        (a, min(a + 6_291_487, 25_165_947)) for a in range(0, 25_165_947, 6_291_487)
+    ]
+    assert shares([FILE], parallel=4, min_split=4096) == {FILE.path: 4}
+    assert shares([FILE], parallel=4, min_split=8193) == {FILE.path: 1}  # 2 ranges too small
+    two = RemoteFile("b.bin", 3 * len(DATA), "0" * 64, "weights")
+    assert shares([FILE, two], parallel=4, min_split=1) == {FILE.path: 1, two.path: 3}
+
+
+def ranged(seen: list[str | None], corrupt: int | None = None) -> Handler:
+    """A server that honours ``Range: bytes=a-b`` (and flips byte ``corrupt`` if asked)."""
+    body = bytearray(DATA)
+    if corrupt is not None:
+        body[corrupt] ^= 0xFF
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        value = request.headers.get("range")
+        seen.append(value)
+        if value is None:
+            return httpx.Response(200, stream=Streamed(bytes(body)))
+        first, _, last = value.removeprefix("bytes=").partition("-")
+        a, b = int(first), int(last or len(body) - 1) + 1
+        return httpx.Response(
+            206,
+            stream=Streamed(bytes(body[a:b])),
+            headers={"Content-Range": f"bytes {a}-{b - 1}/{len(body)}"},
+        )
+
+    return answer
+
+
+def run_parallel(fetcher: FileFetcher, files: list[RemoteFile]) -> dict[str, Future[Fetched]]:
+    work = _Work(fetcher, files, shares(files, parallel=4, min_split=fetcher.min_split))
+    threads = [threading.Thread(target=work.run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return work.futures
+
+
+def test_a_file_in_parallel_ranges_is_assembled_and_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: list[str | None] = []
+    f = fetcher(api_with(monkeypatch, ranged(seen)), tmp_path)
+    f.min_split = 4096
+    got = run_parallel(f, [FILE])[FILE.path].result()
+    assert sorted(seen, key=str) == [f"bytes={a}-{a + 4095}" for a in (0, 12288, 4096, 8192)]
+    assert (tmp_path / "w.bin").read_bytes() == DATA
+    assert got.transferred == len(DATA)
+    assert not (tmp_path / "w.bin.part.json").exists()
+
+
+def test_a_corrupted_range_fails_the_whole_file_and_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    f = fetcher(api_with(monkeypatch, ranged([], corrupt=10_000)), tmp_path)
+    f.min_split = 4096
+    with pytest.raises(IntegrityError, match=r"w\.bin: SHA-256 mismatch"):
+        run_parallel(f, [FILE])[FILE.path].result()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_sparse_partial_file_resumes_only_its_missing_ranges(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    part = bytearray(len(DATA))
+    for a, b in [(0, 4096), (8192, 12288)]:
+        part[a:b] = DATA[a:b]
+    (tmp_path / "w.bin.part").write_bytes(bytes(part))
+    (tmp_path / "w.bin.part.json").write_text(
+        json.dumps({"sha256": FILE.sha256, "size": FILE.size, "done": [[0, 4096], [8192, 12288]]})
+    )
+    seen: list[str | None] = []
+    got = fetcher(api_with(monkeypatch, ranged(seen)), tmp_path).fetch(FILE)
+    assert seen == ["bytes=4096-8191", "bytes=12288-16383"]
+    assert (tmp_path / "w.bin").read_bytes() == DATA
+    assert (got.resumed_from, got.transferred) == (8192, 8192)
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"done": [[0, 99999]]},  # beyond the file
+        {"done": [[5, 2]]},
+        {"done": "everything"},
+        {"sha256": "0" * 64},  # another file's partial
+    ],
+)
+def test_a_sidecar_that_does_not_add_up_discards_the_partial_file(
+    tmp_path: Path, meta: dict[str, object]
+) -> None:
+    (tmp_path / "w.bin.part").write_bytes(bytes(len(DATA)))
+    sidecar = tmp_path / "w.bin.part.json"
+    sidecar.write_text(json.dumps({"sha256": FILE.sha256, "size": FILE.size, **meta}))
+    assert resumable_ranges(tmp_path / "w.bin.part", sidecar, FILE) == []
+    assert not sidecar.exists()
+    assert not (tmp_path / "w.bin.part").exists()
+
+
+def test_a_server_ignoring_range_still_fills_each_parallel_range(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    api = api_with(monkeypatch, lambda _: httpx.Response(200, stream=Streamed(DATA)))
+    f = fetcher(api, tmp_path)
+    f.min_split = 4096
+    run_parallel(f, [FILE])[FILE.path].result()
     assert (tmp_path / "w.bin").read_bytes() == DATA

@@ -98,11 +98,12 @@ def test_a_cut_connection_leaves_a_partial_file_the_next_run_resumes(
     setup: Setup, tmp_path: Path
 ) -> None:
     setup.proxy.reset_counters()
+    drops = setup.proxy.drops  # the proxy is the module's: other tests cut connections too
     setup.proxy.drop_after = CUT_AT
     first = weightgate(setup, tmp_path, "download", MODEL, "-c", "weights", "--to", "out",
                        "--retries", "0", "--plain")  # fmt: skip
     assert first.returncode == EXIT_NETWORK, first.stdout + first.stderr
-    assert setup.proxy.drops == 1
+    assert setup.proxy.drops == drops + 1
     assert "run the same command again to resume" in first.stderr
     part = tmp_path / "out" / (BIG + ".part")
     kept = part.stat().st_size
@@ -173,13 +174,89 @@ def test_a_corrupted_stored_object_is_detected_and_not_renamed_into_place(
     assert all((tmp_path / "out" / p).read_bytes() == SMALL[p] for p in others)
 
 
+# Ranges of the big file fetched over parallel connections: 4 ranges of 6 MiB.
+SPLIT = ("--parallel", "4", "--min-split-mib", "4")
+
+
+def ranges_asked(setup: Setup) -> list[tuple[int, int]]:
+    gets = setup.proxy.gets(BIG) if setup.dep.storage == "filesystem" else setup.proxy.gets("/")
+    out = []
+    for g in gets:
+        first, _, last = g.headers["range"].removeprefix("bytes=").partition("-")
+        out.append((int(first), int(last) + 1))
+    return sorted(out)
+
+
+def test_a_large_file_comes_in_parallel_ranges_and_a_cut_one_resumes_in_the_next_run(
+    setup: Setup, tmp_path: Path
+) -> None:
+    setup.proxy.reset_counters()
+    drops = setup.proxy.drops
+    setup.proxy.drop_after = CUT_AT
+    first = weightgate(setup, tmp_path, "download", MODEL, "-c", "weights", "--to", "out",
+                       "--retries", "0", "--plain", *SPLIT)  # fmt: skip
+    assert first.returncode == EXIT_NETWORK, first.stdout + first.stderr
+    assert setup.proxy.drops == drops + 1
+    quarter = -(-len(BIG_BYTES) // 4)
+    starts = range(0, len(BIG_BYTES), quarter)
+    assert ranges_asked(setup) == [(a, min(a + quarter, len(BIG_BYTES))) for a in starts]
+    out = tmp_path / "out"
+    part = out / (BIG + ".part")
+    # A sparse partial file: full length, with the ranges that arrived listed beside it.
+    assert part.stat().st_size == len(BIG_BYTES)
+    done = json.loads((out / (BIG + ".part.json")).read_text())["done"]
+    kept = sum(b - a for a, b in done)
+    assert 0 < kept < len(BIG_BYTES)
+    data = part.read_bytes()
+    assert all(data[a:b] == BIG_BYTES[a:b] for a, b in done)
+    assert not (out / BIG).exists()
+
+    setup.proxy.reset_counters()
+    second = weightgate(setup, tmp_path, "download", MODEL, "-c", "weights", "--to", "out",
+                        "--plain", *SPLIT)  # fmt: skip
+    assert second.returncode == 0, second.stdout + second.stderr
+    # Only what was missing was asked for, and crossed the wire.
+    missing = sorted(set(range(len(BIG_BYTES))) - {i for a, b in done for i in range(a, b)})
+    asked = ranges_asked(setup)
+    assert sum(b - a for a, b in asked) == len(missing) == len(BIG_BYTES) - kept
+    assert all(a in missing and b - 1 in missing for a, b in asked)
+    assert setup.proxy.bytes_to_clients < len(BIG_BYTES) - kept + 64 * 1024
+    assert sha((out / BIG).read_bytes()) == sha(BIG_BYTES)
+    assert not part.exists()
+    assert "1 resumed" in second.stdout
+
+
+def test_a_corrupted_range_of_a_parallel_download_fails_the_hash(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """One range of the object is wrong (the third quarter): the whole-file SHA-256, fed
+    by every range in order, refuses it, and nothing is left to resume from."""
+    at = len(BIG_BYTES) // 2 + 1000
+    with corrupted(setup.dep, sha(BIG_BYTES), span=(at, at + 100)):
+        setup.proxy.reset_counters()
+        r = weightgate(setup, tmp_path, "download", MODEL, "-c", "weights", "--to", "out",
+                       "--plain", *SPLIT)  # fmt: skip
+    assert r.returncode == EXIT_INTEGRITY, r.stdout + r.stderr
+    assert len(ranges_asked(setup)) == 4
+    assert f"{BIG}: SHA-256 mismatch (expected {sha(BIG_BYTES)}" in r.stderr
+    assert not (tmp_path / "out" / BIG).exists()
+    assert not (tmp_path / "out" / (BIG + ".part")).exists()
+    assert not (tmp_path / "out" / (BIG + ".part.json")).exists()
+
+
+def _flip(data: bytes, span: tuple[int, int] | None) -> bytes:
+    a, b = span or (0, len(data))
+    return data[:a] + bytes(x ^ 0xFF for x in data[a:b]) + data[b:]
+
+
 @contextmanager
-def corrupted(dep: Deployment, digest: str) -> Iterator[None]:
-    """Flip every bit of the stored object ``digest`` (same size), restore it afterwards."""
+def corrupted(dep: Deployment, digest: str, span: tuple[int, int] | None = None) -> Iterator[None]:
+    """Flip the bits of the stored object ``digest`` (all of it, or ``span``; same size),
+    restore it afterwards."""
     if dep.objects is not None:
         blob = dep.objects / "sha256" / digest[:2] / digest
         original = blob.read_bytes()
-        blob.write_bytes(bytes(b ^ 0xFF for b in original))
+        blob.write_bytes(_flip(original, span))
         try:
             yield
         finally:
@@ -191,7 +268,7 @@ def corrupted(dep: Deployment, digest: str) -> Iterator[None]:
     )
     key = f"{prefix}/sha256/{digest}"
     original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    s3.put_object(Bucket=bucket, Key=key, Body=bytes(b ^ 0xFF for b in original))
+    s3.put_object(Bucket=bucket, Key=key, Body=_flip(original, span))
     try:
         yield
     finally:

@@ -64,6 +64,7 @@ def test_create_returns_the_secret_once_and_never_again(
     assert event.after == {
         "url": "https://93.184.215.14/hook",
         "events": ["access.approved", "embargo.lifted"],
+        "include_report_text": False,
     }
     assert created["secret"] not in str(event.after) + str(event.data)
 
