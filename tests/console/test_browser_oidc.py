@@ -77,7 +77,10 @@ def sign_in_with_provider(page: Page, console: Console, email: str) -> None:
     page.goto(console.url + "/console/sign-in")
     page.get_by_role("link", name="Sign in with your organisation's account").click()
     page.locator("input[name=sub]").fill(email)
-    page.get_by_role("button", name="Authorize").click()
+    # The way back does discovery, the code exchange and the key fetch (cold on the first
+    # sign-in): on a loaded machine that outlasts the default wait for the navigation.
+    page.get_by_role("button", name="Authorize").click(no_wait_after=True)
+    page.wait_for_url(re.compile(r".*/console/(?!sign-in|oidc/start).*"), timeout=60_000)
 
 
 def test_an_admin_signs_in_through_the_provider(
