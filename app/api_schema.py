@@ -8,7 +8,10 @@ pass in tests/fuzz checks every answer against it):
   (FastAPI documents its own ``HTTPValidationError`` JSON instead; every 422 here is
   problem+json);
 - ``400`` (``malformed_body``) and ``413`` (``payload_too_large``, app/http_limits.py) on
-  every operation that takes a request body.
+  every operation that takes a request body;
+- ``401`` on every operation that reads the caller's credential (its ``security`` lists the
+  ``bearer`` scheme of app/auth/dependencies.py): a credential that is malformed, unknown, revoked
+  or expired is refused before the route runs, even where none is needed.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
                 continue
             responses = operation.setdefault("responses", {})
             responses["422"] = _problem("a path, query or body value the route cannot take")
+            if operation.get("security"):
+                responses.setdefault("401", _problem("the credential is malformed or not valid"))
             if "requestBody" in operation:
                 responses.setdefault("400", _problem("the body is not valid JSON (UTF-8)"))
                 responses.setdefault("413", _problem("the body is larger than the route takes"))

@@ -50,19 +50,21 @@ ANSWERS: dict[Reason, Answer] = {
     Reason.RELEASE_NOT_FOUND: Answer(NotFound, "release_not_found", "RevisionNotFound"),
     Reason.COMPONENT_NOT_FOUND: Answer(NotFound, "component_not_found", "EntryNotFound"),
     Reason.FILE_NOT_FOUND: Answer(NotFound, "file_not_found", "EntryNotFound"),
-    Reason.EMBARGOED: Answer(EmbargoActive, "embargoed", "GatedRepo"),
+    # Not GatedRepo: for that code `hf` prints "requires approval" and drops the message.
+    Reason.EMBARGOED: Answer(EmbargoActive, "embargoed", "Embargoed"),
     Reason.GRANT_REQUIRED: Answer(GrantRequired, "access_grant_required", "GatedRepo"),
-    Reason.NOT_OPEN_TO_YOU: Answer(Forbidden, "not_open_to_you", "GatedRepo"),
-    Reason.HELD: Answer(Forbidden, "component_held", "GatedRepo"),
+    Reason.NOT_OPEN_TO_YOU: Answer(Forbidden, "not_open_to_you", "NotOpenToYou"),
+    Reason.HELD: Answer(Forbidden, "component_held", "Held"),
 }
 
 
-def header_safe(text: str) -> str:
-    """``text`` fit for a header value: printable ASCII on one line, at most 500 characters.
+def header_safe(text: str, limit: int = 2000) -> str:
+    """``text`` fit for a header value: printable ASCII on one line, at most ``limit``
+    characters (enough to name every closed component of a release with its reason).
     Messages echo what the caller sent (a repo id, a path), and a control character in a
     header makes the server drop the connection without an answer (uvicorn refuses it)."""
     printable = "".join(c if " " <= c <= "~" else "?" for c in text)
-    return " ".join(printable.split())[:500]
+    return " ".join(printable.split())[:limit]
 
 
 def refusal(

@@ -65,11 +65,13 @@ async def _connection(
             t = time.perf_counter()
             if t >= stop_at:
                 return
-            writer.write(requests[i % len(requests)])
+            request = requests[i % len(requests)]
+            writer.write(request)
             i += 1
             head = await reader.readuntil(b"\r\n\r\n")
             length = 0
-            for line in head.split(b"\r\n")[1:]:
+            # A HEAD answer announces the body's length and sends none.
+            for line in head.split(b"\r\n")[1:] if not request.startswith(b"HEAD ") else []:
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
                     break
@@ -141,8 +143,10 @@ def run_load(
     return result
 
 
-def get(path: str, host: str, headers: dict[str, str] | None = None) -> bytes:
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host}"]
+def get(
+    path: str, host: str, headers: dict[str, str] | None = None, *, method: str = "GET"
+) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 

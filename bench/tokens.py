@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -455,6 +456,10 @@ def main() -> None:
                     results["resolve"] = measured(server, resolve, db_url, args)
                     anonymous = [get(f"/v1/files/{MODEL}/v1/{OPEN}", server.host)]
                     results["anonymous"] = measured(server, anonymous, db_url, args)
+                    for name, target in DOORS.items():
+                        method, _, path = target.partition(" ")
+                        one = [get(path, server.host, researcher, method=method)]
+                        results[name] = measured(server, one, db_url, args)
                     stream_token = pool[0]
                 with serve("bench.floor_app:app", env, log, "/healthz") as server:
                     results["redeem floor"] = measured(server, redeem, db_url, args)
@@ -465,6 +470,7 @@ def main() -> None:
                         results["redeem async"] = measured(server, redeem, db_url, args)
                 results["bare after"] = measured(bare_server, bare, "", args)
             steps = step_costs(db_url, env, stream_token, 300)
+            statements = statements_per_request(env, researcher, stream_token)
 
             # Streaming: proxy mode through weightgate vs the store itself.
             from app.storage.filesystem import FilesystemStore
@@ -513,10 +519,59 @@ def main() -> None:
                 lambda: fs.iter_range(big_sha, 0, None, 1024 * 1024), big_sha, args.rounds
             )
 
-    text_out = report(args, results, steps, streams)
+    text_out = report(args, results, steps, streams, statements)
     print(text_out)
     if not args.no_write:
         write_section("tokens", text_out)
+
+
+# The doors researchers come through besides a redemption, each with the researcher's key.
+DOORS = {
+    "HEAD resolve": f"HEAD /{MODEL}/resolve/v1/{SMALL}",
+    "manifest": f"GET /v1/models/{MODEL}/releases/v1/manifest",
+    "model info": f"GET /api/models/{MODEL}/revision/main",
+    "tree": f"GET /api/models/{MODEL}/tree/main?recursive=true",
+}
+
+
+def statements_per_request(
+    env: dict[str, str], researcher: dict[str, str], token: str
+) -> dict[str, int]:
+    """SQL statements one request of each kind sends, counted in-process (the app made from
+    the same settings, called through Starlette's TestClient, the second call of each so
+    that start-up reads are not charged)."""
+    for k, v in {**AWS_TEST_ENV, **env}.items():
+        os.environ[k] = v
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    app = create_app(Settings(_env_file=None), run_background=False)
+    body = {"model": MODEL, "components": ["weights"]}
+    calls: dict[str, Callable[[TestClient], object]] = {
+        "redeem": lambda c: c.get(
+            f"/v1/files/{MODEL}/v1/{SMALL}?token={token}", follow_redirects=False
+        ),
+        "issue": lambda c: c.post("/v1/tokens", json=body, headers=researcher),
+        "resolve": lambda c: c.get(
+            f"/{MODEL}/resolve/v1/{SMALL}", headers=researcher, follow_redirects=False
+        ),
+        "anonymous": lambda c: c.get(f"/v1/files/{MODEL}/v1/{OPEN}", follow_redirects=False),
+    }
+    for name, target in DOORS.items():
+        method, _, path = target.partition(" ")
+        calls[name] = partial(_send, method, path, researcher)
+    out = {}
+    with TestClient(app) as client:
+        for name, call in calls.items():
+            call(client)
+            out[name] = count_statements(app.state.engine, partial(call, client))
+    return out
+
+
+def _send(method: str, path: str, headers: dict[str, str], client: Any) -> object:
+    return client.request(method, path, headers=headers, follow_redirects=False)
 
 
 # A second load level: downloads are decided in batches of those arriving together
@@ -529,6 +584,7 @@ def report(
     r: dict[str, Measured],
     steps: dict[str, float],
     s: dict[str, Stream],
+    statements: dict[str, int],
 ) -> str:
     before, after = r["bare before"], r["bare after"]
     # The baseline: whichever bare run the machine disturbed least.
@@ -567,6 +623,7 @@ def report(
         row("issue: POST /v1/tokens", r["issue"], bare),
         row("Hugging Face: GET /{repo}/resolve (redirect, API key)", r["resolve"], bare),
         row("anonymous: GET /v1/files, open file, no token (redirect)", r["anonymous"], bare),
+        *(row(f"{name}: `{target}` (API key)", r[name], bare) for name, target in DOORS.items()),
     ]
     if "redeem async" in r:
         lines.append(row("redeem, `DELIVERY_ASYNC_COMMIT=true`", r["redeem async"], bare))
@@ -605,6 +662,25 @@ def report(
     for name, value in steps.items():
         unit = "" if name.startswith("SQL") else " µs"
         lines.append(f"| {name} | {value:,.0f}{unit} |")
+    redeem_cpu = r["redeem"].server_us + (r["redeem"].db_us or 0.0)
+    lines += [
+        "",
+        "Each door's CPU per request (server + database) against a redemption's, and the",
+        "SQL statements one request sends (in-process count; the group-committed batch's",
+        "statements are charged to the one request in it). Target: ≤ 2x a redemption, p99",
+        "≤ 25 ms.",
+        "",
+        "| request | CPU µs/req | x redemption | ≤ 2x | p99 ms | SQL statements |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in ("redeem", "anonymous", "issue", "resolve", *DOORS):
+        m = r[name]
+        cpu = m.server_us + (m.db_us or 0.0)
+        times = cpu / redeem_cpu
+        lines.append(
+            f"| {name} | {cpu:,.0f} | {times:.1f}x | {verdict(times <= 2)} | "
+            f"{m.load.p99_ms:.1f} | {statements.get(name, '—')} |"
+        )
     lines += [
         "",
         f"Streaming one {args.size_mib} MiB object with curl (best of {args.rounds}, "

@@ -146,17 +146,20 @@ def revoke_key(
     return row
 
 
+def api_key_by_value(session: Session, key: str) -> ApiKey | None:
+    """The row of the key whose clear value is ``key``, whatever its state."""
+    if not looks_like_api_key(key):
+        return None
+    return session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+
+
 def revoke_leaked(
     session: Session, *, key: str, actor: str, now: datetime, ctx: RequestContext | None = None
 ) -> ApiKey:
     """Revoke the key whose clear value was found where it should not be (a public
     repository, a paste, a secret scanner's report), whoever holds it. Reporting a key that
     is already revoked changes nothing; the key itself is never stored, logged or echoed."""
-    row = (
-        session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
-        if looks_like_api_key(key)
-        else None
-    )
+    row = api_key_by_value(session, key)
     if row is None:
         raise NotFound("no such API key", code="api_key_not_found")
     if row.revoked_at is None:

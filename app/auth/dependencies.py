@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Protocol
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.context import ClockDep, RequestContext, get_context
@@ -43,6 +44,22 @@ class Authenticators:
     partner_token: PartnerTokenAuthenticator
 
 
+# The OpenAPI security scheme of every route that reads the caller (FastAPI lists it on each
+# operation that depends on it): /docs gets an Authorize button, and "Try it out" sends the
+# value as ``Authorization: Bearer …``. It parses nothing itself (auto_error=False): the
+# header is read by bearer_value below, which answers a malformed one with our own 401.
+bearer_scheme = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="wg_… API key, or a partner access token",
+    description=(
+        "A user's API key (`wg_…`), or a partner's access token from `POST /v1/oauth/token`. "
+        "Optional on routes open to everyone: without it you are anonymous."
+    ),
+    auto_error=False,
+)
+BearerSchemeDep = Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
+
+
 def bearer_value(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if not header:
@@ -55,7 +72,9 @@ def bearer_value(request: Request) -> str | None:
     return value.strip()
 
 
-def get_principal(request: Request, session: SessionDep, clock: ClockDep) -> Principal:
+def get_principal(
+    request: Request, session: SessionDep, clock: ClockDep, _scheme: BearerSchemeDep = None
+) -> Principal:
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached

@@ -54,6 +54,15 @@ def latest_published(session: Session, model_id: int) -> Release | None:
     )
 
 
+def published_releases(session: Session, model_id: int) -> Sequence[Release]:
+    """A model's published releases, newest first."""
+    return session.scalars(
+        select(Release)
+        .where(Release.model_id == model_id, Release.status == "published")
+        .order_by(Release.published_at.desc(), Release.id.desc())
+    ).all()
+
+
 def latest_published_versions(session: Session, model_ids: Sequence[int]) -> dict[int, Release]:
     if not model_ids:
         return {}

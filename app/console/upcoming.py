@@ -23,6 +23,7 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PAGE = 100
 SOON = timedelta(hours=24)
 WINDOWS = (7, 30)
+SAFETY_POLICY = "system:safety-policy"  # held_by of a model's automatic safety hold
 
 
 def release_href(model: str, version: str, component: str | None = None) -> str:
@@ -60,7 +61,13 @@ def risks(holds: list[HoldOut], lifts: list[EmbargoOut], *, now: datetime) -> li
         waiting = f"; a resume brings {h.waiting.tier}" if h.waiting else ""
         if h.held:
             held.append(
-                Risk("held", "held", what=f"held: {h.hold_reason}{waiting}", at=h.held_at, **common)
+                Risk(
+                    "held",
+                    "held by safety policy" if h.held_by == SAFETY_POLICY else "held",
+                    what=f"held: {h.hold_reason}{waiting}",
+                    at=h.held_at,
+                    **common,
+                )
             )
         if h.restricted_tier is not None:
             restricted.append(

@@ -10,10 +10,15 @@ client needs travels in headers. The bodies stay our problem+json with a stable 
     RevisionNotFound   RevisionNotFoundError      no published release by that name or id
     EntryNotFound      RemoteEntryNotFoundError   no such file, in a release with nothing
                                                   closed to the caller
+    NotSupported       HfHubHTTPError (501)       a Hub API weightgate does not implement
     GatedRepo          GatedRepoError             any file the caller may not download now
                                                   (missing or not) of a release with something
-                                                  closed to them: gated as a whole, like a
-                                                  gated repository on the Hub
+                                                  closed to them that an access grant opens:
+                                                  gated as a whole, like a gated repository
+    Embargoed          HfHubHTTPError (403)       the same, when what is closed opens on a
+                                                  date (the grant is there, or would not help)
+    Held               HfHubHTTPError (403)       the same, when a hold keeps it closed
+    NotOpenToYou       HfHubHTTPError (403)       the same, when nothing scheduled opens it
 
 A 401 carries ``X-Error-Message: Invalid credentials in Authorization header``: that exact text
 keeps the client from reporting a bad key as a missing repository.
@@ -21,13 +26,20 @@ keeps the client from reporting a bad key as a missing repository.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
 from app.errors import AppError, Unauthorized
 from app.policy.decision import Reason
-from app.refusals import header_safe, refusal
+from app.refusals import header_safe, refusal, stamp
 
 __all__ = [
     "INVALID_CREDENTIALS",
+    "ClosedReason",
+    "HubNotSupported",
     "entry_not_found",
+    "gated",
     "header_safe",
     "repo_not_found",
     "revision_not_found",
@@ -35,6 +47,30 @@ __all__ = [
 ]
 
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
+
+
+@dataclass(frozen=True)
+class ClosedReason:
+    """Why one component the caller may know about is closed to them, in words."""
+
+    component: str
+    reason: Reason
+    opens: datetime | None  # when it opens to the caller, if a date is set
+    text: str
+
+
+class HubNotSupported(AppError):
+    """A Hub API weightgate does not implement (uploads, search, discussions, …)."""
+
+    status = 501
+    default_code = "not_supported"
+    title = "Not supported"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            detail,
+            headers={"X-Error-Code": "NotSupported", "X-Error-Message": header_safe(detail)},
+        )
 
 
 def repo_not_found(repo_id: str) -> AppError:
@@ -50,6 +86,51 @@ def revision_not_found(repo_id: str, revision: str) -> AppError:
 def entry_not_found(repo_id: str, version: str, path: str, *, commit: str) -> AppError:
     detail = f"no file {path!r} in {repo_id}@{version}"
     return refusal(Reason.FILE_NOT_FOUND, detail, hub=True, commit=commit)
+
+
+def gated(
+    repo_id: str,
+    what: str,
+    reasons: Sequence[ClosedReason],
+    *,
+    hint: str = "",
+) -> AppError:
+    """Why ``what`` (a release, or a revision of it) is closed to the caller: every closed
+    component with its reason and date, and the status and ``X-Error-Code`` of the reason
+    that matters most to the caller:
+
+    - something would open with an access grant → ``access_grant_required``, ``GatedRepo``
+      (the client says "requires approval", which is then what to do);
+    - else something opens on a known date → ``embargoed`` with ``until`` (the soonest);
+    - else something waits for a held schedule → ``component_held``;
+    - else ``not_open_to_you``.
+
+    Only the first is a ``GatedRepo``: ``hf`` prints "requires approval" for that code and
+    drops the message, which would tell an approved researcher the wrong thing about an
+    embargo. Under any other code the client shows ``X-Error-Message``.
+    """
+    listed = "; ".join(r.text for r in reasons) or "it is not open to your access tier"
+    detail = f"{what} of {repo_id} is not open to you: {listed}{hint}"
+    body = [
+        {"component": r.component, "reason": r.reason.value, "opens_to_you_at": _iso(r.opens)}
+        for r in reasons
+    ]
+    kinds = {r.reason for r in reasons}
+    if Reason.GRANT_REQUIRED in kinds:
+        opens = min((r.opens for r in reasons if r.opens), default=None)
+        return refusal(
+            Reason.GRANT_REQUIRED, detail, hub=True, opens_to_you_at=_iso(opens), components=body
+        )
+    dated = [r.opens for r in reasons if r.reason == Reason.EMBARGOED and r.opens]
+    if dated:
+        return refusal(Reason.EMBARGOED, detail, hub=True, until=min(dated), components=body)
+    if Reason.HELD in kinds:
+        return refusal(Reason.HELD, detail, hub=True, components=body)
+    return refusal(Reason.NOT_OPEN_TO_YOU, detail, hub=True, components=body)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return stamp(at) if at else None
 
 
 def with_invalid_credentials(err: Unauthorized) -> Unauthorized:

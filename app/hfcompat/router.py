@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -28,7 +28,8 @@ from app.delivery.router import delivery_mode, presign_cache, redeemer
 from app.delivery.service import Authorized, Checked, FileAddress, download_charge
 from app.delivery.streaming import RangePlan, etag_for, file_headers, file_response
 from app.errors import AppError, Unauthorized, problems
-from app.hfcompat import errors, schemas, service
+from app.hfcompat import errors, git_routes, schemas, service, unsupported, whoami
+from app.hfcompat.caller import HfPrincipalDep
 from app.hfcompat.service import HfRelease
 from app.models import ReleaseFile
 from app.pagination import decode_cursor, encode_cursor
@@ -40,17 +41,6 @@ from app.storage import ObjectStore
 router = APIRouter(tags=["huggingface"])
 API = "/api/models/{namespace}/{name}"
 TREE_PAGE = 1000  # the Hub's own page size for recursive listings
-
-
-def hf_principal(request: Request, session: SessionDep, clock: ClockDep) -> Principal:
-    """The caller; an API key (``wg_…``) is accepted as the Hugging Face token."""
-    try:
-        return get_principal(request, session, clock)
-    except Unauthorized as e:
-        raise errors.with_invalid_credentials(e) from e
-
-
-HfPrincipalDep = Annotated[Principal, Depends(hf_principal)]
 
 
 @router.get(API, responses=problems(401, 404))
@@ -105,7 +95,10 @@ def _tree(
     if listing.warning:
         # huggingface_hub logs "X-HF-Warning: <topic>; <message>" as a warning.
         message = errors.header_safe(listing.warning)
-        response.headers["X-HF-Warning"] = f"weightgate-closed; {message}"
+        # The client shows a topic's first warning only, once per process: one topic per
+        # repository and revision, so another model's (or another view's) gap is not silent.
+        topic = errors.header_safe(f"weightgate-closed {target.model.repo_id}@{target.revision}")
+        response.headers["X-HF-Warning"] = f"{topic.replace(';', ',')}; {message}"
     return page
 
 
@@ -199,6 +192,11 @@ RESOLVE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# The route reads the caller itself (no dependencies, app/hfcompat/router.py: resolve), so
+# FastAPI cannot see that it takes the bearer scheme: say so.
+RESOLVE_SECURITY: dict[str, Any] = {"security": [{"bearer": []}]}
+
+
 # Two decorators rather than one api_route(methods=[GET, HEAD]): FastAPI gives a multi-method
 # route one operation id, which makes the OpenAPI document invalid (duplicate ids).
 @router.get(
@@ -206,12 +204,14 @@ RESOLVE_RESPONSES: dict[int | str, dict[str, Any]] = {
     response_class=Response,
     responses=RESOLVE_RESPONSES,
     operation_id="hf_resolve_get",
+    openapi_extra=RESOLVE_SECURITY,
 )
 @router.head(
     RESOLVE_PATH,
     response_class=Response,
     responses=RESOLVE_RESPONSES,
     operation_id="hf_resolve_head",
+    openapi_extra=RESOLVE_SECURITY,
 )
 async def resolve(namespace: str, name: str, rev: str, path: str, request: Request) -> Response:
     """A file of a release, with the Hub's ``X-Repo-Commit``/``X-Linked-*`` headers."""
@@ -393,3 +393,9 @@ def _answer(
         data["range"] = [plan.start, plan.end]
     allowed = Authorized(row.sha256, row.size, plan, None)
     return _Answer(response, sends, plan.length if sends else 0, data, allowed)
+
+
+# After the routes above, and the catch-all last: it answers what nothing else matched.
+router.include_router(whoami.router)
+router.include_router(git_routes.router)
+router.include_router(unsupported.router)

@@ -37,6 +37,9 @@ class ComponentState(BaseModel):
 
 class WeightgateInfo(BaseModel):
     version: str
+    # The release's own revision (the whole release: what a manifest names); ``sha`` is the
+    # commit of what the caller sees now, which differs while something is closed to them.
+    release_revision: str
     clearance: Tier
     components: list[ComponentState]
 
@@ -81,3 +84,28 @@ class TreeDirectory(BaseModel):
 
 
 TreeEntry = TreeFile | TreeDirectory
+
+
+class GitRef(BaseModel):
+    name: str
+    ref: str
+    targetCommit: str
+
+
+class GitRefs(BaseModel):
+    branches: list[GitRef]
+    converts: list[GitRef]
+    tags: list[GitRef]
+    pullRequests: list[GitRef]
+
+
+class GitAuthor(BaseModel):
+    user: str
+
+
+class GitCommit(BaseModel):
+    id: str
+    authors: list[GitAuthor]
+    date: datetime
+    title: str
+    message: str

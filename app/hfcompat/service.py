@@ -19,21 +19,32 @@ from sqlalchemy.orm import Session
 from app.catalogue import repository as repo
 from app.catalogue.visibility import ComponentView, visible_model_release
 from app.errors import AppError, NotFound
-from app.hfcompat import errors, schemas
-from app.hfcompat.tree import FileFacts, file_entry, list_tree, normalise_dir, under
+from app.hfcompat import errors, schemas, views
+from app.hfcompat.schemas import TreeDirectory
+from app.hfcompat.tree import (
+    FileFacts,
+    directory_oid,
+    file_entry,
+    list_tree,
+    normalise_dir,
+    under,
+)
 from app.models import Model, Release, ReleaseFile
 from app.policy.decision import Reason, Refused, decide
 from app.policy.disclosure import file_disclosure
 from app.policy.principals import Principal
 from app.policy.tiers import Tier
-from app.refusals import denial
+from app.refusals import stamp
 
 MAIN = "main"
 
 
 @dataclass(frozen=True)
 class HfRelease:
-    """A published release as one caller sees it now."""
+    """A published release as one caller sees it now, through the commit id ``rev`` named
+    (app/hfcompat/views.py): ``pinned`` holds the components of a commit id the caller
+    asked for (the release's revision: all of them; a view id: its own); ``None`` when
+    ``rev`` was ``main`` or a version, which name the caller's view now."""
 
     model: Model
     release: Release
@@ -41,17 +52,19 @@ class HfRelease:
     clearance: Tier
     views: dict[int, ComponentView]  # by component id
     now: datetime
+    revision: str  # the commit id the answer is about, as the client sees it
+    pinned: frozenset[int] | None
 
-    @property
-    def revision(self) -> str:
-        assert self.release.revision is not None  # published releases always have one
-        return self.release.revision
+    def _in_commit(self, component_id: int) -> bool:
+        return self.pinned is None or component_id in self.pinned
 
     def downloadable(self, f: ReleaseFile) -> bool:
-        return self.views[f.component_id].downloadable
+        return self._in_commit(f.component_id) and self.views[f.component_id].downloadable
 
     def closed(self) -> list[ComponentView]:
-        """Components the caller may know about but not download now, soonest opening first."""
+        """Components of the release the caller may know about but not download now,
+        soonest opening first: what a listing leaves out, or a refusal names, whichever
+        commit was asked for."""
         return sorted(
             (v for v in self.views.values() if v.visible and not v.downloadable),
             key=lambda v: (
@@ -61,6 +74,11 @@ class HfRelease:
             ),
         )
 
+    def whole(self) -> bool:
+        """Whether the caller may download every file of the commit now (a view of now
+        always is: it is made of what they may download)."""
+        return self.pinned is None or all(self.views[c].downloadable for c in self.pinned)
+
     def gated_value(self) -> bool:
         return bool(self.closed())
 
@@ -68,11 +86,16 @@ class HfRelease:
 def open_release(
     session: Session, principal: Principal, namespace: str, name: str, rev: str, *, now: datetime
 ) -> HfRelease:
-    """The published release ``rev`` names (a version, a revision id, or ``main``)."""
+    """The published release ``rev`` names (a version, ``main``, the release's revision id,
+    or a view id handed out before), as the caller sees it now."""
     repo_id = f"{namespace}/{name}"
+    named, pinned = rev, None
+    view = views.find(session, namespace, name, rev) if views.is_commit_id(rev) else None
+    if view is not None:
+        named, pinned = view.version, view.component_ids
     try:
-        model, clearance, rel, views = visible_model_release(
-            session, principal, namespace, name, rev, now=now
+        model, clearance, rel, seen = visible_model_release(
+            session, principal, namespace, name, named, now=now
         )
     except NotFound as e:
         if e.code == "model_not_found":
@@ -81,23 +104,74 @@ def open_release(
     # Drafts have no revision id yet, and the Hub client cannot work without one.
     if rel.status != "published" or rel.revision is None:
         raise errors.revision_not_found(repo_id, rev)
-    return HfRelease(model, rel, principal, clearance, {v.component.id: v for v in views}, now)
+    by_id = {v.component.id: v for v in seen}
+    if view is None and rev == rel.revision:
+        pinned = frozenset(by_id)
+    if pinned is not None:
+        return HfRelease(model, rel, principal, clearance, by_id, now, rev, pinned)
+    return current_view(session, principal, model, rel, clearance, seen, now=now)
+
+
+def current_view(
+    session: Session,
+    principal: Principal,
+    model: Model,
+    rel: Release,
+    clearance: Tier,
+    seen: Sequence[ComponentView],
+    *,
+    now: datetime,
+) -> HfRelease:
+    """``rel`` as the caller sees it now, under the commit id of that view (recorded the
+    first time it is handed out, app/hfcompat/views.py)."""
+    assert rel.revision is not None  # published
+    open_now = [v.component for v in seen if v.downloadable]
+    whole = not open_now or len(open_now) == len(seen)
+    commit = views.view_revision(rel.revision, (c.name for c in open_now), whole=whole)
+    if commit != rel.revision:
+        views.record(session, rel, open_now, commit, now=now)
+    by_id = {v.component.id: v for v in seen}
+    return HfRelease(model, rel, principal, clearance, by_id, now, commit, None)
+
+
+def closed_reasons(target: HfRelease) -> list[errors.ClosedReason]:
+    """Each component the caller may know about but not download now, soonest opening
+    first, with the policy's reason (app/policy/decision.py) and date: what the Hub routes
+    may say about closed content (app/policy/disclosure.py). It depends on the release
+    alone, never on the path asked for."""
+    repo_id = target.model.repo_id
+    out = []
+    for v in target.closed():
+        decision = decide(
+            target.caller, clearance=target.clearance, schedule=v.state, now=target.now
+        )
+        assert isinstance(decision, Refused)  # closed() holds what the caller may not take
+        name, until = v.component.name, decision.until
+        if decision.reason == Reason.GRANT_REQUIRED:
+            text = f"{name} needs an approved access request (weightgate request-access {repo_id})"
+            if until:
+                text += f"; it opens to everyone at {stamp(until)}"
+        elif decision.reason == Reason.EMBARGOED and until is not None:
+            text = f"{name} is under embargo until {stamp(until)}"
+        elif decision.reason == Reason.HELD:
+            # The hold's reason stays with admins (app/refusals.py: denial).
+            text = (
+                f"{name} is on hold: the stage that opens it to you waits for an "
+                "administrator to resume its schedule"
+            )
+        else:
+            text = (
+                f"{name} is not open to your access tier ({target.clearance.value}): "
+                "nothing scheduled opens it to you"
+            )
+        out.append(errors.ClosedReason(name, decision.reason, until, text))
+    return out
 
 
 def closed_error(target: HfRelease, what: str) -> AppError:
-    """A GatedRepo error for the soonest-opening closed component, in the policy's words."""
-    closed = target.closed()
-    refused: Refused
-    if closed:
-        decision = decide(
-            target.caller, clearance=target.clearance, schedule=closed[0].state, now=target.now
-        )
-        assert isinstance(decision, Refused)  # closed() holds what the caller may not take
-        refused = decision
-    else:
-        refused = Refused(Reason.NOT_OPEN_TO_YOU, Tier.INTERNAL, target.clearance)
-    repo_id = target.model.repo_id
-    return denial(refused, f"{what} of {repo_id}", model=repo_id, hub=True)
+    """The refusal for something of ``target`` closed to the caller, naming every closed
+    component with its reason and date (app/hfcompat/errors.py: gated)."""
+    return errors.gated(target.model.repo_id, what, closed_reasons(target))
 
 
 def facts(files: Sequence[ReleaseFile]) -> list[FileFacts]:
@@ -136,6 +210,7 @@ def model_info(session: Session, target: HfRelease) -> schemas.ModelInfo:
         siblings=siblings,
         weightgate=schemas.WeightgateInfo(
             version=rel.version,
+            release_revision=target.release.revision or "",
             clearance=target.clearance,
             components=[
                 schemas.ComponentState(
@@ -157,25 +232,9 @@ class TreeListing:
     warning: str | None  # set when some components are not open to the caller yet
 
 
-def closed_note(target: HfRelease) -> str:
-    """The release's components the caller may know about but not download now, and when
-    they open: what the Hub routes may say about closed content (app/disclosure.py). It
-    depends on the release alone, never on the path asked for."""
-    closed = target.closed()
-    if not closed:
-        return ""
-    parts = [
-        f"{v.component.name} (opens to you at {v.opens_to_caller_at.isoformat()})"
-        if v.opens_to_caller_at
-        else f"{v.component.name} (not scheduled to open to you)"
-        for v in closed
-    ]
-    return "; not open to you yet: " + ", ".join(parts)
-
-
 def _unknown_path(target: HfRelease, path: str) -> AppError:
     """The answer for a path the caller may not download now, missing or not: decided by
-    the release alone (app/disclosure.py). A release with a component closed to the caller
+    the release alone (app/policy/disclosure.py). A release with a component closed to the caller
     is gated as a whole, as huggingface.co gates a repository: GatedRepo, saying how it
     opens. Otherwise the path is not there."""
     if target.closed():
@@ -186,17 +245,37 @@ def _unknown_path(target: HfRelease, path: str) -> AppError:
 
 
 def _disclosed(target: HfRelease, f: ReleaseFile) -> bool:
-    """Whether the caller may know ``f`` exists: only if they may download it now."""
+    """Whether ``f`` is in the commit and the caller may know it exists: only if they may
+    download it now."""
     view = target.views[f.component_id]
-    return file_disclosure(downloadable=view.downloadable, component_visible=view.visible) == (
-        "download"
+    shown = file_disclosure(downloadable=view.downloadable, component_visible=view.visible)
+    return shown == "download" and target.downloadable(f)
+
+
+def _partial_commit(target: HfRelease) -> AppError:
+    """A commit id named outright whose files are not all open to the caller now. Listing
+    part of it would be cached by the client as the whole commit, for good; so it is
+    refused, saying what is closed and where the open part is."""
+    whole = target.pinned == frozenset(target.views)
+    what = (
+        f"revision {target.revision} (all of release {target.release.version})"
+        if whole
+        else f"revision {target.revision} (of release {target.release.version})"
     )
+    hint = (
+        f"; the files open to you now are at revision {target.release.version!r} "
+        "(or main, for the latest release)"
+    )
+    return errors.gated(target.model.repo_id, what, closed_reasons(target), hint=hint)
 
 
 def tree(session: Session, target: HfRelease, *, path: str, recursive: bool) -> TreeListing:
-    """The files the caller may download now, as a tree. A directory holding none of them is
-    answered like a missing one (its paths are not the caller's to know), whatever closed
-    files it may hold."""
+    """The files of the commit the caller may download now, as a tree: all of them, or a
+    refusal (:func:`_partial_commit`). A directory holding none of them is answered like a
+    missing one (its paths are not the caller's to know), whatever closed files it may
+    hold."""
+    if not target.whole():
+        raise _partial_commit(target)
     directory = normalise_dir(path)
     files = [f for f in repo.files(session, target.release.id) if _disclosed(target, f)]
     inside = under(facts(files), directory)
@@ -206,11 +285,11 @@ def tree(session: Session, target: HfRelease, *, path: str, recursive: bool) -> 
         # Listing nothing would let `snapshot_download` "succeed" with an empty folder.
         raise closed_error(target, f"release {target.release.version}")
     entries = list_tree(inside, revision=target.revision, directory=directory, recursive=recursive)
-    note = closed_note(target)
+    reasons = closed_reasons(target)
     warning = (
         f"files of {target.model.repo_id}@{target.release.version} that are not open to you "
-        f"were left out{note}"
-        if note
+        "were left out: " + "; ".join(r.text for r in reasons)
+        if reasons
         else None
     )
     return TreeListing(entries, warning)
@@ -223,3 +302,25 @@ def resolve_file(session: Session, target: HfRelease, path: str) -> ReleaseFile:
     if row is None or not _disclosed(target, row):
         raise _unknown_path(target, path)
     return row
+
+
+def paths_info(
+    session: Session, target: HfRelease, paths: Sequence[str]
+) -> list[schemas.TreeEntry]:
+    """Of ``paths``, the files the caller may download now and the directories holding some,
+    in the order asked (each once). None of them, in a release with something closed to the
+    caller: the release's GatedRepo, answered from the release alone (app/policy/disclosure.py)."""
+    files = facts([f for f in repo.files(session, target.release.id) if _disclosed(target, f)])
+    by_path = {f.path: f for f in files}
+    found: dict[str, schemas.TreeEntry] = {}
+    for asked in paths:
+        path = normalise_dir(asked)
+        if not path or path in found:
+            continue
+        if path in by_path:
+            found[path] = file_entry(by_path[path])
+        elif under(files, path):
+            found[path] = TreeDirectory(path=path, oid=directory_oid(target.revision, path))
+    if paths and not found and target.closed():
+        raise closed_error(target, f"release {target.release.version}")
+    return list(found.values())

@@ -5,6 +5,7 @@ from app.models.audit import AuditEvent, AuditHead
 from app.models.base import Base
 from app.models.catalogue import (
     Component,
+    HubView,
     Model,
     Release,
     ReleaseFile,
@@ -34,6 +35,7 @@ __all__ = [
     "BrowserSession",
     "Component",
     "Grant",
+    "HubView",
     "IssuedToken",
     "Model",
     "Partner",

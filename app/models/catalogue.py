@@ -81,6 +81,24 @@ class Component(Base):
     created_at: Mapped[datetime]
 
 
+class HubView(Base):
+    """A revision id handed to Hugging Face clients for a release seen with some of its
+    components: a different set of visible files is a different commit to them, and every
+    id handed out keeps resolving (app/hfcompat/views.py). The id is derived from the
+    release's revision and the component names, so it is the same on every replica; the
+    row makes it resolvable later. A release seen whole is its own revision (no row)."""
+
+    __tablename__ = "hub_views"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    revision: Mapped[str] = mapped_column(String(40), unique=True)
+    release_id: Mapped[int] = mapped_column(
+        ForeignKey("releases.id", ondelete="CASCADE"), index=True
+    )
+    component_ids: Mapped[list[int]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
 class Stage(Base):
     """One step of a schedule: from ``at`` on, the component is open to ``tier``.
 

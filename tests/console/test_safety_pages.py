@@ -105,3 +105,110 @@ def test_reporters_and_admins_in_the_console(
     assert "reproduced" in page.text
     assert "is held while this is reviewed" in page.text
     assert "by user:" not in page.text
+
+
+def test_upcoming_says_which_holds_the_safety_policy_placed(
+    client: TestClient,
+    db: Session,
+    clock: FixedClock,
+    admin_headers: dict[str, str],
+    admin_key: str,
+) -> None:
+    world: World = build_world(client, db, clock, admin_headers)
+    policy = {"enabled": True, "min_reporters": 1, "min_severity": "low", "window_hours": 300}
+    check(
+        client.put("/v1/models/acme/atlas-7b/safety-policy", json=policy, headers=admin_headers),
+        200,
+    )
+    file_report(world, world.partner(), components=["weights"])  # research opens in 10 days
+    sign_in(client, admin_key)
+    page = client.get("/console/upcoming").text
+    risk = page.split('id="risk-h"')[1].split('id="lifts-h"')[0]
+    assert "held by safety policy" in risk
+    assert "acme/atlas-7b@v1/weights" in risk
+
+
+def test_the_safety_policy_page(
+    client: TestClient,
+    db: Session,
+    clock: FixedClock,
+    admin_headers: dict[str, str],
+    admin_key: str,
+) -> None:
+    world: World = build_world(client, db, clock, admin_headers)
+    file_report(world, world.partner(), components=["weights"])
+    token = sign_in(client, admin_key)
+    url = "/console/models/acme/atlas-7b/safety-policy"
+    page = client.get(url)
+    assert page.status_code == 200
+    assert 'name="enabled" value="yes" id="enabled">' in page.text  # off by default
+    bad = client.post(
+        url,
+        data={
+            "csrf_token": token,
+            "enabled": "yes",
+            "min_reporters": "0",
+            "min_severity": "low",
+            "window_hours": "300",
+        },
+        headers={"Origin": ORIGIN},
+    )
+    assert bad.status_code == 422
+    assert "min_reporters" in bad.text
+    saved = client.post(
+        url,
+        data={
+            "csrf_token": token,
+            "enabled": "yes",
+            "min_reporters": "1",
+            "min_severity": "low",
+            "window_hours": "300",
+        },
+        headers={"Origin": ORIGIN},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    got = check(client.get("/v1/models/acme/atlas-7b/safety-policy", headers=admin_headers), 200)
+    assert (got["enabled"], got["min_reporters"], got["window_hours"]) == (True, 1, 300)
+    assert [h["component"] for h in got["holds"]] == ["weights"]  # applied to the open report
+    assert "no (resumed)" not in client.get(url).text
+    client.cookies.clear()
+    sign_in(client, key_of(world.researcher))
+    assert client.get(url).status_code == 404
+
+
+def test_filing_a_report_from_the_console(
+    client: TestClient, db: Session, clock: FixedClock, admin_headers: dict[str, str]
+) -> None:
+    world: World = build_world(client, db, clock, admin_headers)
+    token = sign_in(client, key_of(world.stranger))  # no grant: only the tokenizer is open
+    url = "/console/catalogue/acme/atlas-7b/report"
+    form = client.get(url + "?version=v1")
+    assert form.status_code == 200
+    assert 'value="tokenizer"' in form.text
+    assert 'value="config"' not in form.text  # closed to them: not even named
+    assert 'value="safety"' not in form.text
+    assert client.get("/console/catalogue/acme/none/report").status_code == 404
+    fields = {
+        "csrf_token": token,
+        "version": "v1",
+        "category": "privacy",
+        "severity": "high",
+        "description": "recites a phone number",
+    }
+    closed = client.post(url, data={**fields, "components": "config"}, headers={"Origin": ORIGIN})
+    assert closed.status_code == 404
+    empty = client.post(url, data={**fields, "description": ""}, headers={"Origin": ORIGIN})
+    assert empty.status_code == 422
+    filed = client.post(
+        url,
+        data={**fields, "components": "tokenizer"},
+        headers={"Origin": ORIGIN},
+        follow_redirects=False,
+    )
+    assert filed.status_code == 303
+    mine = check(client.get("/v1/me/reports", headers=world.stranger), 200)["items"]
+    assert [(r["components"], r["category"], r["severity"]) for r in mine] == [
+        (["tokenizer"], "privacy", "high")
+    ]
+    assert filed.headers["location"] == f"/console/reports/{mine[0]['id']}"

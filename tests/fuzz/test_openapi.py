@@ -207,7 +207,15 @@ def _describe(failure: Failure, response: Any) -> str:
 
 
 def test_the_api_answers_every_request_as_documented(world: World) -> None:
-    schema = schemathesis.openapi.from_url(world.server.url + "/openapi.json")
+    doc = httpx.get(world.server.url + "/openapi.json", timeout=30).json()
+    # Each caller sends its own credential (World.headers): left in, the document's bearer
+    # scheme makes schemathesis invent one per request, and nearly every answer is a 401.
+    doc.get("components", {}).pop("securitySchemes", None)
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            if isinstance(operation, dict):
+                operation.pop("security", None)
+    schema = schemathesis.openapi.from_dict(doc)
     problems: list[str] = []
     answered: Counter[int] = Counter()
     for result in schema.get_all_operations():

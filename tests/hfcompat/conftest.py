@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.clock import FixedClock
+from app.hfcompat.views import view_revision
 from tests.factories.catalogue import Published, publish_release
 from tests.factories.principals import make_user
 from tests.hfcompat import factories
@@ -18,6 +19,11 @@ MODEL = "acme/atlas-7b"
 CONFIG = b'{"hidden_size": 4096}'
 WEIGHTS = bytes(range(256)) * 40
 NESTED = b"tokenizer bytes"
+
+
+def anonymous_view(mixed: Published) -> str:
+    """The commit anonymous callers see of ``mixed``: its config component only."""
+    return view_revision(mixed.revision, ["config"], whole=False)
 
 
 def grant(db: Session, clock: FixedClock, user_id: int, model: str = MODEL) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.clock import FixedClock
 from app.hfcompat.tree import git_blob_id, lfs_pointer
 from tests.factories.catalogue import Published, check, publish_release, sha256
-from tests.hfcompat.conftest import CONFIG, MODEL, NESTED, WEIGHTS, grant
+from tests.hfcompat.conftest import CONFIG, MODEL, NESTED, WEIGHTS, anonymous_view, grant
 
 API = f"/api/models/{MODEL}"
 
@@ -31,7 +31,9 @@ def test_model_info_lists_only_files_open_to_anonymous_and_says_gated(
 ) -> None:
     info = check(client.get(API), 200)
     assert info["id"] == MODEL
-    assert info["sha"] == mixed.revision
+    # The commit of what anonymous callers see (app/hfcompat/views.py), not the release's.
+    assert info["sha"] == anonymous_view(mixed)
+    assert info["weightgate"]["release_revision"] == mixed.revision
     assert info["gated"] == "manual"
     assert info["private"] is False
     assert info["siblings"] == [
@@ -90,7 +92,7 @@ def test_revision_by_version_revision_id_and_main(
         components={"config": [("open", clock.now() - timedelta(hours=1))]},
         files={"config.json": ("config", b"{}")},
     )
-    assert check(client.get(f"{API}/revision/v1"), 200)["sha"] == mixed.revision
+    assert check(client.get(f"{API}/revision/v1"), 200)["sha"] == anonymous_view(mixed)
     assert check(client.get(f"{API}/revision/{mixed.revision}"), 200)["sha"] == mixed.revision
     assert check(client.get(f"{API}/revision/main"), 200)["sha"] == v2.revision
     assert check(client.get(API), 200)["sha"] == v2.revision
@@ -136,7 +138,9 @@ def test_unknown_revision_and_drafts_are_revision_not_found(
 def test_tree_recursive_lists_files_as_lfs_and_directories(
     client: TestClient, mixed: Published
 ) -> None:
-    r = client.get(f"{API}/tree/{mixed.revision}", params={"recursive": "true"})
+    sha = check(client.get(API), 200)["sha"]  # as snapshot_download asks, then lists
+    assert sha == anonymous_view(mixed)
+    r = client.get(f"{API}/tree/{sha}", params={"recursive": "true"})
     entries = check(r, 200)
     assert [(e["type"], e["path"]) for e in entries] == [
         ("file", "config.json"),
@@ -154,8 +158,12 @@ def test_tree_recursive_lists_files_as_lfs_and_directories(
     # Weights are left out for anonymous callers, and the client is told which components
     # are closed and when they open; never how many files they hold (app/disclosure.py).
     warning = r.headers["X-HF-Warning"]
-    assert warning.startswith("weightgate-closed; ")
-    assert "not open to you yet: weights (opens to you at 2026-07-01T12:00:00+00:00)" in warning
+    # One topic per repository and revision: the client shows each topic once per process.
+    assert warning.startswith(f"weightgate-closed {MODEL}@{anonymous_view(mixed)}; ")
+    assert (
+        "weights needs an approved access request (weightgate request-access acme/atlas-7b); "
+        "it opens to everyone at 2026-07-01T12:00:00+00:00" in warning
+    )
     assert "1 file" not in warning
 
 
@@ -227,11 +235,22 @@ def test_fully_gated_release_tree_is_gated_repo_with_the_reason(
     )
     r = client.get("/api/models/acme/later/tree/main", params={"recursive": "true"})
     assert r.status_code == 403
-    assert r.headers["X-Error-Code"] == "GatedRepo"
+    # Not GatedRepo: `hf` would print "requires approval" for it and drop the message.
+    assert r.headers["X-Error-Code"] == "Embargoed"
     body = r.json()
     assert body["code"] == "embargoed"
     assert body["until"] == "2026-06-11T12:00:00+00:00"
-    assert "opens to you at 2026-06-11T12:00:00+00:00" in r.headers["X-Error-Message"]
+    assert body["components"] == [
+        {
+            "component": "weights",
+            "reason": "embargoed",
+            "opens_to_you_at": "2026-06-11T12:00:00+00:00",
+        }
+    ]
+    assert (
+        "release v1 of acme/later is not open to you: weights is under embargo until "
+        "2026-06-11T12:00:00+00:00" in r.headers["X-Error-Message"]
+    )
 
 
 def test_research_tier_release_asks_for_an_access_request(

@@ -18,7 +18,7 @@ from app.models import AuditEvent, QuotaCounter
 from app.storage import ObjectStore
 from app.storage.disposition import content_disposition
 from tests.factories.catalogue import Published, publish_release, sha256
-from tests.hfcompat.conftest import CONFIG, MODEL, WEIGHTS, grant
+from tests.hfcompat.conftest import CONFIG, MODEL, WEIGHTS, anonymous_view, grant
 
 BOTH = pytest.mark.parametrize("store", ["filesystem", "s3"], indirect=True)
 
@@ -50,7 +50,8 @@ def test_proxy_mode_serves_bytes_with_hub_headers_on_head_and_get(
     assert head.status_code == 200
     assert head.content == b""
     expected = {
-        "x-repo-commit": mixed.revision,
+        # `main` names what the caller sees now: the config only (app/hfcompat/views.py).
+        "x-repo-commit": anonymous_view(mixed),
         "x-linked-etag": f'"{sha256(CONFIG)}"',
         "x-linked-size": str(len(CONFIG)),
         "etag": f'"{sha256(CONFIG)}"',
@@ -58,13 +59,17 @@ def test_proxy_mode_serves_bytes_with_hub_headers_on_head_and_get(
         "accept-ranges": "bytes",
     }
     assert {k: head.headers[k] for k in expected} == expected
-    got = client.get(resolve_url(mixed.revision, "config.json"))
+    got = client.get(resolve_url(anonymous_view(mixed), "config.json"))
     assert got.status_code == 200
     assert got.content == CONFIG
     assert {k: got.headers[k] for k in expected} == expected
+    # The release's own revision names all of it; its open files resolve one by one.
+    whole = client.get(resolve_url(mixed.revision, "config.json"))
+    assert (whole.content, whole.headers["x-repo-commit"]) == (CONFIG, mixed.revision)
     logged = events(db)
     assert [(e.data["method"], e.data["mode"], e.outcome, e.actor) for e in logged] == [
         ("HEAD", "proxy", "ok", "anonymous"),
+        ("GET", "proxy", "ok", "anonymous"),
         ("GET", "proxy", "ok", "anonymous"),
     ]
     assert logged[0].target_id == f"{MODEL}@v1/config.json"
@@ -101,7 +106,7 @@ def test_redirect_mode_302_carries_every_header_and_a_short_presigned_url(
     app.state.settings.presign_max_seconds = 120
     r = client.get(resolve_url("main", "config.json"), follow_redirects=False)
     assert r.status_code == 302
-    assert r.headers["x-repo-commit"] == mixed.revision
+    assert r.headers["x-repo-commit"] == anonymous_view(mixed)
     assert r.headers["x-linked-etag"] == f'"{sha256(CONFIG)}"'
     assert r.headers["x-linked-size"] == str(len(CONFIG))
     assert r.headers["cache-control"] == "no-store"
@@ -158,7 +163,7 @@ def test_a_gated_release_answers_every_path_alike_and_the_denials_are_audited(
         assert status == 403
         assert headers["x-error-code"] == "GatedRepo"
         assert "needs an approved access request" in headers["x-error-message"]
-        assert "opens to you at 2026-07-01T12:00:00+00:00" in headers["x-error-message"]
+        assert "opens to everyone at 2026-07-01T12:00:00+00:00" in headers["x-error-message"]
         assert "x-linked-size" not in headers  # an error is never served as the file
     assert '"code":"access_grant_required"' in body
     assert [(e.outcome, e.data["code"]) for e in events(db)] == [
@@ -212,7 +217,7 @@ def test_if_none_match_and_bad_ranges(client: TestClient, mixed: Published) -> N
     etag = f'"{sha256(CONFIG)}"'
     r = client.get(resolve_url("main", "config.json"), headers={"If-None-Match": etag})
     assert r.status_code == 304
-    assert r.headers["x-repo-commit"] == mixed.revision
+    assert r.headers["x-repo-commit"] == anonymous_view(mixed)
     r = client.get(resolve_url("main", "config.json"), headers={"Range": "bytes=9999-"})
     assert r.status_code == 416
     assert r.headers["content-range"] == f"bytes */{len(CONFIG)}"
