@@ -5,6 +5,7 @@ safety services the API calls, with the same rules: a report that is not yours i
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,16 +18,24 @@ from app.console.session import (
     AdminSession,
     CheckedForm,
     Signed,
+    form_list,
     page_not_found,
     principal_of,
 )
 from app.console.templating import render
-from app.context import ClockDep, ContextDep
+from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import AppError
 from app.ids import parse_row_id
 from app.safety import policies, queue, reports, triage
-from app.safety.schemas import PolicyIn, ReportHoldIn, ReportTriage, Severity
+from app.safety.schemas import (
+    Category,
+    PolicyIn,
+    ReportCreate,
+    ReportHoldIn,
+    ReportTriage,
+    Severity,
+)
 from app.safety.views import admin_views, reporter_views
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -290,3 +299,127 @@ def save_policy(
             request, session, namespace, name, error=validation_message(e), status=422
         )
     return RedirectResponse(f"{PREFIX}/models/{model.repo_id}/safety-policy", status_code=303)
+
+
+def _file_page(
+    request: Request,
+    session: SessionDep,
+    found: Signed,
+    namespace: str,
+    name: str,
+    version: str,
+    *,
+    now: datetime,
+    values: dict[str, str] | None = None,
+    error: str = "",
+    status: int = 200,
+) -> Response:
+    """The filing form: only what the caller may download now is offered (anything else
+    is the same 404 as a missing model or release)."""
+    try:
+        model, rel, _ = reports.reportable_components(
+            session,
+            principal_of(found),
+            namespace,
+            name,
+            version=version,
+            components=[],
+            now=now,
+        )
+        names = reports.downloadable_names(session, principal_of(found), model, rel, now=now)
+    except AppError:
+        raise page_not_found() from None
+    return render(
+        request,
+        "report_new.html",
+        {
+            "model": model.repo_id,
+            "version": rel.version,
+            "components": names,
+            "categories": [c.value for c in Category],
+            "severities": [s.value for s in Severity],
+            "values": values or {},
+            "error": error,
+        },
+        status=status,
+    )
+
+
+@router.get("/catalogue/{namespace}/{name}/report")
+def file_form(
+    request: Request,
+    namespace: str,
+    name: str,
+    found: Signed,
+    session: SessionDep,
+    clock: ClockDep,
+    version: Annotated[str, Query(min_length=1, max_length=64)] = "main",
+) -> Response:
+    return _file_page(request, session, found, namespace, name, version, now=clock.now())
+
+
+@router.post("/catalogue/{namespace}/{name}/report")
+async def file_from_form(
+    request: Request,
+    namespace: str,
+    name: str,
+    found: Signed,
+    form: CheckedForm,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+) -> Response:
+    """The API's ``POST .../reports`` from a form: the same checks, quota and answers."""
+    now = clock.now()
+    version = form.get("version", "main")
+    chosen = await form_list(request, "components")
+    try:
+        body = ReportCreate(
+            version=version,
+            components=chosen,
+            category=form.get("category", ""),
+            severity=form.get("severity", ""),
+            description=form.get("description", ""),
+            evidence=form.get("evidence", ""),
+        )
+        row, _ = reports.file_report(
+            session,
+            principal=principal_of(found),
+            namespace=namespace,
+            name=name,
+            body=body,
+            settings=settings,
+            now=now,
+            ctx=ctx,
+        )
+    except ValidationError as e:
+        return _file_page(
+            request,
+            session,
+            found,
+            namespace,
+            name,
+            version,
+            now=now,
+            values=form,
+            error=validation_message(e),
+            status=422,
+        )
+    except AppError as e:
+        session.rollback()
+        if e.status == 404:
+            raise page_not_found() from None
+        return _file_page(
+            request,
+            session,
+            found,
+            namespace,
+            name,
+            version,
+            now=now,
+            values=form,
+            error=e.detail,
+            status=e.status,
+        )
+    return RedirectResponse(f"{PREFIX}/reports/{row.id}", status_code=303)

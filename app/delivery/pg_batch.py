@@ -19,8 +19,10 @@ Then the session commits. Rows travel as JSON documents (``json_to_recordset``) 
 one parameter per value, which psycopg would adapt one by one, in Python; each statement is
 the same text every time, so psycopg prepares it (after a few runs) and PostgreSQL does not
 parse it again on that connection.
-The SQLite path (:mod:`app.delivery.service`) runs the same steps through the repositories;
-``tests/delivery/test_pg_batch.py`` checks that both read the same facts.
+This is :class:`app.delivery.batch_store.PostgresBatch`; :class:`~app.delivery.batch_store.
+GenericBatch` runs the same steps through the repositories, and
+``tests/delivery/test_batch_parity.py`` checks on generated worlds that both read the same
+facts, answer the same and write the same rows.
 """
 
 from __future__ import annotations

@@ -35,18 +35,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import audit
 from app.audit import NewEvent
-from app.auth.holdings import holdings
 from app.context import RequestContext
-from app.delivery import pg_batch
+from app.delivery.batch_store import Address, BatchAsk, BatchFacts, BatchStore, store_for
 from app.delivery.streaming import RangePlan, plan_range
 from app.errors import AppError, ServiceUnavailable, TokenInvalid
 from app.policy.clearance import Holdings, usable_clearance
@@ -55,7 +53,6 @@ from app.policy.disclosure import file_disclosure
 from app.policy.principals import Principal, parse_subject
 from app.policy.schedule import ScheduleState, effective_tier
 from app.policy.tiers import Tier
-from app.quotas import repository as quota_repo
 from app.quotas import service as quotas
 from app.refusals import denial
 from app.refusals import refusal as answer
@@ -64,8 +61,7 @@ from app.tokens import events
 from app.tokens import repository as repo
 from app.tokens.claims import DownloadClaims, FileRequest
 from app.tokens.codec import SignedButRefused
-from app.tokens.uses import FileKey, Progress, Use, Uses, limited
-from app.tokens.uses import started as started_files
+from app.tokens.uses import FileKey, Progress, Use, Uses
 
 Mode = Literal["redirect", "proxy"]
 log = logging.getLogger(__name__)
@@ -170,30 +166,6 @@ class _Pending:
     handed_out: int = 0  # bytes the answer hands out (the whole file for a redirect)
 
 
-@dataclass(frozen=True)
-class _Facts:
-    """What the batch read, once for all its requests."""
-
-    tokens: Mapping[str, repo.TokenFacts]
-    files: Mapping[tuple[int, str], repo.FileFacts]
-    open_files: Mapping[int, repo.OpenFileFacts | None]  # by index of anonymous request
-    stages: Mapping[int, list[tuple[str, datetime]]]
-    held: Holdings
-    started: Mapping[FileKey, Progress]  # files started before, where max_uses counts
-    _states: dict[int, ScheduleState] = field(default_factory=dict, compare=False, repr=False)
-
-    def state(
-        self, component_id: int, held_at: datetime | None, restricted: str | None
-    ) -> ScheduleState:
-        """The component's schedule, built once per batch (its requests are mostly for the
-        same few components)."""
-        state = self._states.get(component_id)
-        if state is None:
-            state = ScheduleState.of(self.stages.get(component_id, []), held_at, restricted)
-            self._states[component_id] = state
-        return state
-
-
 def redeem(
     sessions: sessionmaker[Session], requests: Sequence[Request], *, settings: Settings
 ) -> list[Authorized | AppError]:
@@ -232,26 +204,26 @@ def _internal_error() -> AppError:
 
 
 def redeem_batch(
-    session: Session, requests: Sequence[Request], settings: Settings
+    session: Session,
+    requests: Sequence[Request],
+    settings: Settings,
+    *,
+    store: BatchStore | None = None,
 ) -> list[Authorized | AppError]:
     """Decide ``requests`` in one transaction and commit it: for each, what to send, or the
     error to answer with (its denial is on record either way).
 
-    Three steps, each one statement on PostgreSQL (:mod:`app.delivery.pg_batch`): read what
-    the requests are decided from; charge the quotas and lock the audit chain; write the uses,
-    refunds and events. Then commit."""
+    Three steps behind :class:`~app.delivery.batch_store.BatchStore` (one statement each on
+    PostgreSQL): read what the requests are decided from; charge the quotas and lock the
+    audit chain; write the uses, refunds and events. Then commit."""
     if not requests:
         return []
-    pg = session.get_bind().dialect.name == "postgresql"
-    facts = _read(session, requests, pg=pg, async_commit=settings.delivery_async_commit)
+    store = store or store_for(session)
+    facts = _read(session, requests, store=store, async_commit=settings.delivery_async_commit)
     decided = [_decide(i, r, facts, settings) for i, r in enumerate(requests)]
     pending = [d for d in decided if isinstance(d, _Pending)]
     asked = quotas.asked(p.charge for p in pending if p.charge is not None)
-    head: audit.Head | None = None
-    if pg:
-        totals, head = pg_batch.lock(session, asked)
-    else:
-        totals = quota_repo.add_to_counters(session, asked)
+    totals, head = store.lock(session, asked)
     ledger = quotas.Ledger(asked, totals)
     uses = Uses(facts.tokens, facts.started)
     results: list[Authorized | AppError] = []
@@ -263,81 +235,70 @@ def redeem_batch(
             result, data = d, _base_data(request)
         results.append(result)
         new_events.append(_event(request, result, data))
-    if head is not None:
-        pg_batch.write(
-            session,
-            refunds=ledger.refunds(),
-            opened=ledger.opened(),
-            counts=uses.counts(),
-            files=uses.files(),
-            events=audit.chain(head, new_events),
-        )
-    else:
-        uses.write(session)
-        ledger.settle(session)
-        audit.record_many(session, new_events)
+    store.write(session, ledger=ledger, uses=uses, events=new_events, head=head)
     session.commit()
     events.recorded(new_events)
     return results
 
 
-def _read(session: Session, requests: Sequence[Request], *, pg: bool, async_commit: bool) -> _Facts:
+def _read(
+    session: Session, requests: Sequence[Request], *, store: BatchStore, async_commit: bool
+) -> _Facts:
     redemptions = [r for r in requests if isinstance(r, Redemption)]
-    with_token = [r.claims for r in redemptions if r.claims is not None]
+    users: set[int] = set()
+    partners: set[int] = set()
+    for r in redemptions:
+        if r.claims is not None:
+            kind, ident = r.claims.subject
+            (users if kind == "user" else partners).add(ident)
     # Anonymous downloads name files by their public coordinates: each distinct file of the
     # batch is looked up once (a popular open model is the same few files again and again).
     anonymous = {
-        i: r.address
+        i: _coordinates(r.address)
         for i, r in enumerate(requests)
         if isinstance(r, Redemption) and r.claims is None
     }
-    addresses = list(dict.fromkeys(anonymous.values()))
-    users: set[int] = set()
-    partners: set[int] = set()
-    for c in with_token:
-        kind, ident = c.subject
-        (users if kind == "user" else partners).add(ident)
-    wanted = {(r.claims.jti, r.address.path) for r in redemptions if r.claims is not None}
-    if pg:
-        found = pg_batch.read(
-            session,
-            wanted,
-            user_ids=users,
-            partner_ids=partners,
-            addresses=[(a.namespace, a.name, a.version, a.path) for a in addresses],
-            async_commit=async_commit,
-        )
-        by_address = {a: found.open_files.get(k) for k, a in enumerate(addresses)}
-        open_files = {i: by_address[a] for i, a in anonymous.items()}
-        started = {
-            key: Progress(*progress)
-            for key, progress in found.started.items()
-            if key in limited(found.tokens, wanted)
-        }
-        return _Facts(found.tokens, found.files, open_files, found.stages, found.held, started)
-    by_address = {a: _open_file(session, a) for a in addresses}
-    open_files = {i: by_address[a] for i, a in anonymous.items()}
-    open_components = {f.component_id for f in by_address.values() if f and f.component_id}
-    tokens = repo.lock_tokens(session, (c.jti for c in with_token)) if with_token else {}
-    files = repo.files_of(
-        session,
-        {(t.release_id, p) for j, p in wanted if (t := tokens.get(j)) and t.release_id is not None},
+    ask = BatchAsk(
+        wanted=frozenset((r.claims.jti, r.address.path) for r in redemptions if r.claims),
+        user_ids=frozenset(users),
+        partner_ids=frozenset(partners),
+        addresses=tuple(dict.fromkeys(anonymous.values())),
     )
-    components = {f.component_id for f in files.values()} | open_components
-    models = {t.model_id for t in tokens.values() if t.model_id is not None}
-    held = holdings(session, user_ids=users, partner_ids=partners, model_ids=models)
-    stages = repo.stages_of_many(session, components)
-    return _Facts(tokens, files, open_files, stages, held, started_files(session, tokens, wanted))
+    facts = store.read(session, ask, async_commit=async_commit)
+    return _Facts(facts, {i: facts.open_files[a] for i, a in anonymous.items()})
 
 
-def _open_file(session: Session, address: FileAddress) -> repo.OpenFileFacts | None:
-    return repo.file_facts(
-        session,
-        namespace=address.namespace,
-        name=address.name,
-        version=address.version,
-        path=address.path,
-    )
+def _coordinates(address: FileAddress) -> Address:
+    return (address.namespace, address.name, address.version, address.path)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """The batch's facts, with each anonymous request's file by its index."""
+
+    read: BatchFacts
+    open_files: Mapping[int, repo.OpenFileFacts | None]
+
+    @property
+    def tokens(self) -> Mapping[str, repo.TokenFacts]:
+        return self.read.tokens
+
+    @property
+    def files(self) -> Mapping[tuple[int, str], repo.FileFacts]:
+        return self.read.files
+
+    @property
+    def held(self) -> Holdings:
+        return self.read.held
+
+    @property
+    def started(self) -> Mapping[FileKey, Progress]:
+        return self.read.started
+
+    def state(
+        self, component_id: int, held_at: datetime | None, restricted: str | None
+    ) -> ScheduleState:
+        return self.read.state(component_id, held_at, restricted)
 
 
 def _allowed(

@@ -62,6 +62,16 @@ def reportable_components(
     return model, rel, [downloadable[c] for c in sorted(set(components))]
 
 
+def downloadable_names(
+    session: Session, principal: Principal, model: Any, rel: Any, *, now: datetime
+) -> list[str]:
+    """The components of ``rel`` the caller may download (and so report on) now."""
+    _, _, _, views = visible_model_release(
+        session, principal, model.namespace, model.name, rel.version, now=now
+    )
+    return sorted(v.component.name for v in views if v.downloadable)
+
+
 def file_report(
     session: Session,
     *,

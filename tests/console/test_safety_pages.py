@@ -175,3 +175,40 @@ def test_the_safety_policy_page(
     client.cookies.clear()
     sign_in(client, key_of(world.researcher))
     assert client.get(url).status_code == 404
+
+
+def test_filing_a_report_from_the_console(
+    client: TestClient, db: Session, clock: FixedClock, admin_headers: dict[str, str]
+) -> None:
+    world: World = build_world(client, db, clock, admin_headers)
+    token = sign_in(client, key_of(world.stranger))  # no grant: only the tokenizer is open
+    url = "/console/catalogue/acme/atlas-7b/report"
+    form = client.get(url + "?version=v1")
+    assert form.status_code == 200
+    assert 'value="tokenizer"' in form.text
+    assert 'value="config"' not in form.text  # closed to them: not even named
+    assert 'value="safety"' not in form.text
+    assert client.get("/console/catalogue/acme/none/report").status_code == 404
+    fields = {
+        "csrf_token": token,
+        "version": "v1",
+        "category": "privacy",
+        "severity": "high",
+        "description": "recites a phone number",
+    }
+    closed = client.post(url, data={**fields, "components": "config"}, headers={"Origin": ORIGIN})
+    assert closed.status_code == 404
+    empty = client.post(url, data={**fields, "description": ""}, headers={"Origin": ORIGIN})
+    assert empty.status_code == 422
+    filed = client.post(
+        url,
+        data={**fields, "components": "tokenizer"},
+        headers={"Origin": ORIGIN},
+        follow_redirects=False,
+    )
+    assert filed.status_code == 303
+    mine = check(client.get("/v1/me/reports", headers=world.stranger), 200)["items"]
+    assert [(r["components"], r["category"], r["severity"]) for r in mine] == [
+        (["tokenizer"], "privacy", "high")
+    ]
+    assert filed.headers["location"] == f"/console/reports/{mine[0]['id']}"
