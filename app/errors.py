@@ -13,6 +13,7 @@ presigned URLs, SQL).
     │   └── GrantRequired (403)
     ├── NotFound (404)
     ├── Conflict (409)
+    ├── PreconditionFailed (412)
     ├── PayloadTooLarge (413)
     ├── Unprocessable (422)
     ├── QuotaExceeded (429, retry_after=…)
@@ -120,6 +121,14 @@ class Conflict(AppError):
     status = 409
     default_code = "conflict"
     title = "Conflict"
+
+
+class PreconditionFailed(AppError):
+    """``If-Match`` named a version that is no longer current: someone else changed it."""
+
+    status = 412
+    default_code = "precondition_failed"
+    title = "Changed meanwhile"
 
 
 class PayloadTooLarge(AppError):

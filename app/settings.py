@@ -110,6 +110,18 @@ class Settings(BaseSettings):
     console_session_idle_seconds: int = Field(default=30 * 60, ge=60, le=7 * 24 * 3600)
     console_session_max_seconds: int = Field(default=12 * 3600, ge=300, le=30 * 24 * 3600)
 
+    # Console sign-in through the lab's identity provider (OpenID Connect, authorization code
+    # + PKCE; docs/console.md). Enabled when the issuer and the client id are set.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = Field(default=None, repr=False)
+    # Comma-separated email domains allowed to sign in this way ("" = any the provider vouches
+    # for); users are matched by verified email.
+    oidc_allowed_domains: str = ""
+    # Whether a verified email with no account becomes a new researcher (else it is refused).
+    oidc_create_users: bool = False
+    oidc_scopes: str = "openid email profile"
+
     log_level: str = "INFO"
     log_json: bool = True
     # /readyz stays ready this long after a dependency that answered before starts failing,
@@ -147,6 +159,16 @@ class Settings(BaseSettings):
     @property
     def effective_public_url(self) -> str:
         return (self.public_url or DEFAULT_PUBLIC_URL).rstrip("/")
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def oidc_domains(self) -> frozenset[str]:
+        return frozenset(
+            d.strip().lower() for d in self.oidc_allowed_domains.split(",") if d.strip()
+        )
 
     @property
     def is_sqlite(self) -> bool:

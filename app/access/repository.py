@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, func, insert, or_, select, tuple_, update
+from sqlalchemy import Row, String, cast, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.models import (
@@ -171,10 +171,15 @@ def requests_page(
     status: str | None = None,
     model_id: int | None = None,
     user_id: int | None = None,
+    created_before: datetime | None = None,
+    answer: str | None = None,
+    email_domain: str | None = None,
     newest_first: bool = False,
 ) -> Sequence[Row[AccessRequest, str]]:
     """Requests oldest first (an approval queue), or newest first (a user's own history),
-    each with the requester's email; ``after`` is the last id of the previous page."""
+    each with the requester's email; ``after`` is the last id of the previous page. Filtered
+    by age (``created_before``), by text in the answers (case-insensitive, over the stored
+    JSON document) and by the requester's email domain."""
     order = AccessRequest.id.desc() if newest_first else AccessRequest.id
     q = (
         select(AccessRequest, User.email)
@@ -190,6 +195,13 @@ def requests_page(
         q = q.where(AccessRequest.model_id == model_id)
     if user_id is not None:
         q = q.where(AccessRequest.user_id == user_id)
+    if created_before is not None:
+        q = q.where(AccessRequest.created_at < created_before)
+    if answer:
+        document = func.lower(cast(AccessRequest.answers, String))
+        q = q.where(document.contains(answer.lower(), autoescape=True))
+    if email_domain:
+        q = q.where(func.lower(User.email).endswith("@" + email_domain.lower(), autoescape=True))
     return session.execute(q).all()
 
 
@@ -340,3 +352,26 @@ def has_webhook_subscribers(session: Session, event_type: str) -> bool:
         select(WebhookSubscription.events).where(WebhookSubscription.disabled_at.is_(None))
     )
     return any(event_type in events or "*" in events for events in rows)
+
+
+def audience_counts(session: Session, model_id: int, *, now: datetime) -> tuple[int, int]:
+    """How many enabled users hold an active grant for the model, and how many enabled
+    partners have a live agreement covering it: who a lift to ``research`` or ``partner``
+    opens a component to (the console's lift confirmation)."""
+    users = session.scalar(
+        select(func.count())
+        .select_from(Grant)
+        .join(User, User.id == Grant.user_id)
+        .where(Grant.model_id == model_id, Grant.revoked_at.is_(None), User.disabled_at.is_(None))
+    )
+    partners = session.scalar(
+        select(func.count())
+        .select_from(PartnerAgreement)
+        .join(Partner, Partner.id == PartnerAgreement.partner_id)
+        .where(
+            PartnerAgreement.model_id == model_id,
+            Partner.disabled_at.is_(None),
+            or_(PartnerAgreement.ends_at.is_(None), PartnerAgreement.ends_at > now),
+        )
+    )
+    return int(users or 0), int(partners or 0)

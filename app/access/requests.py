@@ -276,19 +276,26 @@ def _decide(
         BulkSkipped(id=i, code="not_pending" if i in exists else "not_found") for i in leftover
     ]
     if changed:
-        # One audit event per decision call: a bulk approval of thousands is one event that
-        # lists every id (per-request events would cost four statements each).
-        audit.record(
+        # One audit event per decided request, so each request's trail is complete (the
+        # console's bulk approvals of hundreds are read request by request). They are
+        # appended together: one head lock and one multi-row insert, whatever their number.
+        models = repo.model_names(session, [m for _, _, m in changed])
+        audit.record_many(
             session,
-            now=now,
-            actor=actor,
-            action=f"access_request.{status}",
-            target_type="access_request",
-            target_id=str(changed[0][0]) if len(changed) == 1 else f"bulk:{len(changed)}",
-            before={"status": "pending"},
-            after={"status": status, "reason": reason},
-            data={"ids": sorted(done)},
-            ctx=ctx,
+            [
+                audit.NewEvent(
+                    now,
+                    actor,
+                    f"access_request.{status}",
+                    "access_request",
+                    rid,
+                    before={"status": "pending"},
+                    after={"status": status, "reason": reason},
+                    data={"model": models.get(mid, ""), "user_id": uid, "batch": len(changed)},
+                    ctx=ctx,
+                )
+                for rid, uid, mid in sorted(changed)
+            ],
         )
         _notify_decisions(session, changed, status=status, reason=reason, now=now)
     return BulkResult(action="approve" if approve else "deny", done=sorted(done), skipped=skipped)

@@ -28,6 +28,7 @@ from app.context import ClockDep, ContextDep
 from app.db import SessionDep
 from app.errors import NotFound, problems
 from app.ids import IdPath, IdQuery
+from app.instants import Instant
 from app.models import AccessRequest, Model
 from app.pagination import Page, PageDep, encode_cursor
 
@@ -120,8 +121,25 @@ def list_access_requests(
     status: Status | None = None,
     model: Annotated[str | None, Query(max_length=193, examples=["acme/atlas-7b"])] = None,
     user: IdQuery | None = None,
+    created_before: Annotated[
+        Instant | None, Query(description="only requests made before this time (their age)")
+    ] = None,
+    answer: Annotated[
+        str | None,
+        Query(max_length=200, description="text the answers contain (case-insensitive)"),
+    ] = None,
+    email_domain: Annotated[
+        str | None,
+        Query(
+            max_length=253,
+            pattern=r"^[A-Za-z0-9.-]+$",
+            description="the requester's email domain",
+            examples=["example.org"],
+        ),
+    ] = None,
 ) -> Page[AccessRequestOut]:
-    """All requests, oldest first (``?status=pending`` is the approval queue)."""
+    """All requests, oldest first (``?status=pending`` is the approval queue), filtered by
+    model, user, age, answer text and email domain."""
     model_id = None
     if model is not None:
         model_id = admin_model(session, *split_model_id(model)).id
@@ -132,6 +150,9 @@ def list_access_requests(
         status=status,
         model_id=model_id,
         user_id=user,
+        created_before=created_before,
+        answer=answer,
+        email_domain=email_domain,
     )
     return _page(session, [(r, e) for r, e in rows], page.limit)
 

@@ -195,3 +195,43 @@ def _keep_an_admin(session: Session, user: User) -> None:
             f"{user.email} is the last active admin: make another admin first",
             code="last_admin",
         )
+
+
+def user_for_identity(
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    create: bool,
+    now: datetime,
+    ctx: RequestContext | None = None,
+) -> User:
+    """The user an identity provider's verified ``email`` signs in as (matched without case);
+    with ``create``, an unknown email becomes a new researcher (no API key: they sign in
+    through the provider). A disabled user, or an unknown one without ``create``, is
+    refused."""
+    email = normalise_email(email)
+    user = session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+    if user is None:
+        if not create:
+            raise Forbidden(
+                f"there is no account for {email}; ask an admin to create one",
+                code="no_account",
+            )
+        user = User(email=email, name=clean_name(name)[:200], role="researcher", created_at=now)
+        session.add(user)
+        session.flush()
+        audit.record(
+            session,
+            now=now,
+            actor="oidc",
+            action="user.created",
+            target_type="user",
+            target_id=user.id,
+            after={"email": email, "role": "researcher", "partner_id": None},
+            data={"via": "oidc"},
+            ctx=ctx,
+        )
+    if user.disabled_at is not None:
+        raise Forbidden(f"the account {email} is disabled", code="user_disabled")
+    return user

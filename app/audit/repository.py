@@ -18,6 +18,9 @@ class AuditFilter:
     actor: str | None = None
     target_type: str | None = None
     target_id: str | None = None
+    # A model id: events about the model, its releases and components (their target ids are
+    # "ns/name", "ns/name@version", "ns/name@version/component").
+    model: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -40,6 +43,13 @@ def events_page(
         q = q.where(AuditEvent.target_type == flt.target_type)
     if flt.target_id is not None:
         q = q.where(AuditEvent.target_id == flt.target_id)
+    if flt.model is not None:
+        q = q.where(
+            or_(
+                AuditEvent.target_id == flt.model,
+                AuditEvent.target_id.startswith(flt.model + "@", autoescape=True),
+            )
+        )
     if flt.since is not None:
         q = q.where(AuditEvent.at >= flt.since)
     if flt.until is not None:

@@ -31,6 +31,14 @@ def list_events(
     actor: Annotated[str | None, Query(max_length=64, description="e.g. user:3")] = None,
     target_type: Annotated[str | None, Query(max_length=32)] = None,
     target_id: Annotated[str | None, Query(max_length=256)] = None,
+    model: Annotated[
+        str | None,
+        Query(
+            max_length=193,
+            description="events about this model, its releases and components",
+            examples=["acme/atlas-7b"],
+        ),
+    ] = None,
     since: Annotated[Instant | None, Query(description="events at or after")] = None,
     until: Annotated[Instant | None, Query(description="events strictly before")] = None,
 ) -> Page[AuditEventOut]:
@@ -40,6 +48,7 @@ def list_events(
         actor=actor,
         target_type=target_type,
         target_id=target_id,
+        model=model,
         since=since,
         until=until,
     )

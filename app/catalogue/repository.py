@@ -198,3 +198,13 @@ def object_references(session: Session, sha256: str) -> int:
         )
         or 0
     )
+
+
+def license_hashes(session: Session, model_ids: Sequence[int]) -> dict[int, str]:
+    """Each model's current license SHA-256 (to tell requests that accepted an older one)."""
+    if not model_ids:
+        return {}
+    rows = session.execute(
+        select(Model.id, Model.license_sha256).where(Model.id.in_(model_ids))
+    ).all()
+    return {int(i): str(h) for i, h in rows}

@@ -27,8 +27,11 @@ _TITLES = {
 
 
 def sign_in_redirect(request: Request) -> Response:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    location = f"{PREFIX}/sign-in?next={quote(target, safe='')}"
+    location = f"{PREFIX}/sign-in"
+    if request.method in ("GET", "HEAD"):
+        # Back to the page after signing in; never to a form's target (a POST-only path).
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        location += f"?next={quote(target, safe='')}"
     if request.headers.get("hx-request"):
         # htmx swaps a redirect's page into the fragment; ask it to navigate instead.
         return Response(status_code=401, headers={"HX-Redirect": location})

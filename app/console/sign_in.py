@@ -64,7 +64,7 @@ def sign_in_page(
             "sign_in_token": token,
             "next": next_path,
             "error": error,
-            "oidc_enabled": getattr(settings, "oidc_enabled", False),
+            "oidc_enabled": settings.oidc_enabled,
             "open_registration": settings.open_registration,
         },
         status=status,

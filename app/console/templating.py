@@ -103,6 +103,8 @@ def render(
         "csrf_token": found.csrf_token if found else "",
         "zone": zone.key if zone else "UTC",
         "when": lambda at: format_when(at, zone),
+        # A <input type="datetime-local"> value: the instant in the viewer's zone, to the second.
+        "local_input": lambda at: at.astimezone(zone or UTC).strftime("%Y-%m-%dT%H:%M:%S"),
         **(context or {}),
     }
     html = ENV.get_template(template).render(values)

@@ -4,9 +4,10 @@ the views across all models: ``GET /v1/embargoes`` (every transition), ``GET /v1
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import AdminDep
@@ -17,6 +18,7 @@ from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import problems
 from app.instants import Instant
+from app.models import Stage
 from app.pagination import MAX_LIMIT, Page, PageDep
 from app.schedule import embargoes, pending_reminders, service
 from app.schedule import repository as repo
@@ -34,7 +36,25 @@ from app.schedule.schemas import (
 
 router = APIRouter(tags=["schedule"])
 SCHEDULE = "/v1/models/{namespace}/{name}/releases/{version}/components/{component}/schedule"
-WRITE_PROBLEMS = problems(401, 403, 404, 409, 422)
+WRITE_PROBLEMS = problems(401, 403, 404, 409, 412, 422)
+# Optimistic concurrency: every schedule answer carries the schedule's version as its ETag;
+# a write sent with If-Match is refused (412 schedule_changed) if the schedule changed since.
+IfMatch = Annotated[
+    str | None,
+    Header(
+        max_length=500,
+        description="the ETag of the schedule this change was made against; 412 if it changed",
+    ),
+]
+
+
+def _tagged(
+    response: Response, out: ScheduleOut, target: service.Target, stages: Sequence[Stage]
+) -> ScheduleOut:
+    response.headers["ETag"] = service.schedule_version(target.component, stages)
+    return out
+
+
 ModelFilter = Annotated[str | None, Query(max_length=193, examples=["acme/atlas-7b"])]
 
 
@@ -58,11 +78,12 @@ def get_schedule(
     admin: AdminDep,
     session: SessionDep,
     clock: ClockDep,
+    response: Response,
 ) -> ScheduleOut:
     """The component's stages with their state now (past, upcoming, held, capped)."""
     target = service.load_target(session, namespace, name, version, component)
-    stages = repo.stages(session, target.component.id)
-    return service.schedule_out(target, stages, now=clock.now())
+    stages = list(repo.stages(session, target.component.id))
+    return _tagged(response, service.schedule_out(target, stages, now=clock.now()), target, stages)
 
 
 @router.put(SCHEDULE, responses=WRITE_PROBLEMS)
@@ -76,11 +97,14 @@ def put_schedule(
     session: SessionDep,
     clock: ClockDep,
     ctx: ContextDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> ScheduleOut:
     """Reschedule: replace the stages that have not happened. Send the whole schedule;
     stages already past must be repeated unchanged (422 ``stage_in_past`` otherwise)."""
     now = clock.now()
     target = service.load_target(session, namespace, name, version, component)
+    service.check_version(session, target, if_match)
     stages = service.reschedule(
         session,
         target=target,
@@ -90,7 +114,7 @@ def put_schedule(
         now=now,
         ctx=ctx,
     )
-    return service.schedule_out(target, stages, now=now)
+    return _tagged(response, service.schedule_out(target, stages, now=now), target, stages)
 
 
 @router.post(SCHEDULE + "/hold", responses=WRITE_PROBLEMS)
@@ -104,12 +128,15 @@ def hold(
     session: SessionDep,
     clock: ClockDep,
     ctx: ContextDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> ScheduleOut:
     """Freeze the schedule now (reason required): no later stage applies until resumed."""
     now = clock.now()
     target = service.load_target(session, namespace, name, version, component)
+    service.check_version(session, target, if_match)
     stages = service.hold(session, target=target, reason=body.reason, actor=admin, now=now, ctx=ctx)
-    return service.schedule_out(target, stages, now=now)
+    return _tagged(response, service.schedule_out(target, stages, now=now), target, stages)
 
 
 @router.post(SCHEDULE + "/resume", responses=WRITE_PROBLEMS)
@@ -122,16 +149,19 @@ def resume(
     session: SessionDep,
     clock: ClockDep,
     ctx: ContextDep,
+    response: Response,
+    if_match: IfMatch = None,
     body: ResumeIn | None = None,
 ) -> ScheduleOut:
     """Return to the schedule: ends a hold and any emergency restriction. Stages whose time
     passed meanwhile take effect at once."""
     now = clock.now()
     target = service.load_target(session, namespace, name, version, component)
+    service.check_version(session, target, if_match)
     stages = service.resume(
         session, target=target, reason=body.reason if body else None, actor=admin, now=now, ctx=ctx
     )
-    return service.schedule_out(target, stages, now=now)
+    return _tagged(response, service.schedule_out(target, stages, now=now), target, stages)
 
 
 @router.post(SCHEDULE + "/lift", responses=WRITE_PROBLEMS)
@@ -144,12 +174,15 @@ def lift(
     session: SessionDep,
     clock: ClockDep,
     ctx: ContextDep,
+    response: Response,
+    if_match: IfMatch = None,
     body: LiftIn | None = None,
 ) -> ScheduleOut:
     """Lift now: open to ``tier`` (default: the next stage's tier) at this instant. Future
     stages that would not open it further are dropped."""
     now = clock.now()
     target = service.load_target(session, namespace, name, version, component)
+    service.check_version(session, target, if_match)
     stages = service.lift(
         session,
         target=target,
@@ -159,7 +192,7 @@ def lift(
         now=now,
         ctx=ctx,
     )
-    return service.schedule_out(target, stages, now=now)
+    return _tagged(response, service.schedule_out(target, stages, now=now), target, stages)
 
 
 @router.post(SCHEDULE + "/restrict", responses=WRITE_PROBLEMS)
@@ -173,16 +206,20 @@ def restrict(
     session: SessionDep,
     clock: ClockDep,
     ctx: ContextDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> ScheduleOut:
     """Emergency: cap the component at ``tier`` (reason required) until resumed. Download
     tokens covering this component at clearances above the cap are revoked (tokens for the
     release's other components are not)."""
     now = clock.now()
     target = service.load_target(session, namespace, name, version, component)
+    service.check_version(session, target, if_match)
     stages, revoked = service.restrict(
         session, target=target, tier=body.tier, reason=body.reason, actor=admin, now=now, ctx=ctx
     )
-    return service.schedule_out(target, stages, now=now, tokens_revoked=revoked)
+    out = service.schedule_out(target, stages, now=now, tokens_revoked=revoked)
+    return _tagged(response, out, target, stages)
 
 
 @router.get("/v1/embargoes", responses=problems(401, 403, 404, 422))

@@ -8,6 +8,8 @@ other lift, so ``embargo.lifted`` is emitted exactly once whichever way a lift h
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +22,7 @@ from app.catalogue import repository as catalogue_repo
 from app.catalogue.service import check_schedule
 from app.catalogue.visibility import model_not_found
 from app.context import RequestContext
-from app.errors import Conflict, NotFound, Unprocessable
+from app.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from app.models import Component, Model, Release, Stage, Transition
 from app.policy.schedule import ScheduleState, effective_tier, next_stage, scheduled_tier
 from app.policy.tiers import LADDER, Tier
@@ -142,6 +144,39 @@ def snapshot(component: Component, stages: Sequence[Stage], now: datetime) -> di
         "restricted_tier": component.restricted_tier,
         "restrict_reason": component.restrict_reason,
     }
+
+
+def schedule_version(component: Component, stages: Sequence[Stage]) -> str:
+    """The schedule's version, as an entity tag: it changes with every edit (stages, hold,
+    ceiling, reasons) and with nothing else (not with time passing)."""
+    state = {
+        "schedule": [[s.tier, s.at.isoformat()] for s in stages],
+        "held_at": component.held_at.isoformat() if component.held_at else None,
+        "hold_reason": component.hold_reason,
+        "restricted_tier": component.restricted_tier,
+        "restricted_at": component.restricted_at.isoformat() if component.restricted_at else None,
+        "restrict_reason": component.restrict_reason,
+    }
+    digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+    return f'"{digest[:20]}"'
+
+
+def check_version(session: Session, target: Target, if_match: str | None) -> None:
+    """Refuse a change made against an older version of the schedule (``If-Match``), so two
+    admins editing the same component at once cannot silently overwrite each other: the
+    second is told to reload. The component row is locked (:func:`load_target`), so nothing
+    changes between this check and the write."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    current = schedule_version(target.component, repo.stages(session, target.component.id))
+    sent = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    if current not in sent:
+        raise PreconditionFailed(
+            f"the schedule of {target.label} was changed by someone else after you read it; "
+            "load it again and redo your change on the current schedule",
+            code="schedule_changed",
+            headers={"ETag": current},
+        )
 
 
 def _changed(
