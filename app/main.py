@@ -40,6 +40,7 @@ from app.observability.probe import make_probe_engine, ping
 from app.observability.readiness import Readiness
 from app.observability.router import router as ops_router
 from app.policy.principals import Principal
+from app.request_gate import POSTGRESQL_LIMIT, SQLITE_LIMIT, RequestGate
 from app.safety.router import router as safety_router
 from app.safety.sweep import run_sweep
 from app.schedule.claimer import due_stages_query
@@ -48,7 +49,6 @@ from app.schedule.router import router as schedule_router
 from app.settings import Settings, get_settings
 from app.signing.keys import check_distinct, load_release_keys
 from app.signing.router import router as signing_router
-from app.sqlite_gate import SqliteGate
 from app.storage import ObjectStore, open_store
 from app.tokens.keys import load_key_set
 from app.tokens.partner_auth import authenticate_partner_token
@@ -133,8 +133,7 @@ def create_app(
     register_error_handlers(app, observe=_count_denial, render=render_problem)
     # Innermost: downloads bypass FastAPI's routing, inside the guard and observability.
     app.add_middleware(DownloadFastPath)
-    if settings.is_sqlite:
-        app.add_middleware(SqliteGate)
+    app.add_middleware(RequestGate, limit=SQLITE_LIMIT if settings.is_sqlite else POSTGRESQL_LIMIT)
     app.add_middleware(LimitRequestBodies)
     app.add_middleware(RefuseNulInUrl)
     app.add_middleware(ConsoleHeaders)

@@ -152,13 +152,29 @@ class _Conn:
     async def request(
         self, method: str, target: str, headers: dict[str, str]
     ) -> tuple[int, dict[str, str]]:
+        """Send and read one exchange. A kept-alive connection the server closed while
+        idle (uvicorn's keep-alive timeout, 5 s, passes while a client waits on S3) is
+        re-opened and the request sent again once, as real clients do for idempotent
+        requests; a failure on a fresh connection is an error."""
+        reused = self.writer is not None
+        try:
+            return await self._exchange(method, target, headers)
+        except (asyncio.IncompleteReadError, ConnectionError) as e:
+            partial = getattr(e, "partial", b"")
+            if not reused or partial:
+                raise
+        return await self._exchange(method, target, headers)
+
+    async def _exchange(
+        self, method: str, target: str, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str]]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         try:
+            self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
             head = await self.reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError):
             self.close()

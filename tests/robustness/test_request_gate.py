@@ -1,4 +1,4 @@
-"""app.sqlite_gate against a stand-in app: how many requests are inside at once, and when a
+"""app.request_gate against a stand-in app: how many requests are inside at once, and when a
 slot is given back (plain asyncio, no server: the burst itself is tests/e2e/test_stampede)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.sqlite_gate import SqliteGate
+from app.request_gate import RequestGate
 
 
 class Recorder:
@@ -44,7 +44,7 @@ async def receive() -> dict[str, Any]:
 def test_at_most_the_limit_is_inside_and_the_rest_wait_their_turn() -> None:
     async def run() -> tuple[int, int]:
         app = Recorder()
-        gate = SqliteGate(app, limit=3)
+        gate = RequestGate(app, limit=3)
         tasks = [asyncio.create_task(gate(scope(), receive, noop)) for _ in range(10)]
         await asyncio.sleep(0.05)
         waiting_inside = app.inside
@@ -61,7 +61,7 @@ def test_a_failed_request_gives_its_slot_back() -> None:
         raise RuntimeError("the app failed")
 
     async def run() -> None:
-        gate = SqliteGate(boom, limit=1)
+        gate = RequestGate(boom, limit=1)
         for _ in range(3):  # each one gets in: the one before gave the slot back
             with pytest.raises(RuntimeError):
                 await asyncio.wait_for(gate(scope(), receive, noop), 1)
@@ -69,18 +69,18 @@ def test_a_failed_request_gives_its_slot_back() -> None:
     asyncio.run(run())
 
 
-def test_probes_are_never_held_back() -> None:
+def test_probes_and_redemptions_are_never_held_back() -> None:
     seen: list[str] = []
 
     async def app(scope: Any, *_: Any) -> None:
         seen.append(scope["path"])
 
     async def run() -> None:
-        closed = SqliteGate(app, limit=0)  # no slot at all: only the probes get through
-        for path in ("/healthz", "/readyz", "/metrics"):
+        closed = RequestGate(app, limit=0)  # no slot at all: only the probes get through
+        for path in ("/healthz", "/readyz", "/metrics", "/v1/files/a/b/v1/w.bin"):
             await asyncio.wait_for(closed(scope(path), receive, noop), 1)
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(closed(scope("/v1/models"), receive, noop), 0.05)
 
     asyncio.run(run())
-    assert seen == ["/healthz", "/readyz", "/metrics"]
+    assert seen == ["/healthz", "/readyz", "/metrics", "/v1/files/a/b/v1/w.bin"]
