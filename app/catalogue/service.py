@@ -24,6 +24,7 @@ from app.policy.principals import Principal
 from app.policy.schedule import opens_to
 from app.policy.stages import InvalidSchedule, check_stages
 from app.policy.tiers import Tier, may_download
+from app.signing.bundle import reserved_prefix
 from app.signing.keys import ReleaseKeySet
 from app.signing.repository import signatures_with_paths
 from app.signing.service import sign_release
@@ -267,6 +268,18 @@ def publish(
     files = list(repo.files(session, rel.id))
     if not files:
         raise Conflict(f"release {rel.version} has no files to publish", code="release_empty")
+    # Uploads there are refused, but a draft filled before release signing existed may hold
+    # some: signing would collide with them or leave them unverified.
+    reserved = sorted(f.path for f in files if reserved_prefix(f.path) is not None)
+    if reserved:
+        shown = ", ".join(reserved[:5]) + (
+            f" and {len(reserved) - 5} more" if len(reserved) > 5 else ""
+        )
+        raise Conflict(
+            f"release {rel.version} holds files under paths reserved for signatures and "
+            f"client metadata ({shown}); delete them from the draft, then publish",
+            code="reserved_path",
+        )
     components = list(repo.components(session, rel.id))
     names = {c.id: c.name for c in components}
     # SHA-1 because Hugging Face clients take the revision for a git commit hash.

@@ -36,7 +36,7 @@ from app.errors import (
 from app.models import Component, Model, Release, ReleaseFile, StoredObject
 from app.policy.principals import Principal
 from app.settings import Settings
-from app.signing.bundle import IGNORED_PATHS
+from app.signing.bundle import reserved_prefix
 from app.storage import HashMismatch, ObjectStore, StorageError, StoredBlob, TooLarge
 from app.storage.base import SHA256_RE
 
@@ -89,13 +89,13 @@ def resolve_target(
 def check_not_reserved(path: str) -> None:
     """Paths the release's signatures keep out of what they sign (app/signing/bundle.py):
     a file there would be downloaded yet never verified."""
-    for prefix in IGNORED_PATHS:
-        if path == prefix or path.startswith(prefix + "/"):
-            raise Unprocessable(
-                f"{path!r} is under {prefix}/, which is reserved: release signatures are "
-                f"published there or verifiers skip it",
-                code="reserved_path",
-            )
+    prefix = reserved_prefix(path)
+    if prefix is not None:
+        raise Unprocessable(
+            f"{path!r} is under {prefix}/, which is reserved: release signatures are "
+            f"published there or verifiers skip it",
+            code="reserved_path",
+        )
 
 
 def check_declared_hash(value: str | None) -> str | None:

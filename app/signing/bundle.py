@@ -33,6 +33,14 @@ SIGNATURES_DIR = "signatures"
 IGNORED_PATHS = (SIGNATURES_DIR, ".weightgate", ".cache/huggingface")
 
 
+def reserved_prefix(path: str) -> str | None:
+    """The ignored prefix ``path`` falls under, if any."""
+    for prefix in IGNORED_PATHS:
+        if path == prefix or path.startswith(prefix + "/"):
+            return prefix
+    return None
+
+
 def signature_path(component: str) -> str:
     return f"{SIGNATURES_DIR}/{component}.sig"
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.clock import FixedClock
 from app.main import create_app
-from app.models import AuditEvent, WebhookDelivery, WebhookSubscription
+from app.models import AuditEvent, ReleaseFile, WebhookDelivery, WebhookSubscription
 from app.settings import Settings
 from app.signing.keys import load_release_keys, rotate
 from app.storage import ObjectStore
@@ -101,6 +101,39 @@ def test_uploads_under_reserved_paths_are_refused(
         assert r.status_code == 422, path
         assert r.json()["code"] == "reserved_path"
         assert "reserved" in r.json()["detail"]
+
+
+def test_a_draft_holding_reserved_paths_is_refused_at_publish_until_they_are_deleted(
+    client: TestClient, admin_headers: dict[str, str], db: Session
+) -> None:
+    """A draft filled before release signing existed may hold a file where signatures go:
+    publish says which, changes nothing, and works once the file is deleted."""
+    publish_release(client, admin_headers, publish=False)
+    base = "/v1/models/acme/atlas-7b/releases/v1"
+    legacy = db.scalars(select(ReleaseFile)).one()
+    legacy.path = "signatures/weights.sig"  # as an upload before #22 could have named it
+    db.commit()
+    check(
+        client.put(
+            f"{base}/files/model.safetensors",
+            params={"component": "weights"},
+            content=b"weights",
+            headers=admin_headers,
+        ),
+        201,
+    )
+    r = client.post(f"{base}/publish", headers=admin_headers)
+    assert r.status_code == 409
+    assert r.json()["code"] == "reserved_path"
+    assert "signatures/weights.sig" in r.json()["detail"]
+    assert check(client.get(base, headers=admin_headers), 200)["status"] == "draft"
+    deleted = client.delete(f"{base}/files/signatures/weights.sig", headers=admin_headers)
+    assert deleted.status_code == 204
+    published = check(client.post(f"{base}/publish", headers=admin_headers), 200)
+    assert published["version"] == "v1"
+    assert check(client.get(base, headers=admin_headers), 200)["status"] == "published"
+    files = check(client.get(f"{base}/manifest", headers=admin_headers), 200)["files"]
+    assert [f["path"] for f in files] == ["model.safetensors", "signatures/weights.sig"]
 
 
 def test_revocation_is_shown_announced_and_audited(
