@@ -5,6 +5,7 @@ opens, no CSP violation is reported); a researcher's session gets 404 for admin 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -79,7 +80,8 @@ def test_admin_reads_upcoming_and_the_timeline(
     timeline = weights.get_by_role("img", name="Schedule of acme/atlas-7b@v1/weights")
     expect(timeline).to_be_visible()
     assert "research upcoming at" in (timeline.get_attribute("aria-label") or "")
-    weights.get_by_text("1 file, 4.0 KiB").click()
+    # The weights file and the component's signature file (#22).
+    weights.get_by_text(re.compile(r"^2 files, 5\.\d KiB$")).click()
     expect(weights.get_by_role("cell", name="model.safetensors")).to_be_visible()
     screenshot(page, "release-timeline")
     assert serious_violations(page) == []

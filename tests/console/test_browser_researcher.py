@@ -41,7 +41,7 @@ FILES = {
 }
 # How far ahead the weights open to approved researchers: enough for the steps before the
 # approval to run on a slow, shared machine, short enough to wait for.
-LIFT_AFTER = timedelta(seconds=40)
+LIFT_AFTER = timedelta(seconds=60)
 
 
 def iso(at: datetime) -> str:
@@ -242,10 +242,13 @@ def test_researcher_signs_up_asks_waits_for_the_lift_and_downloads(
         "HF_HUB_DISABLE_TELEMETRY": "1",
     }
     every = sorted(FILES)
+    # Each component also ships its signature file (#22), checked by sha256sum like the rest.
+    signatures = sorted({f"signatures/{component}.sig" for component, _ in FILES.values()})
     for name, block in (("curl", curl), ("hf", hf)):
         out = run_block(block, tmp_path / name, env)
         assert out.returncode == 0, f"{name}:\n{block}\n{out.stdout}\n{out.stderr}"
-        assert sorted(re.findall(r"^(.+): OK$", out.stdout, re.M)) == every
+        checked = sorted(re.findall(r"^(.+): OK$", out.stdout, re.M))
+        assert checked == sorted(every + signatures)
         assert_files(tmp_path / name / "atlas-7b", every)
 
     page.get_by_role("navigation").get_by_role("link", name="My keys").click()

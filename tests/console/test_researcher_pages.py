@@ -205,7 +205,8 @@ def test_download_token_page_shows_the_token_once_with_commands(
     token = re.search(r'<pre id="token-value"[^>]*>([^<]+)</pre>', done.text)
     assert token is not None
     assert done.headers["cache-control"] == "no-store"
-    assert "hf download acme/atlas-7b config.json --revision" in done.text
+    # The component's files and its signature file (#22).
+    assert "hf download acme/atlas-7b config.json signatures/config.sig --revision" in done.text
     assert "weightgate download acme/atlas-7b@v1 --component config" in done.text
     assert f"WG_DOWNLOAD_TOKEN={token.group(1)}" in done.text
     got = client.get(

@@ -184,7 +184,10 @@ SPLIT = ("--parallel", "4", "--min-split-mib", "4")
 
 
 def ranges_asked(setup: Setup) -> list[tuple[int, int]]:
-    gets = setup.proxy.gets(BIG) if setup.dep.storage == "filesystem" else setup.proxy.gets("/")
+    # On S3 the object is named by its SHA-256; the component's signature file is fetched
+    # through the same proxy, whole.
+    key = BIG if setup.dep.storage == "filesystem" else sha(BIG_BYTES)
+    gets = setup.proxy.gets(key)
     out = []
     for g in gets:
         first, _, last = g.headers["range"].removeprefix("bytes=").partition("-")

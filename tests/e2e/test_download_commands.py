@@ -76,7 +76,12 @@ def _env(dep: Deployment, key: str, home: Path) -> dict[str, str]:
     }
 
 
-def _assert_fetched(folder: Path, wanted: list[str]) -> None:
+def _uploaded(paths: list[str]) -> dict[str, str]:
+    return {p: hashlib.sha256(FILES[p][1]).hexdigest() for p in paths}
+
+
+def _assert_fetched(folder: Path, wanted: dict[str, str]) -> None:
+    """Exactly the files ``wanted`` names (path to SHA-256) are there, with those digests."""
     got = sorted(
         p.relative_to(folder).as_posix()
         for p in folder.rglob("*")
@@ -84,12 +89,8 @@ def _assert_fetched(folder: Path, wanted: list[str]) -> None:
         if p.is_file() and not {".cache", ".weightgate"} & set(p.relative_to(folder).parts)
     )
     assert got == sorted(wanted)
-    for path in wanted:
-        data = FILES[path][1]
-        assert (
-            hashlib.sha256((folder / path).read_bytes()).hexdigest()
-            == hashlib.sha256(data).hexdigest()
-        )
+    for path, digest in wanted.items():
+        assert hashlib.sha256((folder / path).read_bytes()).hexdigest() == digest, path
 
 
 def _issue(dep: Deployment, key: str, choice: dict[str, list[str]]) -> TokenOut:
@@ -106,6 +107,15 @@ def test_each_shown_command_downloads_and_verifies(
     token = _issue(dep, key, {"components": ["weights", "config"]})
     wanted = sorted(f.path for f in token.files)
     assert "eval/held-out.jsonl" not in wanted
+    # The files uploaded, with the digests they were uploaded with, and each component's
+    # signature file (#22), which the server wrote at publish.
+    uploaded = [p for p in wanted if not p.startswith("signatures/")]
+    assert [p for p in wanted if p not in uploaded] == [
+        "signatures/config.sig",
+        "signatures/weights.sig",
+    ]
+    expected = {f.path: f.sha256 for f in token.files}
+    assert {p: expected[p] for p in uploaded} == _uploaded(uploaded)
     cmds = render(token, base_url=dep.url)
     for name, block in (("curl", cmds.curl), ("hf", cmds.hf), ("weightgate", cmds.weightgate)):
         cwd = tmp_path / name
@@ -116,7 +126,7 @@ def test_each_shown_command_downloads_and_verifies(
         assert sorted(line for line in out.stdout.splitlines() if line.endswith(": OK")) == sorted(
             f"{p}: OK" for p in wanted
         )
-        _assert_fetched(cwd / cmds.directory, wanted)
+        _assert_fetched(cwd / cmds.directory, expected)
 
 
 def test_commands_for_chosen_files_fetch_only_those(
@@ -132,7 +142,7 @@ def test_commands_for_chosen_files_fetch_only_those(
         cwd.mkdir()
         out = _run(block, cwd, _env(dep, key, tmp_path / f"{name}-home"))
         assert out.returncode == 0, f"{name}:\n{block}\n{out.stdout}\n{out.stderr}"
-        _assert_fetched(cwd / cmds.directory, ["tokenizer/special tokens.json"])
+        _assert_fetched(cwd / cmds.directory, _uploaded(["tokenizer/special tokens.json"]))
 
 
 def test_a_tampered_file_fails_the_shown_check(

@@ -81,11 +81,18 @@ def publish_view_models(dep: Deployment) -> None:
 
 
 def files_in(folder: Path) -> dict[str, bytes]:
-    return {
+    """The uploaded files of a snapshot. Each component's signature file comes along
+    (signatures/<component>.sig, #22): one per component present, checked here, then left
+    out, since the tests below are about which uploaded files a view holds."""
+    files = {
         p.relative_to(folder).as_posix(): p.read_bytes()
         for p in folder.rglob("*")
         if p.is_file() and ".cache" not in p.relative_to(folder).parts
     }
+    signatures = {p for p in files if p.startswith("signatures/")}
+    components = {VIEW_FILES[p][0] for p in files if p not in signatures}
+    assert signatures == {f"signatures/{c}.sig" for c in components}
+    return {p: data for p, data in files.items() if p not in signatures}
 
 
 EVERYTHING = {path: data for path, (_, data) in VIEW_FILES.items()}
@@ -186,7 +193,8 @@ from huggingface_hub import snapshot_download
 endpoint, token, cache = sys.argv[1:4]
 for model in ("acme/tiny", "acme/other"):
     folder = Path(snapshot_download(model, endpoint=endpoint, cache_dir=cache, token=token))
-    print(model, sorted(p.name for p in folder.rglob("*") if p.is_file()), file=sys.stderr)
+    names = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+    print(model, sorted(n for n in names if not n.startswith("signatures/")), file=sys.stderr)
 """
 
 
