@@ -24,6 +24,9 @@ CHECKOV_VERSION := 3.3.30
 # `make lock` writes deploy/*.lock with uv (deploy/lockfile.py); UPGRADE=1 takes the newest
 # versions pyproject.toml allows instead of keeping the locked ones.
 UV_VERSION := 0.13.9
+# The console's browser tests drive Debian's chromium through Playwright (a browser download
+# by Playwright cannot be reached); installed from Debian when missing, as .ci/run does.
+CHROMIUM := /usr/bin/chromium
 
 # make test-future: the live-server tests again with every Python clock FUTURE_DAYS ahead
 # (tests/timeshift/sitecustomize.py), on both databases, so a date that will expire fails
@@ -46,6 +49,10 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(TEST_STAMP) $(RUN_STAMP)
+
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 $(TOOLS)/.installed: Makefile | $(BIN)/python
 	$(PYTHON) -m venv $(TOOLS)
@@ -75,12 +82,12 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff format $(LINTED)
 	$(BIN)/ruff check --fix $(LINTED)
 
-test-sqlite: $(TEST_STAMP) $(TOOLS)/.installed
+test-sqlite: $(TEST_STAMP) $(TOOLS)/.installed $(CHROMIUM)
 	@mkdir -p $(REPORTS)
 	WEIGHTGATE_TEST_DB=sqlite $(BIN)/pytest -n $(PYTEST_WORKERS) \
 		--junitxml=$(REPORTS)/sqlite.xml -o junit_suite_name=sqlite $(PYTEST_ARGS)
 
-test-postgres: $(TEST_STAMP) $(TOOLS)/.installed
+test-postgres: $(TEST_STAMP) $(TOOLS)/.installed $(CHROMIUM)
 	@mkdir -p $(REPORTS)
 	WEIGHTGATE_TEST_DB=postgresql $(BIN)/pytest -n $(PYTEST_WORKERS) \
 		--junitxml=$(REPORTS)/postgresql.xml -o junit_suite_name=postgresql $(PYTEST_ARGS)
