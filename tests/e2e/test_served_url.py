@@ -46,7 +46,10 @@ def test_download_urls_follow_the_served_port_when_no_public_url_is_set(tmp_path
             assert http.post(f"{base}/releases/v1/publish", headers=admin).status_code == 200
             token = http.post("/v1/tokens", json={"model": "acme/port"}, headers=user)
             assert token.status_code == 201, token.text
-            (url,) = [f["url"] for f in token.json()["files"]]
+            # The file and its component's signature file (#22).
+            (url,) = [
+                f["url"] for f in token.json()["files"] if not f["path"].startswith("signatures/")
+            ]
             assert url == f"{server.url}/v1/files/acme/port/v1/config.json"
             got = http.get(url, params={"token": token.json()["token"]})
             assert (got.status_code, got.content) == (200, b"{}")

@@ -50,7 +50,7 @@ def snapshot(url: str, key: str, start: threading.Barrier) -> tuple[list[str], d
         start.wait()
         info = http.get(f"/api/models/{REPO}")
         statuses.append(f"info {info.status_code}")
-        tree = http.get(f"/api/models/{REPO}/tree/main")
+        tree = http.get(f"/api/models/{REPO}/tree/main", params={"recursive": "true"})
         statuses.append(f"tree {tree.status_code}")
         listed = sorted(s["rfilename"] for s in info.json()["siblings"])
         assert listed == sorted(e["path"] for e in tree.json() if e["type"] == "file")
@@ -121,9 +121,14 @@ def test_fifty_clients_snapshot_a_release_at_once(tmp_path: Path, kind: str) -> 
     # Every client got every file, and nobody was refused or throttled.
     assert len(results) == CLIENTS
     expected = {p: sha(d) for p, d in FILES.items()}
-    assert all(got == expected for _, got in results)
+    # Every uploaded file, and the component's signature file (#22) beside them.
+    uploaded = [
+        {p: h for p, h in got.items() if p != "signatures/weights.sig"} for _, got in results
+    ]
+    assert all(files == expected for files in uploaded)
+    assert all("signatures/weights.sig" in got for _, got in results)
     statuses = Counter(s for seen, _ in results for s in seen)
-    n = CLIENTS * len(FILES)
+    n = CLIENTS * (len(FILES) + 1)  # and the signature file
     assert statuses == {"info 200": CLIENTS, "tree 200": CLIENTS, "head 200": n, "get 200": n}
     # One event per request, all in one unbroken chain.
     assert events == {("HEAD", "ok"): n, ("GET", "ok"): n}
