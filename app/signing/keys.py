@@ -44,6 +44,7 @@ from app.keyfiles import (
     new_private_key,
     parse_private_pem,
 )
+from app.parts import parts_of
 from app.settings import Settings
 
 PREFIX = "release-p256"
@@ -286,8 +287,7 @@ def retire(settings: Settings, wanted: str) -> ReleaseKey:
 
 
 def get_release_keys(request: Request) -> ReleaseKeySet:
-    keys: ReleaseKeySet = request.app.state.release_keys
-    return keys
+    return parts_of(request.app).release_keys
 
 
 ReleaseKeysDep = Annotated[ReleaseKeySet, Depends(get_release_keys)]

@@ -34,6 +34,7 @@ from app.delivery.service import (
 )
 from app.errors import AppError, QuotaExceeded, ServiceUnavailable, TokenInvalid
 from app.models import AuditEvent, IssuedToken, QuotaCounter
+from app.parts import parts_of
 from app.settings import Settings
 from app.tokens.claims import DownloadClaims
 from tests.tokens.world import World
@@ -42,16 +43,12 @@ CTX = RequestContext(client_addr="192.0.2.7", request_id="req-batch")
 
 
 def settings_of(world: World, **changes: Any) -> Settings:
-    app: Any = world.client.app
-    current: Settings = app.state.settings
-    return current.model_copy(update=changes)
+    return parts_of(world.client.app).settings.model_copy(update=changes)
 
 
 def claims_of(world: World, token: str) -> DownloadClaims:
-    app: Any = world.client.app
-    return verified_claims(
-        token, keys=app.state.keys, settings=app.state.settings, now=world.clock.now()
-    )
+    parts = parts_of(world.client.app)
+    return verified_claims(token, keys=parts.keys, settings=parts.settings, now=world.clock.now())
 
 
 def issue(world: World, headers: dict[str, str], **body: Any) -> DownloadClaims:
