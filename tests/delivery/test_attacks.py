@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import AuditEvent
-from app.parts import parts_of
 from app.tokens import codec
 from app.tokens.keys import SigningKey, new_private_key
 from tests.factories.catalogue import publish_release
+from tests.fixtures.parts import app_parts
 from tests.tokens.forge import change_payload, change_signature, forge, payload_of
 from tests.tokens.world import MODEL, World, bearer
 
@@ -29,7 +29,7 @@ URL = "/v1/files/acme/atlas-7b/v1/"
 
 
 def signing_key(world: World) -> SigningKey:
-    keys = parts_of(world.client.app).keys
+    keys = app_parts(world.client.app).keys
     return keys.signing_key(world.clock.now())
 
 

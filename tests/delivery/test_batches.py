@@ -34,20 +34,20 @@ from app.delivery.service import (
 )
 from app.errors import AppError, QuotaExceeded, ServiceUnavailable, TokenInvalid
 from app.models import AuditEvent, IssuedToken, QuotaCounter
-from app.parts import parts_of
 from app.settings import Settings
 from app.tokens.claims import DownloadClaims
+from tests.fixtures.parts import app_parts
 from tests.tokens.world import World
 
 CTX = RequestContext(client_addr="192.0.2.7", request_id="req-batch")
 
 
 def settings_of(world: World, **changes: Any) -> Settings:
-    return parts_of(world.client.app).settings.model_copy(update=changes)
+    return app_parts(world.client.app).settings.model_copy(update=changes)
 
 
 def claims_of(world: World, token: str) -> DownloadClaims:
-    parts = parts_of(world.client.app)
+    parts = app_parts(world.client.app)
     return verified_claims(token, keys=parts.keys, settings=parts.settings, now=world.clock.now())
 
 

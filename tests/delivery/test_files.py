@@ -13,9 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.models import AuditEvent, Component, Grant, IssuedToken, User
-from app.parts import parts_of
 from app.storage.disposition import content_disposition
-from tests.fixtures.parts import change_settings
+from tests.fixtures.parts import app_parts, change_settings
 from tests.tokens.world import World, bearer
 
 URL = "/v1/files/acme/atlas-7b/v1/"
@@ -145,7 +144,7 @@ def test_presigned_url_lives_at_most_the_configured_cap(world: World) -> None:
 
 
 def test_filesystem_store_is_always_proxied(world: World) -> None:
-    assert parts_of(world.client.app).settings.delivery_mode == "redirect"
+    assert app_parts(world.client.app).settings.delivery_mode == "redirect"
     token = str(world.token(world.researcher, components=["config"])["token"])
     resp = world.client.get(URL + "config.json", params={"token": token}, follow_redirects=False)
     assert resp.status_code == 200

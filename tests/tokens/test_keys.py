@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from app.cli.main import app as cli
 from app.clock import FixedClock
 from app.errors import TokenInvalid
-from app.parts import parts_of
 from app.settings import Settings
 from app.tokens import codec
 from app.tokens.keys import (
@@ -27,6 +26,7 @@ from app.tokens.keys import (
     rotate,
     thumbprint,
 )
+from tests.fixtures.parts import app_parts
 
 EXPECT = codec.Expectation(
     typ=codec.DOWNLOAD_TYP, audience="a", issuer="i", max_lifetime=24 * 3600, leeway=5
@@ -160,7 +160,7 @@ def test_jwks_route_publishes_public_keys_only(client: TestClient, clock: FixedC
     assert key["alg"] == "ES256"
     assert key["crv"] == "P-256"
     assert key["use"] == "sig"
-    assert key["kid"] == parts_of(client.app).keys.signing_key(clock.now()).kid
+    assert key["kid"] == app_parts(client.app).keys.signing_key(clock.now()).kid
 
 
 def test_keys_cli_rotate_and_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
