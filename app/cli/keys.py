@@ -109,7 +109,7 @@ def list_release_keys() -> None:
     """Show every release key: which one signs, and the period each one signed in."""
     from app.clock import SystemClock
     from app.settings import get_settings
-    from app.signing.keys import load_release_keys
+    from app.signing.loading import load_release_keys
     from app.tokens.keys import KeyConfigError
 
     now = SystemClock().now()
