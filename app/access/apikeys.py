@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -197,3 +198,10 @@ def api_key_principal(session: Session, key: str, *, now: datetime) -> Principal
     if user is None:
         return None
     return Principal(kind="user", id=user.id, role=user.role, name=user.email)
+
+
+def api_keys_page(
+    session: Session, user_id: int, *, after: int | None, limit: int
+) -> Sequence[ApiKey]:
+    """The user's keys in id order, revoked ones included."""
+    return repo.api_keys_page(session, user_id, after=after, limit=limit)

@@ -327,3 +327,30 @@ def partner_out(
             for a, name in agreements
         ],
     )
+
+
+# --- reads for the routes -----------------------------------------------------------------
+
+
+def partner_by_id(session: Session, partner_id: int) -> Partner | None:
+    return repo.partner(session, partner_id)
+
+
+def live_agreement_models(session: Session, partner: Partner, *, now: datetime) -> list[str]:
+    """The models the partner's agreements cover now."""
+    return repo.live_agreement_models(session, partner.id, now=now)
+
+
+def partner_view(session: Session, partner: Partner, *, now: datetime) -> PartnerOut:
+    return partner_out(partner, repo.agreements(session, [partner.id])[partner.id], now=now)
+
+
+def partners_page(
+    session: Session, *, after: int | None, limit: int, now: datetime
+) -> tuple[list[PartnerOut], int | None]:
+    """A page of partners in id order with their agreements, and the id of the last one."""
+    rows = repo.partners_page(session, after=after, limit=limit)
+    agreements = repo.agreements(session, [p.id for p in rows])
+    return [partner_out(p, agreements[p.id], now=now) for p in rows], (
+        rows[-1].id if rows else None
+    )

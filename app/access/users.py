@@ -3,6 +3,7 @@ to one (name, role, disabled, the partner organisation they work for)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -10,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.access import repository as repo
 from app.access.apikeys import create_api_key
 from app.access.browser_sessions import end_user_sessions
 from app.access.identities import clean_name, normalise_email
@@ -235,3 +237,25 @@ def user_for_identity(
     if user.disabled_at is not None:
         raise Forbidden(f"the account {email} is disabled", code="user_disabled")
     return user
+
+
+# --- reads for the routes -----------------------------------------------------------------
+
+
+def user_by_id(session: Session, user_id: int) -> User | None:
+    return repo.user(session, user_id)
+
+
+def users_page(
+    session: Session,
+    *,
+    after: int | None,
+    limit: int,
+    email: str | None = None,
+    role: str | None = None,
+    disabled: bool | None = None,
+) -> Sequence[User]:
+    """Users in id order, optionally only those with one email (any case), role or state."""
+    return repo.users_page(
+        session, after=after, limit=limit, email=email, role=role, disabled=disabled
+    )

@@ -19,13 +19,12 @@ from app.catalogue.names import check_file_path, routed_file_path
 from app.context import get_context
 from app.delivery import service
 from app.delivery.group_commit import GroupCommit
-from app.delivery.service import Authorized, FileAddress, Mode
+from app.delivery.service import Authorized, FileAddress, Mode, delivery_mode
 from app.delivery.streaming import file_response
 from app.errors import AppError, BadRequest, TokenInvalid, problems
 from app.lru import LRU
 from app.parts import Parts, parts_of
 from app.settings import Settings
-from app.storage import ObjectStore
 from app.tokens import codec
 from app.tokens.claims import DOWNLOAD_AUDIENCE, DownloadClaims
 from app.tokens.keys import KeySet
@@ -84,14 +83,6 @@ def verified_claims(
         claims = DownloadClaims.from_payload(payload)
         _claims.put(token, claims)
     return claims
-
-
-def delivery_mode(settings: Settings, store: ObjectStore) -> Mode:
-    return (
-        "redirect"
-        if settings.delivery_mode == "redirect" and store.name != "filesystem"
-        else "proxy"
-    )
 
 
 Redeemer = GroupCommit[service.Request, Authorized]

@@ -13,7 +13,6 @@ from app.errors import problems
 from app.ids import IdPath
 from app.models import WebhookSubscription
 from app.pagination import Page, PageDep, encode_cursor
-from app.webhooks import repository as repo
 from app.webhooks import service
 from app.webhooks.schemas import (
     AttemptOut,
@@ -61,7 +60,7 @@ def list_webhooks(
     page: PageDep,
     include_deleted: bool = False,
 ) -> Page[WebhookOut]:
-    rows = repo.subscriptions_page(
+    rows = service.subscriptions_page(
         session, after=page.after, limit=page.limit + 1, include_disabled=include_deleted
     )
     items = [_out(s) for s in rows[: page.limit]]
@@ -92,11 +91,9 @@ def list_deliveries(
 ) -> Page[DeliveryOut]:
     """Deliveries to this subscription, newest first, each with all its attempts."""
     sub = service.require_subscription(session, webhook_id)
-    rows = repo.deliveries_page(
-        session, sub.id, before_id=page.after, limit=page.limit + 1, status=status
+    shown, more = service.deliveries_page(
+        session, sub, before_id=page.after, limit=page.limit, status=status
     )
-    shown = rows[: page.limit]
-    attempts = repo.attempts_for(session, [d.id for d in shown])
     items = [
         DeliveryOut(
             id=d.id,
@@ -113,10 +110,9 @@ def list_deliveries(
                 AttemptOut(
                     at=a.at, status_code=a.status_code, error=a.error, duration_ms=a.duration_ms
                 )
-                for a in attempts[d.id]
+                for a in attempts
             ],
         )
-        for d in shown
+        for d, attempts in shown
     ]
-    more = len(rows) > page.limit
     return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)

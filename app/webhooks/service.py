@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.context import RequestContext
 from app.errors import NotFound, Unprocessable
-from app.models import WebhookSubscription
+from app.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.policy.principals import Principal
 from app.settings import Settings
 from app.webhooks import repository as repo
@@ -121,3 +122,29 @@ def delete_subscription(
         data={"abandoned_deliveries": abandoned},
         ctx=ctx,
     )
+
+
+def subscriptions_page(
+    session: Session, *, after: int | None, limit: int, include_disabled: bool
+) -> Sequence[WebhookSubscription]:
+    return repo.subscriptions_page(
+        session, after=after, limit=limit, include_disabled=include_disabled
+    )
+
+
+def deliveries_page(
+    session: Session,
+    sub: WebhookSubscription,
+    *,
+    before_id: int | None,
+    limit: int,
+    status: str | None,
+) -> tuple[list[tuple[WebhookDelivery, list[WebhookAttempt]]], bool]:
+    """Up to ``limit`` of the subscription's deliveries, newest first, each with all its
+    attempts, and whether there are more."""
+    rows = repo.deliveries_page(
+        session, sub.id, before_id=before_id, limit=limit + 1, status=status
+    )
+    shown = rows[:limit]
+    attempts = repo.attempts_for(session, [d.id for d in shown])
+    return [(d, attempts[d.id]) for d in shown], len(rows) > limit
