@@ -4,7 +4,7 @@ redelivery through the webhooks service (audited, 409 while pending) and deletio
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -17,7 +17,7 @@ from tests.console.signin import ORIGIN, sign_in
 MARKUP_URL = "https://93.184.215.14/hook?next=<script>alert(1)</script>"
 
 
-def post(client: TestClient, path: str, csrf: str, **data: object) -> httpx.Response:
+def post(client: TestClient, path: str, csrf: str, **data: object) -> httpx2.Response:
     return client.post(
         path, data={"csrf_token": csrf, **data}, headers={"Origin": ORIGIN}, follow_redirects=False
     )
