@@ -18,6 +18,7 @@ from app.console import (
     sign_in,
     sign_up,
     upcoming,
+    webhook_pages,
 )
 from app.console.assets import serve_asset
 from app.console.security import PREFIX
@@ -43,3 +44,4 @@ router.include_router(download_pages.router)
 router.include_router(partner_pages.router)
 router.include_router(sign_up.router)
 router.include_router(safety_pages.router)
+router.include_router(webhook_pages.router)

@@ -24,6 +24,7 @@ ADMIN_PAGES = [
     "/console/models",
     "/console/models/acme/a",
     "/console/models/acme/a/releases/v1",
+    "/console/webhooks",
 ]
 
 
@@ -106,7 +107,7 @@ def test_a_researcher_gets_404_for_every_admin_page(
     sign_in(client, key)
     unknown = client.get("/console/no-such-page")
     assert unknown.status_code == 404
-    for path in [*ADMIN_PAGES, "/console/models/acme/missing/releases/v9"]:
+    for path in [*ADMIN_PAGES, "/console/models/acme/missing/releases/v9", "/console/webhooks/1"]:
         resp = client.get(path, follow_redirects=False)
         assert resp.status_code == 404, path
         # Exactly the page an unknown URL gets: nothing tells an admin page apart.
