@@ -147,6 +147,11 @@ def revoke_key(
     return row
 
 
+def keys_page(session: Session, user_id: int, *, after: int | None, limit: int) -> Sequence[ApiKey]:
+    """A user's keys in id order, revoked ones included."""
+    return repo.api_keys_page(session, user_id, after=after, limit=limit)
+
+
 def api_key_by_value(session: Session, key: str) -> ApiKey | None:
     """The row of the key whose clear value is ``key``, whatever its state."""
     if not looks_like_api_key(key):

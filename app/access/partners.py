@@ -341,16 +341,17 @@ def live_agreement_models(session: Session, partner: Partner, *, now: datetime) 
     return repo.live_agreement_models(session, partner.id, now=now)
 
 
-def partner_view(session: Session, partner: Partner, *, now: datetime) -> PartnerOut:
-    return partner_out(partner, repo.agreements(session, [partner.id])[partner.id], now=now)
-
-
 def partners_page(
     session: Session, *, after: int | None, limit: int, now: datetime
-) -> tuple[list[PartnerOut], int | None]:
-    """A page of partners in id order with their agreements, and the id of the last one."""
+) -> list[PartnerOut]:
+    """Partners in id order (keyset after ``after``) with their agreements: two statements."""
     rows = repo.partners_page(session, after=after, limit=limit)
     agreements = repo.agreements(session, [p.id for p in rows])
-    return [partner_out(p, agreements[p.id], now=now) for p in rows], (
-        rows[-1].id if rows else None
-    )
+    return [partner_out(p, agreements[p.id], now=now) for p in rows]
+
+
+def partner_view(session: Session, partner_id: int, *, now: datetime) -> PartnerOut:
+    partner = repo.partner(session, partner_id)
+    if partner is None:
+        raise NotFound(f"no partner {partner_id}", code="partner_not_found")
+    return partner_out(partner, repo.agreements(session, [partner.id])[partner.id], now=now)

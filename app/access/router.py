@@ -190,10 +190,21 @@ def list_users(
     email: Annotated[str | None, Query(max_length=320, description="exactly this email")] = None,
     role: Role | None = None,
     disabled: Annotated[bool | None, Query(description="only disabled, or only active")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="email or name contains this text (any case)"),
+    ] = None,
 ) -> Page[UserDetail]:
-    """Users in id order, optionally only those with one email (any case), role or state."""
+    """Users in id order, optionally only those with one email (any case), role or state,
+    or whose email or name contains ``q``."""
     rows = users.users_page(
-        session, after=page.after, limit=page.limit, email=email, role=role, disabled=disabled
+        session,
+        after=page.after,
+        limit=page.limit,
+        email=email,
+        role=role,
+        disabled=disabled,
+        text=q,
     )
     nxt = encode_cursor(rows[-1].id) if len(rows) == page.limit else None
     return Page(items=[user_detail(u) for u in rows], next_cursor=nxt)
@@ -275,7 +286,7 @@ def revoke_leaked_api_key(
 
 
 def _partner_out(session: Session, partner: Partner, clock: Clock) -> PartnerOut:
-    return partners.partner_view(session, partner, now=clock.now())
+    return partners.partner_view(session, partner.id, now=clock.now())
 
 
 @router.post("/v1/partners", status_code=201, responses=problems(401, 403, 409, 422))
@@ -295,10 +306,8 @@ def create_partner(
 def list_partners(
     admin: AdminDep, session: SessionDep, clock: ClockDep, page: PageDep
 ) -> Page[PartnerOut]:
-    items, last = partners.partners_page(
-        session, after=page.after, limit=page.limit, now=clock.now()
-    )
-    nxt = encode_cursor(last) if last is not None and len(items) == page.limit else None
+    items = partners.partners_page(session, after=page.after, limit=page.limit, now=clock.now())
+    nxt = encode_cursor(items[-1].id) if len(items) == page.limit else None
     return Page(items=items, next_cursor=nxt)
 
 
@@ -306,10 +315,7 @@ def list_partners(
 def get_partner(
     partner_id: IdPath, admin: AdminDep, session: SessionDep, clock: ClockDep
 ) -> PartnerOut:
-    partner = partners.partner_by_id(session, partner_id)
-    if partner is None:
-        raise NotFound(f"no partner {partner_id}", code="partner_not_found")
-    return _partner_out(session, partner, clock)
+    return partners.partner_view(session, partner_id, now=clock.now())
 
 
 @router.patch("/v1/partners/{partner_id}", responses=problems(401, 403, 404, 409, 422))

@@ -111,6 +111,30 @@ def register(
         raise Conflict("a user with this email already exists", code="user_exists") from e
 
 
+def users_page(
+    session: Session,
+    *,
+    after: int | None,
+    limit: int,
+    email: str | None = None,
+    role: str | None = None,
+    disabled: bool | None = None,
+    text: str | None = None,
+) -> Sequence[User]:
+    """Users in id order (keyset after ``after``): one email exactly (any case), a role,
+    disabled or active, or an email or name containing ``text`` (any case)."""
+    return repo.users_page(
+        session, after=after, limit=limit, email=email, role=role, disabled=disabled, text=text
+    )
+
+
+def require_user(session: Session, user_id: int) -> User:
+    user = repo.user(session, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}", code="user_not_found")
+    return user
+
+
 def user_snapshot(user: User) -> dict[str, object]:
     return {
         "name": user.name,
@@ -244,18 +268,3 @@ def user_for_identity(
 
 def user_by_id(session: Session, user_id: int) -> User | None:
     return repo.user(session, user_id)
-
-
-def users_page(
-    session: Session,
-    *,
-    after: int | None,
-    limit: int,
-    email: str | None = None,
-    role: str | None = None,
-    disabled: bool | None = None,
-) -> Sequence[User]:
-    """Users in id order, optionally only those with one email (any case), role or state."""
-    return repo.users_page(
-        session, after=after, limit=limit, email=email, role=role, disabled=disabled
-    )
