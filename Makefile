@@ -15,9 +15,12 @@ PORT ?= 8000
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 # Branch coverage of app/, measured in the SQLite pass of the whole suite only (paid once; not
-# when PYTEST_ARGS picks a subset) and reported per module at its end. Code that runs only in
-# the live servers' and CLI subprocesses is not measured (docs/architecture.md, Coverage).
-COVERAGE_ARGS := --cov=app --cov-branch --cov-report=term:skip-covered
+# when PYTEST_ARGS picks a subset) and reported per module at its end; under the floor the pass
+# fails. Measured at 91.9%: code that runs only in the live servers' and CLI subprocesses is
+# not measured (docs/architecture.md, Coverage), so the floor is 91, not 95.
+COVERAGE_FLOOR ?= 91
+COVERAGE_ARGS := --cov=app --cov-branch --cov-report=term:skip-covered \
+	--cov-fail-under=$(COVERAGE_FLOOR)
 # JUnit reports of each backend's pass; .ci/run checks the PostgreSQL one really ran tests.
 REPORTS := var/test-reports
 LINTED := app tests bench migrations deploy
