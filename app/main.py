@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
 from app import __version__, api_schema
-from app.access.apikeys import api_key_principal
+from app.access.key_cache import ApiKeyCache
 from app.access.router import router as access_router
 from app.apidocs import mount_api_docs
 from app.audit.router import router as audit_router
@@ -30,6 +30,7 @@ from app.db import make_engine, make_sessionmaker
 from app.delivery.fast_path import DownloadFastPath
 from app.delivery.router import router as delivery_router
 from app.errors import AppError, register_error_handlers
+from app.freshness import database_freshness
 from app.hfcompat.router import router as hf_router
 from app.http_guard import RefuseNulInUrl
 from app.http_limits import LimitRequestBodies
@@ -86,6 +87,7 @@ def create_app(
                 yield
         finally:
             app.state.probe_engine.dispose()
+            app.state.freshness.close()
             if own_engine:
                 engine.dispose()
 
@@ -117,6 +119,10 @@ def create_app(
     app.state.database_metrics = DatabaseCollector(
         app.state.probe_engine, app.state.clock.now, due_stages=due_stages_query
     )
+    # Per-process caches of the hot routes answer only while nothing they hold has changed
+    # (app/freshness.py): this process's commits move the epoch at once, other writers'
+    # within settings.cache_check_seconds.
+    app.state.freshness = database_freshness(engine, interval=settings.cache_check_seconds)
     app.state.authenticators = _authenticators(app)
     # Read through app.state at check time: tests swap the store and the probe engine.
     app.state.readiness = Readiness(
@@ -170,7 +176,7 @@ def _authenticators(app: FastAPI) -> Authenticators:
             session, value, now=now, settings=app.state.settings, keys=app.state.keys, ctx=ctx
         )
 
-    return Authenticators(api_key=api_key_principal, partner_token=partner_token)
+    return Authenticators(api_key=ApiKeyCache(app.state.freshness), partner_token=partner_token)
 
 
 def _count_denial(exc: AppError) -> None:
