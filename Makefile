@@ -27,6 +27,8 @@ UV_VERSION := 0.13.9
 # The console's browser tests drive Debian's chromium through Playwright (a browser download
 # by Playwright cannot be reached); installed from Debian when missing, as .ci/run does.
 CHROMIUM := /usr/bin/chromium
+# The PKCS #11 release-key tests (tests/signing/test_pkcs11.py) run against Debian's SoftHSM2.
+SOFTHSM := /usr/bin/softhsm2-util
 
 # make test-future: the live-server tests again with every Python clock FUTURE_DAYS ahead
 # (tests/timeshift/sitecustomize.py), on both databases, so a date that will expire fails
@@ -53,6 +55,10 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+$(SOFTHSM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2
 
 $(TOOLS)/.installed: Makefile | $(BIN)/python
 	$(PYTHON) -m venv $(TOOLS)
@@ -82,17 +88,17 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff format $(LINTED)
 	$(BIN)/ruff check --fix $(LINTED)
 
-test-sqlite: $(TEST_STAMP) $(TOOLS)/.installed $(CHROMIUM)
+test-sqlite: $(TEST_STAMP) $(TOOLS)/.installed $(CHROMIUM) $(SOFTHSM)
 	@mkdir -p $(REPORTS)
 	WEIGHTGATE_TEST_DB=sqlite $(BIN)/pytest -n $(PYTEST_WORKERS) \
 		--junitxml=$(REPORTS)/sqlite.xml -o junit_suite_name=sqlite $(PYTEST_ARGS)
 
-test-postgres: $(TEST_STAMP) $(TOOLS)/.installed $(CHROMIUM)
+test-postgres: $(TEST_STAMP) $(TOOLS)/.installed $(CHROMIUM) $(SOFTHSM)
 	@mkdir -p $(REPORTS)
 	WEIGHTGATE_TEST_DB=postgresql $(BIN)/pytest -n $(PYTEST_WORKERS) \
 		--junitxml=$(REPORTS)/postgresql.xml -o junit_suite_name=postgresql $(PYTEST_ARGS)
 
-test-future: $(TEST_STAMP)
+test-future: $(TEST_STAMP) $(SOFTHSM)
 	for db in sqlite postgresql; do \
 		WEIGHTGATE_TEST_DB=$$db WEIGHTGATE_TEST_CLOCK_SHIFT_DAYS=$(FUTURE_DAYS) \
 		PYTHONPATH=$(CURDIR)/tests/timeshift \

@@ -48,7 +48,8 @@ from app.schedule.claimer import due_stages_query
 from app.schedule.loop import SqliteSchedulerLock, run_scheduler
 from app.schedule.router import router as schedule_router
 from app.settings import Settings, get_settings
-from app.signing.keys import check_distinct, load_release_keys
+from app.signing.keys import check_distinct
+from app.signing.loading import load_release_keys
 from app.signing.router import router as signing_router
 from app.storage import ObjectStore, open_store
 from app.tokens.keys import load_key_set

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -62,6 +62,21 @@ class Settings(BaseSettings):
     # Release-signing keys (app/signing/keys.py, docs/signing.md): never the token keys.
     release_keys_dir: Path | None = None
     release_signing_key_pem: str | None = Field(default=None, repr=False)
+    # A configured release key instead of generated ones (app/signing/configured.py): a PEM
+    # private key file, or a key held in an HSM or token through PKCS #11. Rotation is
+    # configuring a new one; each is recorded in the release keys directory when it first
+    # signs, so earlier keys stay published. The PIN comes from the environment or a file.
+    release_signing_key_file: Path | None = None
+    release_pkcs11_module: Path | None = None
+    release_pkcs11_token_label: str | None = None
+    release_pkcs11_slot: int | None = None
+    release_pkcs11_key_label: str | None = None
+    release_pkcs11_key_id: str | None = None  # CKA_ID, hex
+    release_pkcs11_pin: SecretStr | None = Field(default=None, repr=False)
+    release_pkcs11_pin_file: Path | None = None
+    # PEM: the configured key's certificate (issued by the lab's CA), then its intermediates.
+    # Bundles then carry the chain (model-signing's `certificate` method).
+    release_certificate_chain: Path | None = None
     token_default_ttl: int = 15 * 60
     token_max_ttl: int = 24 * 3600
     partner_token_ttl: int = 3600

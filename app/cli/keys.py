@@ -109,18 +109,24 @@ def list_release_keys() -> None:
     """Show every release key: which one signs, and the period each one signed in."""
     from app.clock import SystemClock
     from app.settings import get_settings
-    from app.signing.keys import load_release_keys
+    from app.signing.loading import load_release_keys
     from app.tokens.keys import KeyConfigError
 
     now = SystemClock().now()
     try:
-        keyset = load_release_keys(get_settings(), now=now, generate=False)
+        keyset = load_release_keys(get_settings(), now=now, generate=False, record_key=False)
         signer = keyset.signing_key(now)
     except KeyConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from e
     for k in keyset.listed():
-        state = "signing" if k is signer else "retired" if k.signer is None else "verifying"
+        state = (
+            "signing"
+            if k.key_id == signer.key_id
+            else "retired"
+            if k.signer is None
+            else "verifying"
+        )
         if k.not_before is not None and k.not_before > now:
             state = "pending"
         typer.echo(

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.cli.localfiles import RECORD_DIR
@@ -71,13 +72,27 @@ def pae(payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(PAYLOAD_TYPE), PAYLOAD_TYPE.encode(), len(payload), payload)
 
 
+def key_hint(material: dict[str, Any]) -> str:
+    """The signing key's id: the bundle's hint, or for a certified key (model-signing's
+    ``certificate`` method) the id of the leaf certificate's public key."""
+    if "x509CertificateChain" not in material:
+        return str(material["publicKey"]["hint"])
+    der = base64.b64decode(material["x509CertificateChain"]["certificates"][0]["rawBytes"])
+    spki = (
+        x509.load_der_x509_certificate(der)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
 def open_bundle(data: bytes, trust: TrustStore) -> tuple[dict[str, Any], str, PinnedKey]:
     """Verify a bundle's signature with a pinned key; the statement, key id and key."""
     try:
         doc = json.loads(data)
         if doc.get("mediaType") != BUNDLE_MEDIA_TYPE:
             raise BadSignature(f"not a model-signing bundle (media type {doc.get('mediaType')!r})")
-        hint = doc["verificationMaterial"]["publicKey"]["hint"]
+        hint = key_hint(doc["verificationMaterial"])
         envelope = doc["dsseEnvelope"]
         payload = base64.b64decode(envelope["payload"], validate=True)
         signature = base64.b64decode(envelope["signatures"][0]["sig"], validate=True)

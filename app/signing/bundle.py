@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -85,11 +85,20 @@ def pae(payload: bytes) -> bytes:
     )
 
 
-def bundle(payload: bytes, signature: bytes, *, key_hint: str) -> bytes:
-    """The bundle file's bytes. ``key_hint`` is model-signing's public-key hint (the key id)."""
+def bundle(
+    payload: bytes, signature: bytes, *, key_hint: str, certificates: Sequence[str] = ()
+) -> bytes:
+    """The bundle file's bytes. ``key_hint`` is model-signing's public-key hint (the key id);
+    ``certificates`` (base64 DER, leaf first) replace it for a certified key, as
+    model-signing's ``certificate`` method writes them."""
+    material: dict[str, Any] = (
+        {"x509CertificateChain": {"certificates": [{"rawBytes": c} for c in certificates]}}
+        if certificates
+        else {"publicKey": {"hint": key_hint}}
+    )
     doc = {
         "mediaType": BUNDLE_MEDIA_TYPE,
-        "verificationMaterial": {"publicKey": {"hint": key_hint}, "tlogEntries": []},
+        "verificationMaterial": {**material, "tlogEntries": []},
         "dsseEnvelope": {
             "payload": base64.b64encode(payload).decode("ascii"),
             "payloadType": PAYLOAD_TYPE,

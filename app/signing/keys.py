@@ -14,10 +14,14 @@ Sources, in order of precedence:
 
 - ``WEIGHTGATE_RELEASE_SIGNING_KEY_PEM``: PEM blocks; the first signs, the others are
   earlier keys kept for publication (their periods are not known: published open-ended).
+- a configured key (:mod:`app.signing.configured`): a PEM key file, or a key in an HSM
+  or token through PKCS #11, optionally with a certificate chain. It signs; the directory
+  records it (``.pub``, and ``.crt`` for its chain) so that it stays published after the
+  operator configures another.
 - the directory ``WEIGHTGATE_RELEASE_KEYS_DIR`` (default ``<data dir>/release-keys``):
   ``release-p256-<activation>.pem`` private keys (the newest active one signs) and
   ``release-p256-<activation>.pub`` public keys of retired keys whose private half the
-  operator destroyed (``weightgate release-keys retire``).
+  operator destroyed (``weightgate release-keys retire``) or never held (configured keys).
 
 Generated on first start outside production; required in production. Never the token key.
 """
@@ -27,11 +31,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
+from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -45,9 +50,11 @@ from app.keyfiles import (
     parse_private_pem,
 )
 from app.settings import Settings
+from app.signing.certificates import chain_pem, check_valid, parse_chain
 
 PREFIX = "release-p256"
 _PUBLIC = re.compile(r"^release-p256-(\d{8}T\d{6}Z)\.pub$")
+CHAIN_SUFFIX = ".crt"  # beside a key's file: the certificate chain it signed with
 _PEM_BLOCK = re.compile(
     r"-----BEGIN ((?:EC )?PRIVATE KEY)-----.+?-----END \1-----", re.DOTALL | re.ASCII
 )
@@ -86,6 +93,8 @@ class ReleaseKey:
     source: str
     not_before: datetime | None = None
     not_after: datetime | None = None  # when its successor started signing
+    # Leaf first: bundles then carry the chain instead of a key hint (certificates.py).
+    certificates: tuple[x509.Certificate, ...] = ()
 
     def published(self) -> dict[str, Any]:
         return {
@@ -94,6 +103,7 @@ class ReleaseKey:
             "public_key": public_pem(self.public).decode("ascii"),
             "not_before": utc_text(self.not_before),
             "not_after": utc_text(self.not_after),
+            "certificate_chain": chain_pem(self.certificates) if self.certificates else None,
         }
 
 
@@ -117,11 +127,24 @@ class ReleaseKeySet:
     on one machine (``weightgate release-keys rotate``), so the set is re-read from its
     directory at each publish and each request for the published keys."""
 
-    def __init__(self, *, static: list[ReleaseKey] | None = None, directory: Path | None = None):
+    def __init__(
+        self,
+        *,
+        static: list[ReleaseKey] | None = None,
+        directory: Path | None = None,
+        configured: ReleaseKey | None = None,
+    ):
         if (static is None) == (directory is None):
             raise ValueError("a release key set has either static keys or a directory")
+        if configured is not None and directory is None:
+            raise ValueError("a configured release key is recorded in a directory")
         self._static = static
         self._directory = directory
+        self._configured = configured
+
+    @property
+    def configured(self) -> ReleaseKey | None:
+        return self._configured
 
     @property
     def directory(self) -> Path | None:
@@ -131,10 +154,30 @@ class ReleaseKeySet:
         if self._static is not None:
             return self._static
         assert self._directory is not None
-        return scan(self._directory)
+        keys = scan(self._directory)
+        c = self._configured
+        if c is None:
+            return keys
+        # The directory holds its record and so its period; the configured key signs.
+        listed = [
+            replace(k, signer=c.signer, source=c.source, certificates=c.certificates)
+            if k.key_id == c.key_id
+            else k
+            for k in keys
+        ]
+        if not any(k.key_id == c.key_id for k in keys):
+            listed.append(c)  # not recorded yet (``release-keys list`` before a restart)
+        return listed
 
     def signing_key(self, now: datetime) -> ReleaseKey:
         keys = self.listed()
+        if self._configured is not None:
+            configured_id = self._configured.key_id
+            key = next((k for k in keys if k.key_id == configured_id), self._configured)
+            if key.certificates:
+                # Checked at startup; a long-running server can outlive its certificate.
+                check_valid(key.certificates[0], now, source="release signing")
+            return key
         if self._static is not None:
             signer = keys[0] if keys and keys[0].signer is not None else None
         else:
@@ -189,9 +232,24 @@ def scan(directory: Path) -> list[ReleaseKey]:
                 source=name,
                 not_before=at,
                 not_after=successor,
+                certificates=recorded_chain(directory, name),
             )
         )
     return keys
+
+
+def chain_file(directory: Path, key_file: str) -> Path:
+    return directory / (key_file.rsplit(".", 1)[0] + CHAIN_SUFFIX)
+
+
+def recorded_chain(directory: Path, key_file: str) -> tuple[x509.Certificate, ...]:
+    """The certificate chain recorded beside a key file, if any (not re-validated: it is
+    published as the key signed with it, expired or not)."""
+    try:
+        data = chain_file(directory, key_file).read_bytes()
+    except FileNotFoundError:
+        return ()
+    return parse_chain(data, source=chain_file(directory, key_file).name)
 
 
 def keys_from_env(text: str) -> list[ReleaseKey]:
@@ -212,29 +270,6 @@ def keys_from_env(text: str) -> list[ReleaseKey]:
     return keys
 
 
-def load_release_keys(
-    settings: Settings, *, now: datetime, generate: bool | None = None
-) -> ReleaseKeySet:
-    """The release keys the settings describe; a first key is generated outside production."""
-    if settings.release_signing_key_pem:
-        return ReleaseKeySet(static=keys_from_env(settings.release_signing_key_pem))
-    path = settings.effective_release_keys_dir
-    if generate is None:
-        generate = settings.environment != "production"
-    if not generate:
-        if not scan(path):
-            raise KeyConfigError(
-                f"no release-signing key in {path}: run `weightgate release-keys rotate` or "
-                "set WEIGHTGATE_RELEASE_SIGNING_KEY_PEM"
-            )
-        return ReleaseKeySet(directory=path)
-    directory = KeyDirectory(path, PREFIX)
-    with directory.locked():
-        if not directory.scan():
-            directory.write(new_private_key(), now)
-    return ReleaseKeySet(directory=path)
-
-
 def check_distinct(release: ReleaseKeySet, token_publics: list[ec.EllipticCurvePublicKey]) -> None:
     """Refuse a release key that is also a token key: a leaked token key (a replica's
     memory, a Kubernetes Secret mounted in every pod) must not be able to sign weights."""
@@ -252,6 +287,12 @@ def rotate(
 ) -> tuple[ReleaseKey, list[ReleaseKey]]:
     """Write a new release key signing from ``now + activate_in``. Earlier keys stay: their
     signatures keep verifying. Returns the new key and every key now in the directory."""
+    if settings.release_signing_key_file or settings.release_pkcs11_module:
+        raise KeyConfigError(
+            "the release key is configured (WEIGHTGATE_RELEASE_SIGNING_KEY_FILE or "
+            "WEIGHTGATE_RELEASE_PKCS11_*): rotate by configuring a new key (a new file, or a "
+            "new key label in the token) and restarting; earlier keys stay published"
+        )
     if settings.release_signing_key_pem:
         raise KeyConfigError(
             "release keys come from WEIGHTGATE_RELEASE_SIGNING_KEY_PEM: rotate by prepending "

@@ -21,11 +21,14 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.context import RequestContext
 from app.errors import Conflict, ServiceUnavailable
+from app.keyfiles import KeyConfigError
 from app.models import Component, Model, Release, ReleaseFile, ReleaseSignature, StoredObject
 from app.policy.principals import Principal
 from app.signing import bundle
 from app.signing import repository as repo
+from app.signing.certificates import chain_der_b64
 from app.signing.keys import ReleaseKeySet, utc_text
+from app.signing.pkcs11 import SigningUnavailable
 from app.storage import ObjectStore, StorageError, StoredBlob
 from app.webhooks.outbox import enqueue_event
 
@@ -60,16 +63,27 @@ def component_bundle(
     now: datetime,
 ) -> tuple[bytes, str]:
     """The signature file of one component, and the id of the key that made it."""
-    key = keys.signing_key(now)
-    assert key.signer is not None
     doc = bundle.statement(
         subject=f"{model.repo_id}@{rel.version}/{component}",
         files=[(f.path, f.sha256) for f in files],
         release=release_facts(model, rel, component),
     )
     payload = bundle.payload_bytes(doc)
-    signature = key.signer.sign(bundle.pae(payload))
-    return bundle.bundle(payload, signature, key_hint=key.key_id), key.key_id
+    try:
+        key = keys.signing_key(now)
+        assert key.signer is not None
+        signature = key.signer.sign(bundle.pae(payload))
+    except (KeyConfigError, SigningUnavailable) as e:
+        # A token that stopped answering, a certificate that expired while the server ran:
+        # the operator's to fix; nothing is published meanwhile.
+        log.error("signing.unavailable", extra={"reason": str(e)})
+        raise ServiceUnavailable(
+            f"the release cannot be signed now ({e}); nothing was published, try again once "
+            "the release-signing key is available",
+            code="signing_unavailable",
+        ) from e
+    certs = chain_der_b64(key.certificates)
+    return bundle.bundle(payload, signature, key_hint=key.key_id, certificates=certs), key.key_id
 
 
 def store_bytes(store: ObjectStore, data: bytes) -> StoredBlob:

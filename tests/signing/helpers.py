@@ -9,10 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.clock import FixedClock
+from app.main import create_app
+from app.settings import Settings
 from app.storage import ObjectStore
 
-UPSTREAM = [sys.executable, "-m", "model_signing", "verify", "key"]
+UPSTREAM = [sys.executable, "-m", "model_signing", "verify"]
 
 
 def materialise(store: ObjectStore, manifest: dict[str, Any], root: Path) -> Path:
@@ -43,10 +48,49 @@ def upstream_verify(
     return subprocess.run(
         [
             *UPSTREAM,
+            "key",
             "--signature",
             str(signature),
             "--public_key",
             str(public_key),
+            *extra,
+            str(model_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def serve(
+    settings: Settings,
+    *,
+    clock: FixedClock,
+    store: ObjectStore,
+    engine: Engine,
+    session_factory: sessionmaker[Session],
+) -> TestClient:
+    """A client of an app made with ``settings`` (as the ``app`` fixture makes one): for tests
+    that restart the server with another key."""
+    app = create_app(settings, clock=clock, store=store, engine=engine, run_background=False)
+    app.state.sessionmaker = session_factory
+    return TestClient(app, raise_server_exceptions=True)
+
+
+def upstream_verify_certificate(
+    model_dir: Path, signature: Path, ca: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -m model_signing verify certificate``: the chain in the bundle, checked
+    against the lab's CA."""
+    return subprocess.run(
+        [
+            *UPSTREAM,
+            "certificate",
+            "--signature",
+            str(signature),
+            "--certificate_chain",
+            str(ca),
             *extra,
             str(model_dir),
         ],

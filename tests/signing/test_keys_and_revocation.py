@@ -17,7 +17,8 @@ from app.clock import FixedClock
 from app.main import create_app
 from app.models import AuditEvent, ReleaseFile, WebhookDelivery, WebhookSubscription
 from app.settings import Settings
-from app.signing.keys import load_release_keys, rotate
+from app.signing.keys import rotate
+from app.signing.loading import load_release_keys
 from app.storage import ObjectStore
 from app.tokens.keys import KeyConfigError, load_key_set, private_pem
 from tests.factories.catalogue import check, publish_release
