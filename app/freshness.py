@@ -55,6 +55,7 @@ WATCHED: dict[str, tuple[str, ...] | None] = {
     "stages": ("component_id", "tier", "at"),
     "release_files": None,
     "release_signatures": None,
+    "hub_views": None,
 }
 
 MAX_AGE = 60.0  # seconds an entry may answer at most, whatever the epoch

@@ -20,6 +20,7 @@ from app.access.router import router as access_router
 from app.apidocs import mount_api_docs
 from app.audit.router import router as audit_router
 from app.auth.dependencies import Authenticators
+from app.catalogue.cached import CatalogueCache
 from app.catalogue.router import router as catalogue_router
 from app.clock import Clock, SystemClock
 from app.console.problems import render_problem
@@ -124,6 +125,7 @@ def create_app(
     # (app/freshness.py): this process's commits move the epoch at once, other writers'
     # within settings.cache_check_seconds.
     app.state.freshness = database_freshness(engine, interval=settings.cache_check_seconds)
+    app.state.catalogue_cache = CatalogueCache(app.state.freshness)
     app.state.authenticators = _authenticators(app)
     # Read through app.state at check time: tests swap the store and the probe engine.
     app.state.readiness = Readiness(

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.dependencies import AdminDep, PrincipalDep
 from app.catalogue import listing, schemas, service, uploads
 from app.catalogue import repository as repo
+from app.catalogue.cached import CatalogueCacheDep
 from app.catalogue.names import check_model_id, routed_file_path
 from app.catalogue.service import require_release
 from app.catalogue.visibility import (
@@ -419,6 +420,7 @@ def get_manifest(
     session: SessionDep,
     principal: PrincipalDep,
     clock: ClockDep,
+    cache: CatalogueCacheDep,
 ) -> schemas.Manifest:
     """Files the caller may download now, and every component the caller may know about
     with its tier and next lift. ``version`` may also be a revision id or ``main``."""
@@ -429,4 +431,5 @@ def get_manifest(
         name=name,
         version=version,
         now=clock.now(),
+        cache=cache,
     )

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.dependencies import get_principal
+from app.catalogue.cached import CatalogueCache, CatalogueCacheDep
 from app.context import ClockDep, RequestContext, get_context
 from app.db import SessionDep
 from app.delivery.router import delivery_mode, presign_cache, redeemer
@@ -45,11 +46,16 @@ TREE_PAGE = 1000  # the Hub's own page size for recursive listings
 
 @router.get(API, responses=problems(401, 404))
 def model_info(
-    namespace: str, name: str, session: SessionDep, principal: HfPrincipalDep, clock: ClockDep
+    namespace: str,
+    name: str,
+    session: SessionDep,
+    principal: HfPrincipalDep,
+    clock: ClockDep,
+    cache: CatalogueCacheDep,
 ) -> schemas.ModelInfo:
     """The latest published release, as the Hub's ``model_info``."""
     target = service.open_release(
-        session, principal, namespace, name, service.MAIN, now=clock.now()
+        session, principal, namespace, name, service.MAIN, now=clock.now(), cache=cache
     )
     return service.model_info(session, target)
 
@@ -62,10 +68,13 @@ def model_info_at(
     session: SessionDep,
     principal: HfPrincipalDep,
     clock: ClockDep,
+    cache: CatalogueCacheDep,
 ) -> schemas.ModelInfo:
     """``rev`` is a version, a revision id or ``main``. ``siblings`` lists only the files the
     caller may download now; ``gated`` is set while some component is closed to the caller."""
-    target = service.open_release(session, principal, namespace, name, rev, now=clock.now())
+    target = service.open_release(
+        session, principal, namespace, name, rev, now=clock.now(), cache=cache
+    )
     return service.model_info(session, target)
 
 
@@ -75,6 +84,7 @@ def _tree(
     session: Session,
     principal: Principal,
     clock: ClockDep,
+    cache: CatalogueCache,
     *,
     namespace: str,
     name: str,
@@ -84,7 +94,9 @@ def _tree(
     limit: int,
     cursor: str | None,
 ) -> list[schemas.TreeEntry]:
-    target = service.open_release(session, principal, namespace, name, rev, now=clock.now())
+    target = service.open_release(
+        session, principal, namespace, name, rev, now=clock.now(), cache=cache
+    )
     listing = service.tree(session, target, path=path, recursive=recursive)
     start = decode_cursor(cursor) if cursor else 0
     page = listing.entries[start : start + limit]
@@ -118,6 +130,7 @@ def tree_root(
     session: SessionDep,
     principal: HfPrincipalDep,
     clock: ClockDep,
+    cache: CatalogueCacheDep,
     recursive: Recursive = False,
     expand: Expand = False,
     limit: Limit = TREE_PAGE,
@@ -131,6 +144,7 @@ def tree_root(
         session,
         principal,
         clock,
+        cache,
         namespace=namespace,
         name=name,
         rev=rev,
@@ -152,6 +166,7 @@ def tree_path(
     session: SessionDep,
     principal: HfPrincipalDep,
     clock: ClockDep,
+    cache: CatalogueCacheDep,
     recursive: Recursive = False,
     expand: Expand = False,
     limit: Limit = TREE_PAGE,
@@ -164,6 +179,7 @@ def tree_path(
         session,
         principal,
         clock,
+        cache,
         namespace=namespace,
         name=name,
         rev=rev,
@@ -252,7 +268,9 @@ def _decide(
             principal = get_principal(request, session, state.clock)
         except Unauthorized as e:
             raise errors.with_invalid_credentials(e) from e
-        target = service.open_release(session, principal, namespace, name, rev, now=now)
+        target = service.open_release(
+            session, principal, namespace, name, rev, now=now, cache=state.catalogue_cache
+        )
         record = _Record(
             address=FileAddress(
                 target.model.namespace, target.model.name, target.release.version, path

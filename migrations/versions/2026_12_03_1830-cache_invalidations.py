@@ -32,6 +32,7 @@ WATCHED: dict[str, tuple[str, ...] | None] = {
     'stages': ('component_id', 'tier', 'at'),
     'release_files': None,
     'release_signatures': None,
+    'hub_views': None,
 }
 
 

@@ -56,6 +56,7 @@ def pair(tmp: Path) -> Iterator[Pair]:
                 ("ann@example.org", "researcher"),
                 ("bob@example.org", "researcher"),
                 ("cy@example.org", "researcher"),
+                ("dee@example.org", "researcher"),
             ):
                 user, keys[email] = create_user_with_key(
                     db, email=email, role=role, name=email, actor="system:test", now=now
@@ -85,7 +86,12 @@ def pair(tmp: Path) -> Iterator[Pair]:
         with make_sessionmaker(engine)() as db:
             model_id = db.scalar(select(Model.id).where(Model.name == "fresh"))
             assert model_id is not None
-            for email in ("ann@example.org", "bob@example.org", "cy@example.org"):
+            for email in (
+                "ann@example.org",
+                "bob@example.org",
+                "cy@example.org",
+                "dee@example.org",
+            ):
                 db.add(Grant(user_id=ids[email], model_id=model_id, created_at=now))
             db.commit()
         yield Pair(urls[0], urls[1], admin, keys, ids)
@@ -149,6 +155,51 @@ def test_changes_on_one_replica_are_refused_by_the_other_within_a_second(
             lambda base: _resolve(base, bob),
             lambda: a.patch(f"/v1/users/{p.ids['bob@example.org']}", json={"disabled": True}),
         )
+        # A revoked grant (the model, its release and the grant were cached).
+        cy = p.keys["cy@example.org"]
+        refused_everywhere(
+            p,
+            lambda base: _resolve(base, cy),
+            lambda: a.delete(f"/v1/models/{REPO}/grants/{p.ids['cy@example.org']}"),
+        )
+        # An ended partner agreement.
+        partner = a.post("/v1/partners", json={"name": "Lab", "models": [REPO]}).json()
+        token = httpx.post(
+            f"{p.a}/v1/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": partner["client_id"],
+                "client_secret": partner["client_secret"],
+            },
+        ).json()["access_token"]
+        refused_everywhere(
+            p,
+            lambda base: _manifest(base, token),
+            lambda: a.patch(f"/v1/partners/{partner['id']}", json={"models": []}),
+        )
+        # An emergency restriction, for everyone at once (an admin's key is not refused:
+        # a researcher's, granted, is).
+        dee = p.keys["dee@example.org"]
+        refused_everywhere(
+            p,
+            lambda base: _resolve(base, dee),
+            lambda: a.post(
+                f"/v1/models/{REPO}/releases/v1/components/weights/schedule/restrict",
+                json={"tier": "internal", "reason": "under review"},
+            ),
+        )
+
+
+def _manifest(base: str, token: str) -> int:
+    """200 while the manifest lists a file the caller may download, else the refusal."""
+    r = httpx.get(
+        f"{base}/v1/models/{REPO}/releases/v1/manifest",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    if r.status_code != 200:
+        return r.status_code
+    return 200 if r.json()["files"] else 403
 
 
 def _key_id(client: httpx.Client, user_id: int) -> int:
