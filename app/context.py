@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.clock import Clock
+from app.parts import parts_of
 from app.settings import Settings
 
 
@@ -20,13 +21,11 @@ class RequestContext:
 
 
 def get_clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
+    return parts_of(request.app).clock
 
 
 def get_settings_dep(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return parts_of(request.app).settings
 
 
 # audit_events.client_addr; an IPv6 address, the longest form, takes 39 characters.

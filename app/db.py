@@ -17,6 +17,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.parts import parts_of
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     # A failed statement's parameters hold API key and secret hash prefixes, emails, client
@@ -75,8 +77,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    factory: sessionmaker[Session] = request.app.state.sessionmaker
-    session = factory()
+    session = parts_of(request.app).sessionmaker()
     try:
         yield session
         session.commit()

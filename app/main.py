@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app import __version__, api_schema
 from app.access.key_cache import ApiKeyCache
@@ -29,9 +29,11 @@ from app.console.security import ConsoleHeaders
 from app.context import RequestContext
 from app.db import make_engine, make_sessionmaker
 from app.delivery.fast_path import DownloadFastPath
+from app.delivery.presign import PresignCache
+from app.delivery.router import make_redeemer
 from app.delivery.router import router as delivery_router
 from app.errors import AppError, register_error_handlers
-from app.freshness import database_freshness
+from app.freshness import Freshness, database_freshness
 from app.hfcompat.router import router as hf_router
 from app.http_guard import RefuseNulInUrl
 from app.http_limits import LimitRequestBodies
@@ -41,6 +43,7 @@ from app.observability.middleware import RequestObservability
 from app.observability.probe import make_probe_engine, ping
 from app.observability.readiness import Readiness
 from app.observability.router import router as ops_router
+from app.parts import Parts, parts_of, swap_parts
 from app.policy.principals import Principal
 from app.request_gate import POSTGRESQL_LIMIT, SQLITE_LIMIT, RequestGate
 from app.safety.router import router as safety_router
@@ -72,6 +75,7 @@ def create_app(
     clock: Clock | None = None,
     store: ObjectStore | None = None,
     engine: Any = None,
+    sessions: sessionmaker[Session] | None = None,
     run_background: bool | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
@@ -82,14 +86,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            if app.state.run_background:
-                async with _background(app):
+            if parts_of(app).run_background:
+                async with _background(parts_of(app)):
                     yield
             else:
                 yield
         finally:
-            app.state.probe_engine.dispose()
-            app.state.freshness.close()
+            parts_of(app).probe_engine.dispose()
+            parts_of(app).freshness.close()
             if own_engine:
                 engine.dispose()
 
@@ -102,40 +106,54 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.store = store or open_store(settings)
-    app.state.clock = clock or SystemClock()
-    app.state.keys = load_key_set(settings, now=app.state.clock.now())
-    app.state.release_keys = load_release_keys(settings, now=app.state.clock.now())
-    check_distinct(
-        app.state.release_keys,
-        [s.key.public for s in app.state.keys.statuses(app.state.clock.now())],
-    )
-    app.state.run_background = (
-        settings.scheduler_enabled if run_background is None else run_background
-    )
-
-    app.state.probe_engine = make_probe_engine(engine.url)
-    app.state.database_metrics = DatabaseCollector(
-        app.state.probe_engine, app.state.clock.now, due_stages=due_stages_query
-    )
+    clock = clock or SystemClock()
+    now = clock.now()
+    keys = load_key_set(settings, now=now)
+    release_keys = load_release_keys(settings, now=now)
+    check_distinct(release_keys, [s.key.public for s in keys.statuses(now)])
+    probe_engine = make_probe_engine(engine.url)
     # Per-process caches of the hot routes answer only while nothing they hold has changed
     # (app/freshness.py): this process's commits move the epoch at once, other writers'
     # within settings.cache_check_seconds.
-    app.state.freshness = database_freshness(engine, interval=settings.cache_check_seconds)
-    app.state.catalogue_cache = CatalogueCache(app.state.freshness)
-    app.state.authenticators = _authenticators(app)
-    # Read through app.state at check time: tests swap the store and the probe engine.
-    app.state.readiness = Readiness(
-        {
-            "database": lambda: ping(app.state.probe_engine),
-            "storage": lambda: app.state.store.check(),
-        },
-        clock=app.state.clock,
-        grace_seconds=settings.ready_grace_seconds,
-        timeout_seconds=settings.ready_check_timeout_seconds,
+    freshness = database_freshness(engine, interval=settings.cache_check_seconds)
+
+    def current() -> Parts:
+        return parts_of(app)
+
+    swap_parts(
+        app,
+        Parts(
+            settings=settings,
+            clock=clock,
+            engine=engine,
+            sessionmaker=sessions or make_sessionmaker(engine),
+            probe_engine=probe_engine,
+            store=store or open_store(settings),
+            keys=keys,
+            release_keys=release_keys,
+            authenticators=_authenticators(current, freshness),
+            redeemer=make_redeemer(current, max_batch=settings.delivery_max_batch),
+            presign_cache=PresignCache(),
+            freshness=freshness,
+            catalogue_cache=CatalogueCache(freshness),
+            # The checks read the parts when they run: tests swap the store and the probe
+            # engine.
+            readiness=Readiness(
+                {
+                    "database": lambda: ping(current().probe_engine),
+                    "storage": lambda: current().store.check(),
+                },
+                clock=clock,
+                grace_seconds=settings.ready_grace_seconds,
+                timeout_seconds=settings.ready_check_timeout_seconds,
+            ),
+            database_metrics=DatabaseCollector(
+                probe_engine, clock.now, due_stages=due_stages_query
+            ),
+            run_background=(
+                settings.scheduler_enabled if run_background is None else run_background
+            ),
+        ),
     )
 
     configure_logging(settings)
@@ -168,18 +186,19 @@ def create_app(
     return app
 
 
-def _authenticators(app: FastAPI) -> Authenticators:
+def _authenticators(current: Callable[[], Parts], freshness: Freshness) -> Authenticators:
     """How :mod:`app.auth` checks credentials: API keys by the access domain, partner access
     tokens by the tokens domain (with the settings and keys the app holds at call time)."""
 
     def partner_token(
         session: Session, value: str, *, now: datetime, ctx: RequestContext
     ) -> Principal:
+        parts = current()
         return authenticate_partner_token(
-            session, value, now=now, settings=app.state.settings, keys=app.state.keys, ctx=ctx
+            session, value, now=now, settings=parts.settings, keys=parts.keys, ctx=ctx
         )
 
-    return Authenticators(api_key=ApiKeyCache(app.state.freshness), partner_token=partner_token)
+    return Authenticators(api_key=ApiKeyCache(freshness), partner_token=partner_token)
 
 
 def _count_denial(exc: AppError) -> None:
@@ -189,22 +208,20 @@ def _count_denial(exc: AppError) -> None:
 
 
 @asynccontextmanager
-async def _background(app: FastAPI) -> AsyncIterator[None]:
+async def _background(parts: Parts) -> AsyncIterator[None]:
     """Run the scheduler, the delivery loop and the safety sweep while the app serves; stop
     them on shutdown."""
-    settings: Settings = app.state.settings
+    settings = parts.settings
     lock = SqliteSchedulerLock(settings.effective_database_url) if settings.is_sqlite else None
     if lock is not None:
         lock.acquire()  # refuses to start a second scheduler on one SQLite database
     stop, wake = asyncio.Event(), asyncio.Event()
-    worker = DeliveryWorker(
-        sessions=app.state.sessionmaker, clock=app.state.clock, settings=settings
-    )
+    worker = DeliveryWorker(sessions=parts.sessionmaker, clock=parts.clock, settings=settings)
     tasks = [
         asyncio.create_task(
             run_scheduler(
-                app.state.sessionmaker,
-                clock=app.state.clock,
+                parts.sessionmaker,
+                clock=parts.clock,
                 settings=settings,
                 stop=stop,
                 wake_deliveries=wake,
@@ -214,8 +231,8 @@ async def _background(app: FastAPI) -> AsyncIterator[None]:
         asyncio.create_task(worker.run(stop, wake), name="weightgate-webhooks"),
         asyncio.create_task(
             run_sweep(
-                app.state.sessionmaker,
-                clock=app.state.clock,
+                parts.sessionmaker,
+                clock=parts.clock,
                 settings=settings,
                 stop=stop,
                 wake_deliveries=wake,

@@ -545,6 +545,7 @@ def statements_per_request(
     from fastapi.testclient import TestClient
 
     from app.main import create_app
+    from app.parts import parts_of
     from app.settings import Settings
 
     app = create_app(Settings(_env_file=None), run_background=False)
@@ -566,7 +567,7 @@ def statements_per_request(
     with TestClient(app) as client:
         for name, call in calls.items():
             call(client)
-            out[name] = count_statements(app.state.engine, partial(call, client))
+            out[name] = count_statements(parts_of(app).engine, partial(call, client))
     return out
 
 

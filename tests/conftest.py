@@ -164,11 +164,14 @@ def app(
     engine: Engine,
     session_factory: sessionmaker[Session],
 ) -> FastAPI:
-    application = create_app(
-        settings, clock=clock, store=store, engine=engine, run_background=False
+    return create_app(
+        settings,
+        clock=clock,
+        store=store,
+        engine=engine,
+        sessions=session_factory,
+        run_background=False,
     )
-    application.state.sessionmaker = session_factory
-    return application
 
 
 @pytest.fixture

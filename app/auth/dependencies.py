@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.context import ClockDep, RequestContext, get_context
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized
+from app.parts import parts_of
 from app.policy.principals import ANONYMOUS, Principal
 
 
@@ -82,7 +83,7 @@ def get_principal(
     if value is None:
         principal = ANONYMOUS
     else:
-        check: Authenticators = request.app.state.authenticators
+        check = parts_of(request.app).authenticators
         if value.startswith("wg_"):
             found = check.api_key(session, value, now=clock.now())
             if found is None:

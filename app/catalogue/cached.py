@@ -38,6 +38,7 @@ from app.catalogue.visibility import (
 )
 from app.freshness import EpochCache, Freshness
 from app.models import Component, Model, Release, ReleaseFile, Stage
+from app.parts import parts_of
 from app.policy.clearance import Holdings
 from app.policy.principals import Principal
 from app.policy.schedule import effective_tier
@@ -185,9 +186,8 @@ def _load_model(session: Session, namespace: str, name: str) -> ModelFacts:
 
 async def _catalogue_cache(request: Request) -> CatalogueCache:
     # async: FastAPI runs a sync dependency in the thread pool, a hop that costs more than
-    # reading app state.
-    cache: CatalogueCache = request.app.state.catalogue_cache
-    return cache
+    # reading an attribute.
+    return parts_of(request.app).catalogue_cache
 
 
 CatalogueCacheDep = Annotated[CatalogueCache, Depends(_catalogue_cache)]

@@ -28,6 +28,7 @@ from app.db import SessionDep
 from app.errors import PayloadTooLarge, problems
 from app.models import Component, Model, Release
 from app.pagination import Page, PageDep, encode_cursor
+from app.parts import parts_of
 from app.policy.principals import Principal
 from app.policy.tiers import Tier
 from app.signing import service as signing
@@ -231,7 +232,7 @@ def publish_release(
         session,
         model=model,
         rel=rel,
-        store=request.app.state.store,
+        store=parts_of(request.app).store,
         release_keys=release_keys,
         actor=admin,
         now=clock.now(),
@@ -364,7 +365,7 @@ async def upload_file(
     model = await run_in_threadpool(admin_model, session, namespace, name)
     row, component_name, replaced = await uploads.receive(
         session,
-        store=request.app.state.store,
+        store=parts_of(request.app).store,
         body=request.stream(),
         model=model,
         version=version,

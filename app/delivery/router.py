@@ -9,7 +9,7 @@ filesystem store).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,11 +19,11 @@ from app.catalogue.names import check_file_path, routed_file_path
 from app.context import get_context
 from app.delivery import service
 from app.delivery.group_commit import GroupCommit
-from app.delivery.presign import PresignCache
 from app.delivery.service import Authorized, FileAddress, Mode
 from app.delivery.streaming import file_response
 from app.errors import AppError, BadRequest, TokenInvalid, problems
 from app.lru import LRU
+from app.parts import Parts, parts_of
 from app.settings import Settings
 from app.storage import ObjectStore
 from app.tokens import codec
@@ -94,33 +94,23 @@ def delivery_mode(settings: Settings, store: ObjectStore) -> Mode:
     )
 
 
-def presign_cache(request: Request) -> PresignCache:
-    cache = getattr(request.app.state, "presign_cache", None)
-    if cache is None:
-        cache = request.app.state.presign_cache = PresignCache()
-    return cache
-
-
 Redeemer = GroupCommit[service.Request, Authorized]
 
 
-def redeemer(request: Request) -> Redeemer:
-    """The app's download batcher (:mod:`app.delivery.group_commit`), made on first use.
-    Each batch runs with the app's session factory and settings of the moment."""
-    state = request.app.state
-    batches: Redeemer | None = getattr(state, "redeemer", None)
-    if batches is None:
+def make_redeemer(current: Callable[[], Parts], *, max_batch: int) -> Redeemer:
+    """The app's download batcher (:mod:`app.delivery.group_commit`). Each batch runs with
+    the session factory and settings the app holds at the time (``current``)."""
 
-        def run(requests: Sequence[service.Request]) -> list[Authorized | AppError]:
-            return service.redeem(state.sessionmaker, requests, settings=state.settings)
+    def run(requests: Sequence[service.Request]) -> list[Authorized | AppError]:
+        parts = current()
+        return service.redeem(parts.sessionmaker, requests, settings=parts.settings)
 
-        batches = GroupCommit(run, max_batch=state.settings.delivery_max_batch)
-        state.redeemer = batches
-    return batches
+    return GroupCommit(run, max_batch=max_batch)
 
 
 def answer(
     request: Request,
+    parts: Parts,
     allowed: Authorized,
     *,
     address: FileAddress,
@@ -128,10 +118,10 @@ def answer(
     settings: Settings,
     now: datetime,
 ) -> Response:
-    store: ObjectStore = request.app.state.store
+    store = parts.store
     sends = request.method == "GET" and allowed.plan.status in (200, 206)
     if sends and mode == "redirect":
-        url = presign_cache(request).url(
+        url = parts.presign_cache.url(
             store,
             sha256=allowed.sha256,
             filename=address.path.rsplit("/", 1)[-1],
@@ -217,31 +207,30 @@ FILES_PARAMETERS: dict[str, Any] = {
 async def download(request: Request) -> Response:
     """A file, for a download token (``?token=`` or ``Authorization: Bearer``) covering it,
     or for anyone when its component is open."""
-    # The hot path reads the app's state directly instead of through four dependencies:
+    # The hot path reads the app's parts directly instead of through four dependencies:
     # FastAPI's dependency solving was a tenth of a redemption's CPU on the event loop.
     params = request.path_params
     namespace, name, version = params["namespace"], params["name"], params["version"]
     path = params["path"]
-    state = request.app.state
-    settings: Settings = state.settings
-    keys: KeySet = state.keys
-    now = state.clock.now()
+    parts = parts_of(request.app)
+    settings = parts.settings
+    now = parts.clock.now()
     ctx = get_context(request)
     address = FileAddress(
         namespace, name, version, check_file_path(routed_file_path(request.scope["path"], path))
     )
     token = token_from(request)
-    batches = redeemer(request)
+    batches = parts.redeemer
     claims = None
     if token is not None:
         try:
-            claims = verified_claims(token, keys=keys, settings=settings, now=now)
+            claims = verified_claims(token, keys=parts.keys, settings=settings, now=now)
         except TokenInvalid as err:
             # Recorded with the next batch; the answer is the refusal either way.
             await batches.submit(service.RefusedToken(err, address, request.method, now, ctx))
             raise
-    mode = delivery_mode(settings, state.store)
+    mode = delivery_mode(settings, parts.store)
     allowed = await batches.submit(
         service.Redemption(claims, address, request.method, request.headers, mode, now, ctx)
     )
-    return answer(request, allowed, address=address, mode=mode, settings=settings, now=now)
+    return answer(request, parts, allowed, address=address, mode=mode, settings=settings, now=now)

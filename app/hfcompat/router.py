@@ -25,7 +25,7 @@ from app.auth.dependencies import get_principal
 from app.catalogue.cached import CatalogueCache, CatalogueCacheDep
 from app.context import ClockDep, RequestContext, get_context
 from app.db import SessionDep
-from app.delivery.router import delivery_mode, presign_cache, redeemer
+from app.delivery.router import delivery_mode
 from app.delivery.service import Authorized, Checked, FileAddress, download_charge
 from app.delivery.streaming import RangePlan, etag_for, file_headers, file_response
 from app.errors import AppError, Unauthorized, problems
@@ -34,10 +34,9 @@ from app.hfcompat.caller import HfPrincipalDep
 from app.hfcompat.service import HfRelease
 from app.models import ReleaseFile
 from app.pagination import decode_cursor, encode_cursor
+from app.parts import Parts, parts_of
 from app.policy.principals import Principal
 from app.quotas import service as quotas
-from app.settings import Settings
-from app.storage import ObjectStore
 
 router = APIRouter(tags=["huggingface"])
 API = "/api/models/{namespace}/{name}"
@@ -234,23 +233,24 @@ async def resolve(namespace: str, name: str, rev: str, path: str, request: Reque
     # One trip to the thread pool for all the reads (the key, the access rule, the file), then
     # the batch on the event loop: as dependencies, the session, the key and the route would
     # each take their own trip, and the thread hand-offs cost more CPU than the route's work.
-    state = request.app.state
+    parts = parts_of(request.app)
     ctx = get_context(request)
     item, response = await run_in_threadpool(
-        _decide, request, namespace, name, rev, path, ctx, state.clock.now()
+        _decide, request, parts, namespace, name, rev, path, ctx, parts.clock.now()
     )
     # Charged and recorded in the next download batch (app.delivery.group_commit), as
     # /v1/files is: one transaction, one chain lock and one commit for every download arriving
     # together. Before, each resolve held the chain's lock through a commit of its own, which
     # queued concurrent resolves (a client's HEAD and GET of every file) one at a time. Raises
     # the refusal (a quota, or the one decided below) once it is on record.
-    await redeemer(request).submit(item)
+    await parts.redeemer.submit(item)
     assert response is not None  # a refused item raised above
     return response
 
 
 def _decide(
     request: Request,
+    parts: Parts,
     namespace: str,
     name: str,
     rev: str,
@@ -261,15 +261,14 @@ def _decide(
     """The caller, the release ``rev`` names and the file, in one session of its own,
     committed (an API key's last-use stamp) before the batch runs: what to record, and the
     answer to send if the batch accepts it."""
-    state = request.app.state
-    settings: Settings = state.settings
-    with state.sessionmaker() as session:
+    settings = parts.settings
+    with parts.sessionmaker() as session:
         try:
-            principal = get_principal(request, session, state.clock)
+            principal = get_principal(request, session, parts.clock)
         except Unauthorized as e:
             raise errors.with_invalid_credentials(e) from e
         target = service.open_release(
-            session, principal, namespace, name, rev, now=now, cache=state.catalogue_cache
+            session, principal, namespace, name, rev, now=now, cache=parts.catalogue_cache
         )
         record = _Record(
             address=FileAddress(
@@ -283,7 +282,7 @@ def _decide(
         )
         try:
             row = service.resolve_file(session, target, path)
-            ans = _answer(request, target, row, settings=settings, now=now)
+            ans = _answer(request, parts, target, row, now=now)
         except AppError as err:
             session.commit()
             return record.checked(err), None
@@ -358,10 +357,10 @@ def _metadata_only(target: HfRelease, row: ReleaseFile, hub: dict[str, str]) -> 
 
 
 def _answer(
-    request: Request, target: HfRelease, row: ReleaseFile, *, settings: Settings, now: datetime
+    request: Request, parts: Parts, target: HfRelease, row: ReleaseFile, *, now: datetime
 ) -> _Answer:
     """The 302 (redirect mode) or the file itself, and what to audit about it."""
-    store: ObjectStore = request.app.state.store
+    settings, store = parts.settings, parts.store
     hub = _hub_headers(target, row)
     method = request.method
     redirecting = delivery_mode(settings, store) == "redirect"
@@ -369,7 +368,7 @@ def _answer(
         return _metadata_only(target, row, hub)
     url = None
     if redirecting:
-        url = presign_cache(request).url(
+        url = parts.presign_cache.url(
             store,
             sha256=row.sha256,
             filename=row.path,

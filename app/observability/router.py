@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from app.errors import ServiceUnavailable, problems
 from app.observability.metrics import render
-from app.observability.readiness import Readiness
+from app.parts import parts_of
 
 router = APIRouter(tags=["operations"])
 
@@ -22,8 +22,7 @@ async def readyz(request: Request) -> dict[str, str]:
     """Readiness: the database answers a query and the object store is reachable, or they
     did and have been failing for less than the grace period ("degraded"; see
     app/observability/readiness.py for why a blip must not take every replica out)."""
-    readiness: Readiness = request.app.state.readiness
-    report = await readiness.probe()
+    report = await parts_of(request.app).readiness.probe()
     if not report.ready:
         first = report.down[0]
         raise ServiceUnavailable(
@@ -36,5 +35,5 @@ async def readyz(request: Request) -> dict[str, str]:
 @router.get("/metrics", response_class=Response)
 def metrics(request: Request) -> Response:
     """Prometheus exposition: this process's counters plus gauges read from the database."""
-    body, content_type = render(getattr(request.app.state, "database_metrics", None))
+    body, content_type = render(parts_of(request.app).database_metrics)
     return Response(body, media_type=content_type)

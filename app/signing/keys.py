@@ -49,6 +49,7 @@ from app.keyfiles import (
     new_private_key,
     parse_private_pem,
 )
+from app.parts import parts_of
 from app.settings import Settings
 from app.signing.certificates import chain_pem, check_valid, parse_chain
 
@@ -327,8 +328,7 @@ def retire(settings: Settings, wanted: str) -> ReleaseKey:
 
 
 def get_release_keys(request: Request) -> ReleaseKeySet:
-    keys: ReleaseKeySet = request.app.state.release_keys
-    return keys
+    return parts_of(request.app).release_keys
 
 
 ReleaseKeysDep = Annotated[ReleaseKeySet, Depends(get_release_keys)]

@@ -47,6 +47,7 @@ from app.keyfiles import (
     parse_private_pem,
     private_pem,
 )
+from app.parts import parts_of
 from app.settings import Settings
 
 __all__ = [
@@ -301,8 +302,7 @@ def describe(statuses: list[KeyStatus]) -> list[Mapping[str, Any]]:
 
 
 def get_keys(request: Request) -> KeySet:
-    keys: KeySet = request.app.state.keys
-    return keys
+    return parts_of(request.app).keys
 
 
 KeysDep = Annotated[KeySet, Depends(get_keys)]

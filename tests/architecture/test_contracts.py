@@ -98,3 +98,32 @@ def test_no_router_opens_or_commits_a_session() -> None:
             ):
                 found.add(str(path.relative_to(ROOT / "app")))
     assert found == OPENS_SESSIONS
+
+
+def _type_only_imports(tree: ast.Module) -> set[str]:
+    """The app modules a module imports under ``if TYPE_CHECKING:``."""
+    found = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.If)
+            and isinstance(node.test, ast.Name)
+            and node.test.id == "TYPE_CHECKING"
+        ):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith("app"):
+                    found.add(inner.module or "")
+                elif isinstance(inner, ast.Import):
+                    found.update(a.name for a in inner.names if a.name.startswith("app"))
+    return found
+
+
+def test_only_the_parts_import_app_modules_for_the_type_checker_alone() -> None:
+    """The contracts check the imports that run (``exclude_type_checking_imports``), so that
+    app/parts.py can name the domains' types of its fields from below them. Anywhere else a
+    type-only import would hide a dependency from the contracts."""
+    hiding = {
+        str(path.relative_to(ROOT / "app"))
+        for path in (ROOT / "app").rglob("*.py")
+        if _type_only_imports(ast.parse(path.read_text()))
+    }
+    assert hiding == {"parts.py"}

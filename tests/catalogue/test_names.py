@@ -15,6 +15,7 @@ from app.catalogue.names import check_file_path, routed_file_path
 from app.errors import Unprocessable
 from app.models import Component, Model, Release, ReleaseFile
 from tests.factories.catalogue import check, publish_release
+from tests.fixtures.parts import change_settings
 
 MODEL = "acme/atlas-7b"
 FILES = f"/v1/models/{MODEL}/releases/v1/files/"
@@ -117,7 +118,7 @@ def test_ordinary_paths_are_accepted(
 def test_max_path_bytes_setting_lowers_the_limit(
     client: TestClient, admin_headers: dict[str, str], app: FastAPI
 ) -> None:
-    app.state.settings.max_path_bytes = 20
+    change_settings(app, max_path_bytes=20)
     r = client.put(
         FILES + "x" * 21, params={"component": "weights"}, content=b"x", headers=admin_headers
     )
@@ -130,7 +131,7 @@ def test_max_path_bytes_setting_lowers_the_limit(
         201,
     )
     # It cannot raise it past what the column holds.
-    app.state.settings.max_path_bytes = 10_000
+    change_settings(app, max_path_bytes=10_000)
     r = client.put(
         FILES + "y" * 1025, params={"component": "weights"}, content=b"x", headers=admin_headers
     )

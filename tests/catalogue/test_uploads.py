@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.models import AuditEvent, ReleaseFile, StoredObject
 from app.storage import ObjectStore
 from tests.factories.catalogue import check, publish_release, sha256, signature_files
+from tests.fixtures.parts import change_settings
 from tests.storage.inventory import address, contents, pending_multipart
 
 BOTH = pytest.mark.parametrize("store", ["filesystem", "s3"], indirect=True)
@@ -175,7 +176,7 @@ def test_malformed_declared_sha256_is_refused_before_reading(
 def test_size_limit_gives_413_and_leaves_nothing_behind(
     client: TestClient, admin_headers: dict[str, str], app: FastAPI, store: ObjectStore, db: Session
 ) -> None:
-    app.state.settings.max_upload_bytes = 6 * MiB
+    change_settings(app, max_upload_bytes=6 * MiB)
     data = b"\x02" * (6 * MiB + 1)
     # Declared up front: refused before a byte is read.
     r = put(client, admin_headers, "big.bin", data)

@@ -16,6 +16,7 @@ from tests.console.signin import ORIGIN, form_token, sign_in
 from tests.factories.access import create_partner
 from tests.factories.catalogue import check, publish_release
 from tests.factories.principals import make_user
+from tests.fixtures.parts import change_settings
 
 MODEL = "acme/atlas-7b"
 PAGE = "/console/catalogue/" + MODEL
@@ -297,7 +298,7 @@ def test_sign_up_where_open_registration_is_on(
     client: TestClient, app: Any, db: Session, clock: FixedClock
 ) -> None:
     assert client.get("/console/sign-up").status_code == 404  # off by default
-    app.state.settings.open_registration = True
+    change_settings(app, open_registration=True)
     form = client.get("/console/sign-up")
     assert form.status_code == 200
     token = form_token(form.text)
@@ -324,8 +325,7 @@ def test_sign_up_where_open_registration_is_on(
 
 
 def test_sign_up_has_the_apis_limits(client: TestClient, app: Any) -> None:
-    app.state.settings.open_registration = True
-    app.state.settings.quota_registrations_per_hour = 1
+    change_settings(app, open_registration=True, quota_registrations_per_hour=1)
 
     def attempt(email: str) -> Any:
         client.cookies.clear()

@@ -165,8 +165,14 @@ def test_cookie_is_secure_and_host_prefixed_behind_https(
     from app.main import create_app
 
     https = settings.model_copy(update={"public_url": "https://weights.example"})
-    application = create_app(https, clock=clock, store=store, engine=engine, run_background=False)  # type: ignore[arg-type]
-    application.state.sessionmaker = session_factory
+    application = create_app(
+        https,
+        clock=clock,
+        store=store,  # type: ignore[arg-type]
+        engine=engine,
+        sessions=session_factory,  # type: ignore[arg-type]
+        run_background=False,
+    )
     with TestClient(application, base_url="https://weights.example") as c:
         page = c.get("/console/sign-in")
         assert "secure" in page.headers["set-cookie"].lower()

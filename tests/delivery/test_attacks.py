@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from app.models import AuditEvent
 from app.tokens import codec
-from app.tokens.keys import KeySet, SigningKey, new_private_key
+from app.tokens.keys import SigningKey, new_private_key
 from tests.factories.catalogue import publish_release
+from tests.fixtures.parts import app_parts
 from tests.tokens.forge import change_payload, change_signature, forge, payload_of
 from tests.tokens.world import MODEL, World, bearer
 
@@ -28,7 +29,7 @@ URL = "/v1/files/acme/atlas-7b/v1/"
 
 
 def signing_key(world: World) -> SigningKey:
-    keys: KeySet = world.client.app.state.keys  # type: ignore[attr-defined]
+    keys = app_parts(world.client.app).keys
     return keys.signing_key(world.clock.now())
 
 

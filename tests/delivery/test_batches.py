@@ -36,22 +36,19 @@ from app.errors import AppError, QuotaExceeded, ServiceUnavailable, TokenInvalid
 from app.models import AuditEvent, IssuedToken, QuotaCounter
 from app.settings import Settings
 from app.tokens.claims import DownloadClaims
+from tests.fixtures.parts import app_parts
 from tests.tokens.world import World
 
 CTX = RequestContext(client_addr="192.0.2.7", request_id="req-batch")
 
 
 def settings_of(world: World, **changes: Any) -> Settings:
-    app: Any = world.client.app
-    current: Settings = app.state.settings
-    return current.model_copy(update=changes)
+    return app_parts(world.client.app).settings.model_copy(update=changes)
 
 
 def claims_of(world: World, token: str) -> DownloadClaims:
-    app: Any = world.client.app
-    return verified_claims(
-        token, keys=app.state.keys, settings=app.state.settings, now=world.clock.now()
-    )
+    parts = app_parts(world.client.app)
+    return verified_claims(token, keys=parts.keys, settings=parts.settings, now=world.clock.now())
 
 
 def issue(world: World, headers: dict[str, str], **body: Any) -> DownloadClaims:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.models import AuditEvent, Component, Grant, IssuedToken, User
 from app.storage.disposition import content_disposition
+from tests.fixtures.parts import app_parts, change_settings
 from tests.tokens.world import World, bearer
 
 URL = "/v1/files/acme/atlas-7b/v1/"
@@ -24,8 +25,7 @@ def sha(data: bytes) -> str:
 
 
 def use_settings(world: World, **changes: Any) -> None:
-    app: Any = world.client.app
-    app.state.settings = app.state.settings.model_copy(update=changes)
+    change_settings(world.client.app, **changes)
 
 
 def events(db: Session, action: str | None = None) -> list[AuditEvent]:
@@ -144,7 +144,7 @@ def test_presigned_url_lives_at_most_the_configured_cap(world: World) -> None:
 
 
 def test_filesystem_store_is_always_proxied(world: World) -> None:
-    assert world.client.app.state.settings.delivery_mode == "redirect"  # type: ignore[attr-defined]
+    assert app_parts(world.client.app).settings.delivery_mode == "redirect"
     token = str(world.token(world.researcher, components=["config"])["token"])
     resp = world.client.get(URL + "config.json", params={"token": token}, follow_redirects=False)
     assert resp.status_code == 200

@@ -18,6 +18,7 @@ from app.models import AuditEvent, QuotaCounter
 from app.storage import ObjectStore
 from app.storage.disposition import content_disposition
 from tests.factories.catalogue import Published, publish_release, sha256
+from tests.fixtures.parts import change_settings
 from tests.hfcompat.conftest import CONFIG, MODEL, WEIGHTS, anonymous_view, grant
 
 BOTH = pytest.mark.parametrize("store", ["filesystem", "s3"], indirect=True)
@@ -38,7 +39,7 @@ def events(db: Session) -> list[AuditEvent]:
 
 @pytest.fixture
 def proxy(app: FastAPI) -> None:
-    app.state.settings.delivery_mode = "proxy"
+    change_settings(app, delivery_mode="proxy")
 
 
 @BOTH
@@ -103,7 +104,7 @@ def test_proxy_mode_resumes_with_range(
 def test_redirect_mode_302_carries_every_header_and_a_short_presigned_url(
     client: TestClient, mixed: Published, db: Session, app: FastAPI
 ) -> None:
-    app.state.settings.presign_max_seconds = 120
+    change_settings(app, presign_max_seconds=120)
     r = client.get(resolve_url("main", "config.json"), follow_redirects=False)
     assert r.status_code == 302
     assert r.headers["x-repo-commit"] == anonymous_view(mixed)
@@ -227,7 +228,7 @@ def test_if_none_match_and_bad_ranges(client: TestClient, mixed: Published) -> N
 def test_anonymous_resolves_share_the_per_address_download_quota(
     client: TestClient, mixed: Published, app: FastAPI, db: Session
 ) -> None:
-    app.state.settings.quota_anonymous_per_minute = 2
+    change_settings(app, quota_anonymous_per_minute=2)
     for _ in range(3):
         assert client.head(resolve_url("main", "config.json")).status_code == 200  # free
     assert client.get(resolve_url("main", "config.json")).status_code == 200
@@ -247,7 +248,7 @@ def holder(
     weights a day."""
     user_id, headers = researcher
     grant(db, clock, user_id)
-    app.state.settings.quota_bytes_per_day = len(WEIGHTS)
+    change_settings(app, quota_bytes_per_day=len(WEIGHTS))
     return headers
 
 

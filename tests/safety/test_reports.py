@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.clock import FixedClock
 from tests.factories.access import audit_events, enqueued, subscribe
 from tests.factories.catalogue import check
+from tests.fixtures.parts import change_settings
 from tests.safety.conftest import file_report, report_body
 from tests.tokens.world import MODEL, World
 
@@ -153,7 +154,7 @@ def test_malformed_reports_are_refused_and_nothing_is_kept(
 
 
 def test_reports_are_rate_limited_per_reporter(world: World, app: FastAPI) -> None:
-    app.state.settings = app.state.settings.model_copy(update={"quota_reports_per_hour": 2})
+    change_settings(app, quota_reports_per_hour=2)
     file_report(world, world.researcher)
     file_report(world, world.researcher)
     resp = world.client.post(

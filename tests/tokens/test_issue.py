@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import AuditEvent, IssuedToken
 from app.tokens import codec
+from tests.fixtures.parts import change_settings
 from tests.tokens.forge import header_of, payload_of
 from tests.tokens.world import MODEL, World
 
@@ -190,8 +191,7 @@ def test_anonymous_callers_get_no_tokens(world: World) -> None:
 
 
 def test_tokens_per_minute_quota(world: World, db: Session) -> None:
-    app = world.client.app
-    app.state.settings = app.state.settings.model_copy(update={"quota_tokens_per_minute": 2})  # type: ignore[attr-defined]
+    change_settings(world.client.app, quota_tokens_per_minute=2)
     world.clock.set(datetime(2026, 6, 1, 12, 0, 40, tzinfo=UTC))
     world.token(world.researcher)
     world.token(world.researcher)

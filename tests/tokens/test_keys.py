@@ -26,6 +26,7 @@ from app.tokens.keys import (
     rotate,
     thumbprint,
 )
+from tests.fixtures.parts import app_parts
 
 EXPECT = codec.Expectation(
     typ=codec.DOWNLOAD_TYP, audience="a", issuer="i", max_lifetime=24 * 3600, leeway=5
@@ -159,7 +160,7 @@ def test_jwks_route_publishes_public_keys_only(client: TestClient, clock: FixedC
     assert key["alg"] == "ES256"
     assert key["crv"] == "P-256"
     assert key["use"] == "sig"
-    assert key["kid"] == client.app.state.keys.signing_key(clock.now()).kid  # type: ignore[attr-defined]
+    assert key["kid"] == app_parts(client.app).keys.signing_key(clock.now()).kid
 
 
 def test_keys_cli_rotate_and_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

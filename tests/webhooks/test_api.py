@@ -15,15 +15,16 @@ from app.models import AuditEvent, WebhookDelivery, WebhookSubscription
 from app.settings import Settings
 from app.webhooks.outbox import enqueue_event
 from tests.factories.principals import make_user
+from tests.fixtures.parts import change_settings
 
 HOOK = "https://hooks.example.org/weightgate?token=receiver-own-secret"
 
 
 @pytest.fixture
 def private_ok(app: FastAPI, settings: Settings) -> Iterator[None]:
-    app.state.settings = settings.model_copy(update={"webhook_allow_private": True})
+    change_settings(app, webhook_allow_private=True)
     yield
-    app.state.settings = settings
+    change_settings(app, webhook_allow_private=settings.webhook_allow_private)
 
 
 def create(client: TestClient, headers: dict[str, str], **body: object) -> dict[str, object]:
