@@ -188,4 +188,3 @@ def _revoke(
         data={"reason": reason} if reason else None,
         ctx=ctx,
     )
-
