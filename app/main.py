@@ -34,6 +34,7 @@ from app.delivery.router import make_redeemer
 from app.delivery.router import router as delivery_router
 from app.errors import AppError, register_error_handlers
 from app.freshness import Freshness, database_freshness
+from app.hfcompat.fast_path import HubResolveFastPath
 from app.hfcompat.router import router as hf_router
 from app.http_guard import RefuseNulInUrl
 from app.http_limits import LimitRequestBodies
@@ -159,6 +160,7 @@ def create_app(
     configure_logging(settings)
     register_error_handlers(app, observe=_count_denial, render=render_problem)
     # Innermost: downloads bypass FastAPI's routing, inside the guard and observability.
+    app.add_middleware(HubResolveFastPath)  # the Hub's HEAD and GET of a file, likewise
     app.add_middleware(DownloadFastPath)
     app.add_middleware(RequestGate, limit=SQLITE_LIMIT if settings.is_sqlite else POSTGRESQL_LIMIT)
     app.add_middleware(LimitRequestBodies)
