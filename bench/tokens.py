@@ -95,7 +95,8 @@ def serve(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url + health, proc=proc)
+        # Generous: on a shared 2-core machine under load, imports alone can take 30 s.
+        wait_http(url + health, proc=proc, timeout=120)
         yield Server(url, proc.pid)
     finally:
         stop(proc)
