@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -143,6 +144,11 @@ def revoke_key(
         raise NotFound(f"no API key {key_id}", code="api_key_not_found")
     _revoke(session, row, actor=actor or f"user:{user_id}", now=now, ctx=ctx)
     return row
+
+
+def keys_page(session: Session, user_id: int, *, after: int | None, limit: int) -> Sequence[ApiKey]:
+    """A user's keys in id order, revoked ones included."""
+    return repo.api_keys_page(session, user_id, after=after, limit=limit)
 
 
 def api_key_by_value(session: Session, key: str) -> ApiKey | None:

@@ -191,10 +191,21 @@ def list_users(
     email: Annotated[str | None, Query(max_length=320, description="exactly this email")] = None,
     role: Role | None = None,
     disabled: Annotated[bool | None, Query(description="only disabled, or only active")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="email or name contains this text (any case)"),
+    ] = None,
 ) -> Page[UserDetail]:
-    """Users in id order, optionally only those with one email (any case), role or state."""
-    rows = repo.users_page(
-        session, after=page.after, limit=page.limit, email=email, role=role, disabled=disabled
+    """Users in id order, optionally only those with one email (any case), role or state,
+    or whose email or name contains ``q``."""
+    rows = users.users_page(
+        session,
+        after=page.after,
+        limit=page.limit,
+        email=email,
+        role=role,
+        disabled=disabled,
+        text=q,
     )
     nxt = encode_cursor(rows[-1].id) if len(rows) == page.limit else None
     return Page(items=[user_detail(u) for u in rows], next_cursor=nxt)

@@ -56,6 +56,32 @@ def attempts_for(session: Session, delivery_ids: Sequence[int]) -> dict[int, lis
     return out
 
 
+def delivery(session: Session, sub_id: int, delivery_id: int) -> WebhookDelivery | None:
+    return session.scalar(
+        select(WebhookDelivery).where(
+            WebhookDelivery.id == delivery_id, WebhookDelivery.subscription_id == sub_id
+        )
+    )
+
+
+def requeue(session: Session, delivery_id: int, *, now: datetime) -> bool:
+    """Put a finished (delivered or failed) delivery back in the outbox, due now. A
+    compare-and-set on the status: ``False`` if it is pending (queued or being sent)."""
+    result = session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status != "pending")
+        .values(
+            status="pending",
+            next_attempt_at=now,
+            locked_until=None,
+            last_error=None,
+            delivered_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
 def abandon_pending(session: Session, sub_id: int, *, reason: str) -> int:
     result = session.execute(
         update(WebhookDelivery)

@@ -1,4 +1,5 @@
-"""The webhooks API (admins): subscribe a URL to events, list, delete, inspect deliveries."""
+"""The webhooks API (admins): subscribe a URL to events, list, delete, inspect deliveries and
+send one again."""
 
 from __future__ import annotations
 
@@ -11,31 +12,11 @@ from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import problems
 from app.ids import IdPath
-from app.models import WebhookSubscription
 from app.pagination import Page, PageDep, encode_cursor
-from app.webhooks import repository as repo
 from app.webhooks import service
-from app.webhooks.schemas import (
-    AttemptOut,
-    DeliveryOut,
-    WebhookCreate,
-    WebhookCreated,
-    WebhookOut,
-)
+from app.webhooks.schemas import DeliveryOut, WebhookCreate, WebhookCreated, WebhookOut
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
-
-
-def _out(sub: WebhookSubscription) -> WebhookOut:
-    return WebhookOut(
-        id=sub.id,
-        url=sub.url,
-        events=sub.events,
-        description=sub.description,
-        include_report_text=sub.include_report_text,
-        created_at=sub.created_at,
-        disabled_at=sub.disabled_at,
-    )
 
 
 @router.post("", status_code=201, responses=problems(401, 403, 422))
@@ -51,7 +32,7 @@ def create_webhook(
     sub, secret = service.create_subscription(
         session, body=body, settings=settings, actor=admin, now=clock.now(), ctx=ctx
     )
-    return WebhookCreated(**_out(sub).model_dump(), secret=secret)
+    return WebhookCreated(**service.subscription_out(sub).model_dump(), secret=secret)
 
 
 @router.get("", responses=problems(401, 403, 422))
@@ -61,17 +42,17 @@ def list_webhooks(
     page: PageDep,
     include_deleted: bool = False,
 ) -> Page[WebhookOut]:
-    rows = repo.subscriptions_page(
-        session, after=page.after, limit=page.limit + 1, include_disabled=include_deleted
+    rows = service.subscriptions_page(
+        session, after=page.after, limit=page.limit + 1, include_deleted=include_deleted
     )
-    items = [_out(s) for s in rows[: page.limit]]
+    items = rows[: page.limit]
     more = len(rows) > page.limit
     return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
 @router.get("/{webhook_id}", responses=problems(401, 403, 404))
 def get_webhook(webhook_id: IdPath, session: SessionDep, _: AdminDep) -> WebhookOut:
-    return _out(service.require_subscription(session, webhook_id))
+    return service.subscription_out(service.require_subscription(session, webhook_id))
 
 
 @router.delete("/{webhook_id}", status_code=204, responses=problems(401, 403, 404))
@@ -92,31 +73,36 @@ def list_deliveries(
 ) -> Page[DeliveryOut]:
     """Deliveries to this subscription, newest first, each with all its attempts."""
     sub = service.require_subscription(session, webhook_id)
-    rows = repo.deliveries_page(
+    rows = service.deliveries_page(
         session, sub.id, before_id=page.after, limit=page.limit + 1, status=status
     )
-    shown = rows[: page.limit]
-    attempts = repo.attempts_for(session, [d.id for d in shown])
-    items = [
-        DeliveryOut(
-            id=d.id,
-            event_id=d.event_id,
-            event_type=d.event_type,
-            status=d.status,
-            attempt_count=d.attempts,
-            next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
-            last_error=d.last_error,
-            created_at=d.created_at,
-            delivered_at=d.delivered_at,
-            payload=d.payload,
-            attempts=[
-                AttemptOut(
-                    at=a.at, status_code=a.status_code, error=a.error, duration_ms=a.duration_ms
-                )
-                for a in attempts[d.id]
-            ],
-        )
-        for d in shown
-    ]
+    items = rows[: page.limit]
     more = len(rows) > page.limit
     return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    responses=problems(401, 403, 404, 409),
+)
+def redeliver(
+    webhook_id: IdPath,
+    delivery_id: IdPath,
+    session: SessionDep,
+    admin: AdminDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> DeliveryOut:
+    """Send a delivered or failed delivery again (audited ``webhook.redelivered``): it is
+    queued, due now, and the delivery loop sends it with the same payload and idempotency id
+    (``X-Weightgate-Delivery``); its earlier attempts stay listed. ``409 delivery_in_flight``
+    while it is still pending, ``409 webhook_deleted`` for a deleted subscription."""
+    return service.redeliver(
+        session,
+        sub_id=webhook_id,
+        delivery_id=delivery_id,
+        actor=admin,
+        now=clock.now(),
+        ctx=ctx,
+    )

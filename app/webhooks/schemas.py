@@ -55,6 +55,9 @@ class AttemptOut(BaseModel):
 
 
 class DeliveryOut(BaseModel):
+    """A delivery and all its attempts, oldest first. ``attempt_count`` goes on counting
+    through redeliveries."""
+
     id: int
     event_id: str
     event_type: str

@@ -73,8 +73,14 @@ def serve(
 ) -> TestClient:
     """A client of an app made with ``settings`` (as the ``app`` fixture makes one): for tests
     that restart the server with another key."""
-    app = create_app(settings, clock=clock, store=store, engine=engine, run_background=False)
-    app.state.sessionmaker = session_factory
+    app = create_app(
+        settings,
+        clock=clock,
+        store=store,
+        engine=engine,
+        sessions=session_factory,
+        run_background=False,
+    )
     return TestClient(app, raise_server_exceptions=True)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import PyKCS11  # type: ignore[import-untyped]
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.signing.pkcs11 import P256_PARAMS
 
@@ -36,7 +36,7 @@ class SoftHsm:
     module: Path
     conf: Path
 
-    def generate(self, label: str, *, token: str = TOKEN) -> None:
+    def generate(self, label: str, *, token: str = TOKEN) -> ec.EllipticCurvePublicKey:
         """An EC P-256 key pair made inside the token; the private half can never leave."""
         lib = PyKCS11.PyKCS11Lib()
         lib.load(str(self.module))
@@ -67,27 +67,24 @@ class SoftHsm:
             (PyKCS11.CKA_EXTRACTABLE, False),
             *common,
         ]
-        session.generateKeyPair(public, private, mecha=PyKCS11.MechanismECGENERATEKEYPAIR)
-        session.closeSession()
-
-    def upstream_public_pem(self, label: str) -> str:
-        """The key's public half as upstream model-signing's PKCS #11 code reads it from the
-        token (in a process of its own: PKCS #11 logins are per process)."""
-        uri = f"pkcs11:token={TOKEN};object={label}?module-path={self.module}&pin-value={PIN}"
-        code = (
-            "import sys\n"
-            "from cryptography.hazmat.primitives import serialization as s\n"
-            "from model_signing._signing.sign_pkcs11 import Signer\n"
-            "key = Signer(sys.argv[1]).public_key()\n"
-            "print(key.public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo)"
-            ".decode(), end='')\n"
+        handle, _ = session.generateKeyPair(
+            public, private, mecha=PyKCS11.MechanismECGENERATEKEYPAIR
         )
-        done = subprocess.run(
-            [sys.executable, "-c", code, uri],
-            capture_output=True, text=True, check=True, timeout=60,
-            env={**os.environ, "SOFTHSM2_CONF": str(self.conf)},
-        )  # fmt: skip
-        return done.stdout
+        (point,) = session.getAttributeValue(handle, [PyKCS11.CKA_EC_POINT])
+        session.closeSession()
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), bytes(point)[2:])
+
+    def uri(self, label: str) -> str:
+        """The key's RFC 7512 URI, as upstream model-signing's ``sign pkcs11-key`` takes it."""
+        return f"pkcs11:token={TOKEN};object={label}?module-path={self.module}&pin-value={PIN}"
+
+    def close_all_sessions(self) -> None:
+        """Every session of this process on the token ends, the server's included (as when
+        a token is reset or an HSM restarts under it)."""
+        lib = PyKCS11.PyKCS11Lib()
+        lib.load(str(self.module))
+        slot = next(s for s in lib.getSlotList(True) if lib.getTokenInfo(s).label.strip() == TOKEN)
+        lib.closeAllSessions(slot)
 
     def private_value(self, label: str) -> Any:
         """What the token answers when asked for the private key's value (CKA_VALUE)."""

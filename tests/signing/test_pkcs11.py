@@ -5,12 +5,14 @@ server at startup, never at publish."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from model_signing import verifying
 from pydantic import SecretStr
 from sqlalchemy import Engine
@@ -75,12 +77,18 @@ def test_a_release_signed_in_the_token_verifies_with_upstream(
         publish_release(client, admin_headers, files={"w.safetensors": ("weights", b"w" * 4096)})
         manifest = check(client.get(MANIFEST.format(v="v1"), headers=admin_headers), 200)
         doc = release_keys(client)
+        # The token drops the server's session: the next publish signs on a new one.
+        softhsm.close_all_sessions()
+        publish_release(
+            client, admin_headers, version="v2", create=False, files={"w.bin": ("weights", b"2")}
+        )
+        again = check(client.get(MANIFEST.format(v="v2"), headers=admin_headers), 200)
+        assert again["signatures"][0]["key_id"] == manifest["signatures"][0]["key_id"]
     (key,) = doc["keys"]
     assert manifest["signatures"][0]["key_id"] == key["key_id"]
     assert key["not_before"] is not None
     assert key["certificate_chain"] is None
     # The public key we publish is the token's, as upstream's own PKCS #11 code reads it.
-    assert key["public_key"] == softhsm.upstream_public_pem("release-a")
     # The private key never left the token: none on disk, and the token will not say it.
     keys_dir = configured.effective_release_keys_dir
     assert sorted(p.suffix for p in keys_dir.iterdir() if not p.name.startswith(".")) == [".pub"]
@@ -91,6 +99,22 @@ def test_a_release_signed_in_the_token_verifies_with_upstream(
     done = upstream_verify(root, root / "signatures/weights.sig", pub)
     assert done.returncode == 0, done.stderr
     assert "Verification succeeded" in done.stdout
+    # Upstream's own PKCS #11 signer (its pkcs11 extra, PyKCS11 too), with the same key in
+    # the token, makes a bundle that names our published key and verifies with it.
+    theirs = tmp_path / "upstream.sig"
+    signed = subprocess.run(
+        [sys.executable, "-m", "model_signing", "sign", "pkcs11-key", "--pkcs11_uri",
+         softhsm.uri("release-a"), "--signature", str(theirs),
+         "--ignore-paths", str(root / "signatures"), str(root)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    assert (
+        json.loads(theirs.read_text())["verificationMaterial"]["publicKey"]["hint"]
+        == (key["key_id"])
+    )
+    config = verifying.Config()  # type: ignore[no-untyped-call]
+    config.use_elliptic_key_verifier(public_key=pub).verify(root, theirs)
 
 
 def test_rotating_to_a_new_token_key_keeps_earlier_releases_verifiable(
@@ -107,7 +131,7 @@ def test_rotating_to_a_new_token_key_keeps_earlier_releases_verifiable(
     """Rotation is configuring another key label; this one also carries the lab's
     certificate (the token holds the key, the chain is a file)."""
     softhsm.generate("release-2026")
-    softhsm.generate("release-2027")
+    public = softhsm.generate("release-2027")
     first = token_settings(settings, softhsm, "release-2026")
     with serve(
         first, clock=clock, store=store, engine=engine, session_factory=session_factory
@@ -115,8 +139,6 @@ def test_rotating_to_a_new_token_key_keeps_earlier_releases_verifiable(
         publish_release(c, admin_headers, files={"w.bin": ("weights", b"one")})
     clock.advance(days=30)
     ca = Ca.make("Acme Lab Root CA", clock.now())
-    public = serialization.load_pem_public_key(softhsm.upstream_public_pem("release-2027").encode())
-    assert isinstance(public, ec.EllipticCurvePublicKey)
     leaf = ca.issue(public, not_before=clock.now(), not_after=clock.now() + timedelta(days=365))
     chain = write_chain(tmp_path / "chain.pem", leaf)
     second = token_settings(settings, softhsm, "release-2027", release_certificate_chain=chain)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import FixedClock
-from app.models import WebhookAttempt, WebhookDelivery
+from app.models import AuditEvent, WebhookAttempt, WebhookDelivery
 from app.settings import Settings
 from app.webhooks.delivery import (
     AttemptResult,
@@ -26,6 +26,7 @@ from app.webhooks.delivery import (
 from app.webhooks.outbox import enqueue_event
 from app.webhooks.signing import verify_signature
 from app.webhooks.worker import DeliveryWorker
+from tests.factories.principals import make_user
 from tests.factories.schedules import make_subscription
 from tests.fixtures.receiver import Receiver, fail_first, webhook_receiver
 
@@ -207,6 +208,81 @@ def test_a_delivery_is_given_up_after_the_horizon(
     assert d.attempts == len(receiver.snapshot()) >= 3
     clock.advance(hours=2)
     assert run_once(w) == 0
+
+
+def test_an_admin_redelivers_a_failed_delivery_through_the_loop(
+    db: Session,
+    clock: FixedClock,
+    session_factory: sessionmaker[Session],
+    hook_settings: Settings,
+    receiver: Receiver,
+    client: TestClient,
+    admin_headers: dict[str, str],
+) -> None:
+    receiver.responder = fail_first(1, status=503)
+    sub = make_subscription(db, clock.now(), url=receiver.url, events=["*"], secret=SECRET)
+    other = make_subscription(db, clock.now(), url=receiver.url, events=["*"])
+    enqueue_event(db, event_type="access.approved", data={"n": 1}, now=clock.now(), event_id="e1")
+    db.commit()
+    first, elsewhere = db.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
+    short = hook_settings.model_copy(update={"webhook_horizon_seconds": 1})
+    w = worker(session_factory, clock, short)
+    assert run_once(w) == 2  # ours fails (503) past the horizon: failed; the other is delivered
+    url = f"/v1/webhooks/{sub.id}/deliveries/{first.id}/redeliver"
+    clock.advance(hours=1)
+
+    resp = client.post(url, headers=admin_headers)
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert (body["status"], body["attempt_count"], body["last_error"]) == ("pending", 1, None)
+    assert body["next_attempt_at"] == clock.now().isoformat().replace("+00:00", "Z")
+    assert [a["status_code"] for a in body["attempts"]] == [503]
+    # Pending (queued, then leased): a second redelivery is refused, nothing changes.
+    again = client.post(url, headers=admin_headers)
+    assert again.status_code == 409
+    assert again.headers["content-type"].startswith("application/problem+json")
+    assert again.json()["code"] == "delivery_in_flight"
+
+    assert run_once(w) == 1
+    item = client.get(f"/v1/webhooks/{sub.id}/deliveries", headers=admin_headers).json()["items"][0]
+    assert (item["status"], item["attempt_count"]) == ("delivered", 2)
+    assert [a["status_code"] for a in item["attempts"]] == [503, 200]
+    ours = [r for r in receiver.snapshot() if r.headers["x-weightgate-signature"]]
+    assert [r.event_id for r in ours] == ["e1", "e1", "e1"]  # two to us, one to the other
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "webhook.redelivered"))
+    assert event is not None
+    assert event.actor.startswith("user:")
+    assert (event.target_type, event.target_id) == ("webhook", str(sub.id))
+    assert event.data == {
+        "delivery_id": first.id,
+        "event_id": "e1",
+        "event_type": "access.approved",
+        "previous_status": "failed",
+    }
+    # A delivered one may be sent again too.
+    assert client.post(url, headers=admin_headers).status_code == 202
+
+    for bad, code in (
+        (f"/v1/webhooks/{sub.id}/deliveries/{elsewhere.id}/redeliver", "delivery_not_found"),
+        (f"/v1/webhooks/{sub.id}/deliveries/99999/redeliver", "delivery_not_found"),
+        (f"/v1/webhooks/99999/deliveries/{first.id}/redeliver", "webhook_not_found"),
+    ):
+        refused = client.post(bad, headers=admin_headers)
+        assert (refused.status_code, refused.json()["code"]) == (404, code)
+    _, researcher_key = make_user(db, clock)
+    db.commit()
+    other_url = f"/v1/webhooks/{other.id}/deliveries/{elsewhere.id}/redeliver"
+    assert (
+        client.post(other_url, headers={"Authorization": f"Bearer {researcher_key}"}).status_code
+        == 403
+    )
+    assert client.delete(f"/v1/webhooks/{other.id}", headers=admin_headers).status_code == 204
+    gone = client.post(other_url, headers=admin_headers)
+    assert (gone.status_code, gone.json()["code"]) == (409, "webhook_deleted")
+    assert (
+        db.scalar(select(WebhookDelivery.status).where(WebhookDelivery.id == elsewhere.id))
+        == "delivered"
+    )
 
 
 def test_a_lease_keeps_others_off_until_it_runs_out_and_a_stale_result_loses(
