@@ -194,3 +194,10 @@ def _revoke(
         data={"reason": reason} if reason else None,
         ctx=ctx,
     )
+
+
+def api_keys_page(
+    session: Session, user_id: int, *, after: int | None, limit: int
+) -> Sequence[ApiKey]:
+    """The user's keys in id order, revoked ones included."""
+    return repo.api_keys_page(session, user_id, after=after, limit=limit)
