@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -146,6 +147,11 @@ def revoke_key(
     return row
 
 
+def keys_page(session: Session, user_id: int, *, after: int | None, limit: int) -> Sequence[ApiKey]:
+    """A user's keys in id order, revoked ones included."""
+    return repo.api_keys_page(session, user_id, after=after, limit=limit)
+
+
 def api_key_by_value(session: Session, key: str) -> ApiKey | None:
     """The row of the key whose clear value is ``key``, whatever its state."""
     if not looks_like_api_key(key):
@@ -197,3 +203,10 @@ def api_key_principal(session: Session, key: str, *, now: datetime) -> Principal
     if user is None:
         return None
     return Principal(kind="user", id=user.id, role=user.role, name=user.email)
+
+
+def api_keys_page(
+    session: Session, user_id: int, *, after: int | None, limit: int
+) -> Sequence[ApiKey]:
+    """The user's keys in id order, revoked ones included."""
+    return repo.api_keys_page(session, user_id, after=after, limit=limit)

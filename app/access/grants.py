@@ -138,3 +138,20 @@ def revoke_grant(
         now=now,
     )
     return grant
+
+
+def grants_page(
+    session: Session, model: Model, *, after: int | None, limit: int, include_revoked: bool
+) -> list[tuple[Grant, str]]:
+    """The model's grants (with the holder's email) in id order."""
+    rows = repo.grants_page(
+        session, model.id, after=after, limit=limit, include_revoked=include_revoked
+    )
+    return [(g, email) for g, email in rows]
+
+
+def user_grants_page(
+    session: Session, user_id: int, *, after: int | None, limit: int
+) -> list[tuple[Grant, Model]]:
+    """A user's grants (with their model) in id order."""
+    return [(g, m) for g, m in repo.user_grants_page(session, user_id, after=after, limit=limit)]

@@ -327,3 +327,31 @@ def partner_out(
             for a, name in agreements
         ],
     )
+
+
+# --- reads for the routes -----------------------------------------------------------------
+
+
+def partner_by_id(session: Session, partner_id: int) -> Partner | None:
+    return repo.partner(session, partner_id)
+
+
+def live_agreement_models(session: Session, partner: Partner, *, now: datetime) -> list[str]:
+    """The models the partner's agreements cover now."""
+    return repo.live_agreement_models(session, partner.id, now=now)
+
+
+def partners_page(
+    session: Session, *, after: int | None, limit: int, now: datetime
+) -> list[PartnerOut]:
+    """Partners in id order (keyset after ``after``) with their agreements: two statements."""
+    rows = repo.partners_page(session, after=after, limit=limit)
+    agreements = repo.agreements(session, [p.id for p in rows])
+    return [partner_out(p, agreements[p.id], now=now) for p in rows]
+
+
+def partner_view(session: Session, partner_id: int, *, now: datetime) -> PartnerOut:
+    partner = repo.partner(session, partner_id)
+    if partner is None:
+        raise NotFound(f"no partner {partner_id}", code="partner_not_found")
+    return partner_out(partner, repo.agreements(session, [partner.id])[partner.id], now=now)

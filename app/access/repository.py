@@ -47,10 +47,19 @@ def users_page(
     email: str | None = None,
     role: str | None = None,
     disabled: bool | None = None,
+    text: str | None = None,
 ) -> Sequence[User]:
     q = select(User).order_by(User.id).limit(limit)
     if after is not None:
         q = q.where(User.id > after)
+    if text:
+        needle = text.strip().lower()
+        q = q.where(
+            or_(
+                func.lower(User.email).contains(needle, autoescape=True),
+                func.lower(User.name).contains(needle, autoescape=True),
+            )
+        )
     if email is not None:
         q = q.where(func.lower(User.email) == email.strip().lower())
     if role is not None:

@@ -3,6 +3,7 @@ to one (name, role, disabled, the partner organisation they work for)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -10,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.access import repository as repo
 from app.access.apikeys import create_api_key
 from app.access.browser_sessions import end_user_sessions
 from app.access.identities import clean_name, normalise_email
@@ -107,6 +109,30 @@ def register(
             )
     except IntegrityError as e:  # lost a race with a concurrent sign-up for the same email
         raise Conflict("a user with this email already exists", code="user_exists") from e
+
+
+def users_page(
+    session: Session,
+    *,
+    after: int | None,
+    limit: int,
+    email: str | None = None,
+    role: str | None = None,
+    disabled: bool | None = None,
+    text: str | None = None,
+) -> Sequence[User]:
+    """Users in id order (keyset after ``after``): one email exactly (any case), a role,
+    disabled or active, or an email or name containing ``text`` (any case)."""
+    return repo.users_page(
+        session, after=after, limit=limit, email=email, role=role, disabled=disabled, text=text
+    )
+
+
+def require_user(session: Session, user_id: int) -> User:
+    user = repo.user(session, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}", code="user_not_found")
+    return user
 
 
 def user_snapshot(user: User) -> dict[str, object]:
@@ -235,3 +261,10 @@ def user_for_identity(
     if user.disabled_at is not None:
         raise Forbidden(f"the account {email} is disabled", code="user_disabled")
     return user
+
+
+# --- reads for the routes -----------------------------------------------------------------
+
+
+def user_by_id(session: Session, user_id: int) -> User | None:
+    return repo.user(session, user_id)

@@ -4,37 +4,21 @@ every event, so it is not run on each page view)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.audit import repository as audit_repo
-from app.audit.schemas import AuditEventOut
+from app.audit.trail import AuditFilter, events_page
 from app.audit.verify import verify_chain
 from app.console.security import PREFIX
 from app.console.session import AdminSession
-from app.console.templating import render, viewer_zone
+from app.console.templating import local_instant, render
 from app.db import SessionDep
-from app.errors import Unprocessable
 from app.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PAGE = 50
 Text = Annotated[str, Query(max_length=193)]
-
-
-def _local_instant(value: str, request: Request) -> datetime | None:
-    """A ``datetime-local`` value, read in the viewer's zone (the form says which)."""
-    if not value:
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError as e:
-        raise Unprocessable(f"{value!r} is not a date and time") from e
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=viewer_zone(request) or UTC)
-    return at.astimezone(UTC)
 
 
 @router.get("/audit")
@@ -49,17 +33,17 @@ def audit(
     until: Text = "",
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    flt = audit_repo.AuditFilter(
+    flt = AuditFilter(
         actor=actor.strip() or None,
         model=model.strip() or None,
         action=action.strip() or None,
-        since=_local_instant(since, request),
-        until=_local_instant(until, request),
+        since=local_instant(since, request),
+        until=local_instant(until, request),
     )
-    rows = audit_repo.events_page(
+    rows = events_page(
         session, flt, before_id=decode_cursor(cursor) if cursor else None, limit=PAGE + 1
     )
-    events = [AuditEventOut.model_validate(r) for r in rows[:PAGE]]
+    events = rows[:PAGE]
     query = {"actor": actor, "model": model, "action": action, "since": since, "until": until}
     return render(
         request,

@@ -11,6 +11,7 @@ from app.console import (
     download_pages,
     model_settings,
     oidc,
+    partner_admin,
     partner_pages,
     researcher_pages,
     safety_pages,
@@ -18,6 +19,7 @@ from app.console import (
     sign_in,
     sign_up,
     upcoming,
+    user_pages,
     webhook_pages,
 )
 from app.console.assets import serve_asset
@@ -45,3 +47,5 @@ router.include_router(partner_pages.router)
 router.include_router(sign_up.router)
 router.include_router(safety_pages.router)
 router.include_router(webhook_pages.router)
+router.include_router(user_pages.router)
+router.include_router(partner_admin.router)

@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup, escape
 
 from app.console.assets import static_url
+from app.errors import Unprocessable
 
 ZONE_COOKIE = "wg_tz"
 _MAX_ZONE = 64
@@ -31,6 +32,20 @@ def viewer_zone(request: Request) -> zoneinfo.ZoneInfo | None:
     if not name or len(name) > _MAX_ZONE or name == "UTC" or name not in _zones():
         return None
     return zoneinfo.ZoneInfo(name)
+
+
+def local_instant(value: str, request: Request) -> datetime | None:
+    """A ``datetime-local`` form value, read in the viewer's zone (the form says which);
+    ``None`` for an empty field, 422 for anything that is not a date and time."""
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise Unprocessable(f"{value!r} is not a date and time") from e
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=viewer_zone(request) or UTC)
+    return at.astimezone(UTC)
 
 
 def format_when(at: datetime | None, zone: zoneinfo.ZoneInfo | None) -> Markup:
@@ -111,4 +126,4 @@ def render(
     return HTMLResponse(html, status_code=status, headers=headers)
 
 
-__all__ = ["ENV", "escape", "format_when", "render", "viewer_zone"]
+__all__ = ["ENV", "escape", "format_when", "local_instant", "render", "viewer_zone"]

@@ -70,6 +70,11 @@ def load_target(
     return Target(model, rel, comp)
 
 
+def stages_of(session: Session, target: Target) -> list[Stage]:
+    """The target component's stages, in order."""
+    return list(repo.stages(session, target.component.id))
+
+
 def state_of(component: Component, stages: Sequence[Stage]) -> ScheduleState:
     return ScheduleState.of(
         [(s.tier, s.at) for s in stages], component.held_at, component.restricted_tier

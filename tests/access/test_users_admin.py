@@ -116,6 +116,28 @@ def test_users_are_listed_in_pages_and_found_by_email_role_and_state(
     assert client.get("/v1/users?role=owner", headers=admin_headers).status_code == 422
 
 
+def test_users_are_found_by_part_of_their_email_or_name(
+    client: TestClient, admin_headers: dict[str, str], db: Session, clock: FixedClock
+) -> None:
+    researcher(db, clock, email="ada@lab.example")
+    researcher(db, clock, email="grace@uni.example")
+    renamed = user_id_of(db, "grace@uni.example")
+    patch(client, admin_headers, renamed, 200, name="Grace Hopper")
+
+    def found(q: str) -> list[str]:
+        page = check(client.get("/v1/users", params={"q": q}, headers=admin_headers), 200)
+        return [u["email"] for u in page["items"]]
+
+    assert found("LAB.example") == ["ada@lab.example"]
+    assert found("hopper") == ["grace@uni.example"]
+    assert found(".example") == ["ada@lab.example", "grace@uni.example"]
+    # LIKE wildcards are taken literally.
+    assert found("%") == []
+    assert found("_") == []
+    assert found("hopper") == found("HOPPER")
+    assert client.get("/v1/users?q=" + "x" * 201, headers=admin_headers).status_code == 422
+
+
 def test_disabling_a_user_stops_their_keys_and_tokens_at_once(
     client: TestClient, admin_headers: dict[str, str], db: Session, clock: FixedClock
 ) -> None:

@@ -121,6 +121,12 @@ def test_a_researcher_gets_404_for_admin_pages(
         "/console/models",
         f"/console/models/{MODEL}",
         f"/console/models/{MODEL}/releases/v1",
+        "/console/users",
+        "/console/users/1",
+        "/console/partners",
+        "/console/partners/1",
+        "/console/webhooks",
+        "/console/webhooks/1",
     ):
         resp = page.goto(console.url + path)
         assert resp is not None, path

@@ -25,6 +25,8 @@ ADMIN_PAGES = [
     "/console/models/acme/a",
     "/console/models/acme/a/releases/v1",
     "/console/webhooks",
+    "/console/users",
+    "/console/partners",
 ]
 
 
@@ -107,7 +109,9 @@ def test_a_researcher_gets_404_for_every_admin_page(
     sign_in(client, key)
     unknown = client.get("/console/no-such-page")
     assert unknown.status_code == 404
-    for path in [*ADMIN_PAGES, "/console/models/acme/missing/releases/v9", "/console/webhooks/1"]:
+    missing = "/console/models/acme/missing/releases/v9"
+    by_id = ["/console/webhooks/1", "/console/users/1", "/console/partners/1"]
+    for path in [*ADMIN_PAGES, missing, *by_id]:
         resp = client.get(path, follow_redirects=False)
         assert resp.status_code == 404, path
         # Exactly the page an unknown URL gets: nothing tells an admin page apart.
