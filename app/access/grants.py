@@ -6,6 +6,7 @@ the user's outstanding download tokens for the model, so the revocation shows on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -138,3 +139,16 @@ def revoke_grant(
         now=now,
     )
     return grant
+
+
+def user_grants(
+    session: Session, user_id: int, *, after: int | None, limit: int
+) -> Sequence[tuple[Grant, Model]]:
+    """A user's grants, revoked ones included, oldest first, with their models."""
+    return [(g, m) for g, m in repo.user_grants_page(session, user_id, after=after, limit=limit)]
+
+
+def audience_counts(session: Session, model_id: int, *, now: datetime) -> tuple[int, int]:
+    """Enabled users with an active grant for the model, and enabled partners whose live
+    agreement covers it: who a lift to ``research`` or ``partner`` opens it to."""
+    return repo.audience_counts(session, model_id, now=now)

@@ -134,6 +134,12 @@ def schedule_out(
     )
 
 
+def stages_of(session: Session, component_id: int) -> list[Stage]:
+    """A component's stages in time order (what :func:`schedule_out` and
+    :func:`schedule_version` are computed from)."""
+    return repo.stages(session, component_id)
+
+
 def snapshot(component: Component, stages: Sequence[Stage], now: datetime) -> dict[str, Any]:
     """What the audit log records before and after a change."""
     return {
