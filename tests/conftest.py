@@ -32,13 +32,18 @@ for _k, _v in AWS_TEST_ENV.items():
     os.environ.setdefault(_k, _v)
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+# What a test asks for when it touches the suite's database (directly or through the app).
+DATABASE_FIXTURES = {"db_url", "engine", "connection", "session_factory", "db", "app", "client"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that make their own database of a fixed kind give the same result in both
     passes; run them once, in the PostgreSQL pass, instead of twice. Tests of code that only
     runs on PostgreSQL have nothing to test on SQLite. Both are deselected (not skipped) on
-    SQLite, and the PostgreSQL pass fails if any of them fails.
+    SQLite, and the PostgreSQL pass fails if any of them fails. The other way round, tests that
+    never open a database (``no_database``: pure functions, file formats, the object stores,
+    the lint contracts) run once, in the SQLite pass; one that asks for a database fixture is
+    an error, so the marker cannot hide a backend difference.
 
     Tests that need a Docker engine are deselected where none answers, except in CI
     (``CI=true``), whose .ci/run installs and starts one: there they run, and fail if the
@@ -51,12 +56,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         postgresql_only = item.get_closest_marker("own_database") or item.get_closest_marker(
             "postgresql"
         )
+        once_on_sqlite = item.get_closest_marker("no_database") is not None
+        if once_on_sqlite and DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            raise pytest.UsageError(f"{item.nodeid} is marked no_database but uses a database")
         needs_docker = item.get_closest_marker("docker") is not None
         if needs_docker and no_docker is None:
             no_docker = os.environ.get("CI") != "true" and not docker_engine_answers()
-        (drop if (sqlite and postgresql_only) or (needs_docker and no_docker) else keep).append(
-            item
-        )
+        skip_here = (sqlite and postgresql_only) or (not sqlite and once_on_sqlite)
+        (drop if skip_here or (needs_docker and no_docker) else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -22,10 +22,20 @@ client needs travels in headers. The bodies stay our problem+json with a stable 
 
 A 401 carries ``X-Error-Message: Invalid credentials in Authorization header``: that exact text
 keeps the client from reporting a bad key as a missing repository.
+
+Every refusal of closed content also carries its message as ``X-HF-Warning``, which
+``hf_raise_for_status`` logs (a warning, shown by default) before it raises, whatever the
+caller then makes of the exception. No ``X-Error-Code`` puts the message in both the exception
+``hf_hub_download`` raises and the line ``hf download`` prints (docs/huggingface.md, "Where the
+reason shows"): ``GatedRepo`` keeps it in the exception and ``hf`` prints "requires approval"
+instead; any other 403 is wrapped in a ``LocalEntryNotFoundError`` about the connection, and
+``--force-download`` turns every refusal into "Force download failed". The warning is the one
+channel no wrapping drops.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +51,7 @@ __all__ = [
     "entry_not_found",
     "gated",
     "header_safe",
+    "hub_warning",
     "repo_not_found",
     "revision_not_found",
     "with_invalid_credentials",
@@ -71,6 +82,12 @@ class HubNotSupported(AppError):
             detail,
             headers={"X-Error-Code": "NotSupported", "X-Error-Message": header_safe(detail)},
         )
+
+
+def hub_warning(topic: str, message: str) -> str:
+    """An ``X-HF-Warning`` value: ``huggingface_hub`` splits it at the first ``;`` into a topic
+    and a message, and logs the message the first time it sees the topic in a process."""
+    return f"{header_safe(topic).replace(';', ',')}; {header_safe(message)}"
 
 
 def repo_not_found(repo_id: str) -> AppError:
@@ -118,15 +135,21 @@ def gated(
     kinds = {r.reason for r in reasons}
     if Reason.GRANT_REQUIRED in kinds:
         opens = min((r.opens for r in reasons if r.opens), default=None)
-        return refusal(
+        err = refusal(
             Reason.GRANT_REQUIRED, detail, hub=True, opens_to_you_at=_iso(opens), components=body
         )
-    dated = [r.opens for r in reasons if r.reason == Reason.EMBARGOED and r.opens]
-    if dated:
-        return refusal(Reason.EMBARGOED, detail, hub=True, until=min(dated), components=body)
-    if Reason.HELD in kinds:
-        return refusal(Reason.HELD, detail, hub=True, components=body)
-    return refusal(Reason.NOT_OPEN_TO_YOU, detail, hub=True, components=body)
+    elif dated := [r.opens for r in reasons if r.reason == Reason.EMBARGOED and r.opens]:
+        err = refusal(Reason.EMBARGOED, detail, hub=True, until=min(dated), components=body)
+    elif Reason.HELD in kinds:
+        err = refusal(Reason.HELD, detail, hub=True, components=body)
+    else:
+        err = refusal(Reason.NOT_OPEN_TO_YOU, detail, hub=True, components=body)
+    # The client warns once per topic and process: one topic per distinct refusal, so the
+    # same refusal is not repeated for every file of a loop, and a changed one (a new date,
+    # another model) shows again.
+    digest = hashlib.sha256(detail.encode()).hexdigest()[:16]
+    err.headers["X-HF-Warning"] = hub_warning(f"weightgate-refused {repo_id} {digest}", detail)
+    return err
 
 
 def _iso(at: datetime | None) -> str | None:

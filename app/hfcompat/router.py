@@ -42,15 +42,27 @@ API = "/api/models/{namespace}/{name}"
 TREE_PAGE = 1000  # the Hub's own page size for recursive listings
 
 
+def _info(session: Session, target: HfRelease, response: Response) -> schemas.ModelInfo:
+    warning = service.closed_warning(target)
+    if warning:
+        response.headers["X-HF-Warning"] = warning  # huggingface_hub logs it
+    return service.model_info(session, target)
+
+
 @router.get(API, responses=problems(401, 404))
 def model_info(
-    namespace: str, name: str, session: SessionDep, principal: HfPrincipalDep, clock: ClockDep
+    namespace: str,
+    name: str,
+    response: Response,
+    session: SessionDep,
+    principal: HfPrincipalDep,
+    clock: ClockDep,
 ) -> schemas.ModelInfo:
     """The latest published release, as the Hub's ``model_info``."""
     target = service.open_release(
         session, principal, namespace, name, service.MAIN, now=clock.now()
     )
-    return service.model_info(session, target)
+    return _info(session, target, response)
 
 
 @router.get(API + "/revision/{rev:path}", responses=problems(401, 404))
@@ -58,14 +70,16 @@ def model_info_at(
     namespace: str,
     name: str,
     rev: str,
+    response: Response,
     session: SessionDep,
     principal: HfPrincipalDep,
     clock: ClockDep,
 ) -> schemas.ModelInfo:
     """``rev`` is a version, a revision id or ``main``. ``siblings`` lists only the files the
-    caller may download now; ``gated`` is set while some component is closed to the caller."""
+    caller may download now; ``gated`` is set while some component is closed to the caller,
+    and ``X-HF-Warning`` says why and until when."""
     target = service.open_release(session, principal, namespace, name, rev, now=clock.now())
-    return service.model_info(session, target)
+    return _info(session, target, response)
 
 
 def _tree(
@@ -92,12 +106,7 @@ def _tree(
         nxt = request.url.include_query_params(cursor=encode_cursor(start + limit))
         response.headers["Link"] = f'<{nxt}>; rel="next"'
     if listing.warning:
-        # huggingface_hub logs "X-HF-Warning: <topic>; <message>" as a warning.
-        message = errors.header_safe(listing.warning)
-        # The client shows a topic's first warning only, once per process: one topic per
-        # repository and revision, so another model's (or another view's) gap is not silent.
-        topic = errors.header_safe(f"weightgate-closed {target.model.repo_id}@{target.revision}")
-        response.headers["X-HF-Warning"] = f"{topic.replace(';', ',')}; {message}"
+        response.headers["X-HF-Warning"] = listing.warning  # huggingface_hub logs it
     return page
 
 

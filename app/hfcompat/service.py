@@ -229,7 +229,25 @@ def model_info(session: Session, target: HfRelease) -> schemas.ModelInfo:
 @dataclass(frozen=True)
 class TreeListing:
     entries: list[schemas.TreeEntry]
-    warning: str | None  # set when some components are not open to the caller yet
+    warning: str | None  # X-HF-Warning, set when some components are not open to the caller
+
+
+def closed_warning(target: HfRelease) -> str | None:
+    """The ``X-HF-Warning`` of an answer that lists only part of the release (model info, a
+    tree), naming every closed component with its reason and date; ``None`` when nothing is
+    closed to the caller. The client shows a topic's first warning only, once per process:
+    one topic per repository and revision, so another model's (or another view's) gap is
+    not silent. It is on the model info too: a second ``snapshot_download`` of the same view
+    reads the file list from its cache and asks only for the model info."""
+    reasons = closed_reasons(target)
+    if not reasons:
+        return None
+    repo_id = target.model.repo_id
+    message = (
+        f"files of {repo_id}@{target.release.version} that are not open to you were left out: "
+        + "; ".join(r.text for r in reasons)
+    )
+    return errors.hub_warning(f"weightgate-closed {repo_id}@{target.revision}", message)
 
 
 def _unknown_path(target: HfRelease, path: str) -> AppError:
@@ -285,14 +303,7 @@ def tree(session: Session, target: HfRelease, *, path: str, recursive: bool) -> 
         # Listing nothing would let `snapshot_download` "succeed" with an empty folder.
         raise closed_error(target, f"release {target.release.version}")
     entries = list_tree(inside, revision=target.revision, directory=directory, recursive=recursive)
-    reasons = closed_reasons(target)
-    warning = (
-        f"files of {target.model.repo_id}@{target.release.version} that are not open to you "
-        "were left out: " + "; ".join(r.text for r in reasons)
-        if reasons
-        else None
-    )
-    return TreeListing(entries, warning)
+    return TreeListing(entries, closed_warning(target))
 
 
 def resolve_file(session: Session, target: HfRelease, path: str) -> ReleaseFile:

@@ -9,6 +9,8 @@ import pytest
 
 from bench.results import HEADER, replace_section, write_section
 
+pytestmark = pytest.mark.no_database
+
 
 def test_sections_are_appended_then_replaced_in_place(tmp_path: Path) -> None:
     path = tmp_path / "RESULTS.md"

@@ -38,6 +38,8 @@ from app.cli.localfiles import local_path
 from app.cli.plan import Plan, RemoteFile, Target
 from app.cli.progress import PlainReporter, RichReporter, make_reporter
 
+pytestmark = pytest.mark.no_database
+
 Handler = Callable[[httpx.Request], httpx.Response]
 DATA = bytes(range(256)) * 64  # 16 KiB
 FILE = RemoteFile("w.bin", len(DATA), hashlib.sha256(DATA).hexdigest(), "weights")

@@ -21,6 +21,8 @@ from app.cli.publish_plan import (
     parse_schedules,
 )
 
+pytestmark = pytest.mark.no_database
+
 
 def folder(root: Path, files: dict[str, bytes]) -> Path:
     for rel, data in files.items():

@@ -18,6 +18,8 @@ from app.cli.publish_api import AdminApi, ApiError, Unreachable, problem
 from app.cli.publish_plan import LocalFile
 from app.cli.publish_upload import BarsView, View, make_view, upload_all
 
+pytestmark = pytest.mark.no_database
+
 Handler = Callable[[httpx.Request], httpx.Response]
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from app.delivery.group_commit import GroupCommit
 
+pytestmark = pytest.mark.no_database
+
 
 class Recorder:
     """A batch function that records its batches and can be held open by the test."""

@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from app.delivery.presign import PresignCache
+
+pytestmark = pytest.mark.no_database
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SHA = "ab" * 32

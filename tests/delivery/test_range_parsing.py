@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from app.delivery.streaming import RangePlan, plan_range
 
+pytestmark = pytest.mark.no_database
+
 SHA = "a" * 64
 SIZE = 1000
 

@@ -16,6 +16,8 @@ import yaml
 from app.settings import Settings
 from tests.deploy.docker import compose_binary
 
+pytestmark = pytest.mark.no_database
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 SECRETS = {

@@ -13,6 +13,8 @@ import pytest
 
 from deploy import lockfile
 
+pytestmark = pytest.mark.no_database
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -20,6 +20,8 @@ import yaml
 from app.settings import Settings
 from app.tokens.keys import new_private_key, private_pem
 
+pytestmark = pytest.mark.no_database
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BIN = Path(sys.executable).parent

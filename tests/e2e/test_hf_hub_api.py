@@ -62,6 +62,7 @@ VIEW_FILES = {
 # acme/granted: weights for approved researchers now; acme/lifted: weights research-only
 # now and open in a month, until an admin lifts them, one per way of downloading.
 GRANTED = "acme/granted"
+OPEN_TO_ALL = NOW + timedelta(days=30)
 LIFTED = {"cache": "acme/lifted-cache", "local-dir": "acme/lifted-local"}
 
 
@@ -74,7 +75,7 @@ def publish_view_models(dep: Deployment) -> None:
                 model=model,
                 components={
                     "config": [("open", PAST)],
-                    "weights": [("research", PAST), ("open", NOW + timedelta(days=30))],
+                    "weights": [("research", PAST), ("open", OPEN_TO_ALL)],
                 },
                 files=VIEW_FILES,
             )
@@ -158,12 +159,98 @@ def test_get_paths_info_answers_what_the_caller_may_download(
 def test_hf_download_of_an_embargoed_file_says_embargoed_and_when(
     hub: Deployment, approved: str, tmp_path: Path
 ) -> None:
-    out = hf(hub, tmp_path, "download", "acme/tiny", "model.safetensors", token=approved)
+    # With --force-download the client replaces any refusal by "Force download failed due
+    # to the above error": the refusal's X-HF-Warning is then what says why.
+    for force in ([], ["--force-download"]):
+        out = hf(
+            hub, tmp_path, "download", "acme/tiny", "model.safetensors", *force, token=approved
+        )
+        assert out.returncode != 0
+        screen = out.stdout + out.stderr
+        assert "requires approval" not in screen
+        assert f"weights is under embargo until {OPENS.isoformat()}" in screen, screen
+        assert f"safety is under embargo until {SAFETY_OPENS.isoformat()}" in screen
+
+
+def test_hf_download_of_a_gated_file_says_how_to_ask_and_when_it_opens(
+    hub: Deployment, tmp_path: Path
+) -> None:
+    """For GatedRepo `hf` prints its own "requires approval" and drops the server's message;
+    the refusal's warning still puts the command to run and the date on the screen."""
+    out = hf(hub, tmp_path, "download", GRANTED, "model.safetensors")
     assert out.returncode != 0
     screen = out.stdout + out.stderr
-    assert "requires approval" not in screen
-    assert f"weights is under embargo until {OPENS.isoformat()}" in screen
-    assert f"safety is under embargo until {SAFETY_OPENS.isoformat()}" in screen
+    assert "requires approval" in screen
+    assert (
+        f"weights needs an approved access request (weightgate request-access {GRANTED}); "
+        f"it opens to everyone at {OPEN_TO_ALL.isoformat()}"
+    ) in screen
+
+
+SCREEN = """
+import sys, traceback
+from huggingface_hub import HfFileSystem, hf_hub_download
+endpoint, token, cache = sys.argv[1:4]
+def attempt(label, call):
+    print(f"== {label}", file=sys.stderr, flush=True)
+    try:
+        call()
+    except Exception:
+        traceback.print_exc()  # what an uncaught error shows
+attempt("hf_hub_download", lambda: hf_hub_download(
+    "acme/tiny", "model.safetensors", endpoint=endpoint, token=token, cache_dir=cache))
+attempt("fs", lambda: HfFileSystem(endpoint=endpoint, token=token).open(
+    "acme/tiny/model.safetensors"))
+attempt("fs-expand", lambda: HfFileSystem(endpoint=endpoint, token=token, expand_info=True).open(
+    "acme/tiny/model.safetensors"))
+"""
+
+
+def test_the_python_client_shows_why_a_top_level_file_is_closed(
+    hub: Deployment, approved: str, tmp_path: Path
+) -> None:
+    """What a researcher's screen shows, in one fresh process (the client shows a warning
+    topic once per process), for a closed file at the top of the repository."""
+    out = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", SCREEN, hub.url, approved, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    _, download, fs, expand = out.stderr.split("== ")
+    why = (
+        f"weights is under embargo until {OPENS.isoformat()}; "
+        f"safety is under embargo until {SAFETY_OPENS.isoformat()}"
+    )
+    # hf_hub_download wraps the 403 in a LocalEntryNotFoundError about the connection: the
+    # refusal's warning comes first, and the 403 it wraps says it again.
+    assert download.splitlines()[1] == f"release v1 of acme/tiny is not open to you: {why}"
+    assert "LocalEntryNotFoundError" in download
+    assert f"403 Forbidden: release v1 of acme/tiny is not open to you: {why}" in download
+    # HfFileSystem decides "missing" from the parent's listing, which holds only what the
+    # caller may download: a bare FileNotFoundError, after the model info's warning.
+    assert fs.splitlines()[1] == (
+        f"files of acme/tiny@v1 that are not open to you were left out: {why}"
+    )
+    assert fs.rstrip().endswith("FileNotFoundError: acme/tiny/model.safetensors")
+    # With expand_info it asks paths-info, whose answer is the release's refusal.
+    assert "FileNotFoundError" not in expand
+    assert f"403 Forbidden: release v1 of acme/tiny is not open to you: {why}" in expand
+
+
+def test_a_partial_snapshot_warns_again_when_its_file_list_comes_from_the_cache(
+    hub: Deployment, approved: str, tmp_path: Path
+) -> None:
+    """The second run lists nothing (the commit's file list is cached): the model info it
+    asks for carries the warning."""
+    for _ in range(2):
+        out = hf(hub, tmp_path, "download", "acme/other", token=approved)
+        assert out.returncode == 0, out.stderr
+        assert (
+            "files of acme/other@v1 that are not open to you were left out: "
+            f"weights is under embargo until {OPENS.isoformat()}"
+        ) in out.stderr
 
 
 def test_listing_a_closed_directory_names_the_components_reason(

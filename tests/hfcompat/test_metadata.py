@@ -30,7 +30,12 @@ def sibling(path: str, data: bytes) -> dict[str, Any]:
 def test_model_info_lists_only_files_open_to_anonymous_and_says_gated(
     client: TestClient, mixed: Published
 ) -> None:
-    info = check(client.get(API), 200)
+    r = client.get(API)
+    info = check(r, 200)
+    # The tree's warning (below) is on the model info too: a second snapshot of the same
+    # view reads the file list from the client's cache and asks only for this.
+    assert r.headers["X-HF-Warning"] == client.get(f"{API}/tree/main").headers["X-HF-Warning"]
+    assert "weights needs an approved access request" in r.headers["X-HF-Warning"]
     assert info["id"] == MODEL
     # The commit of what anonymous callers see (app/hfcompat/views.py), not the release's.
     assert info["sha"] == anonymous_view(mixed)
@@ -60,8 +65,10 @@ def test_granted_researcher_sees_every_file_and_no_gate(
 ) -> None:
     user_id, headers = researcher
     grant(db, clock, user_id)
-    info = check(client.get(API, headers=headers), 200)
+    r = client.get(API, headers=headers)
+    info = check(r, 200)
     assert info["gated"] is False
+    assert "X-HF-Warning" not in r.headers
     assert [s["rfilename"] for s in info["siblings"]] == [
         "config.json",
         "model.safetensors",

@@ -166,6 +166,12 @@ def test_a_gated_release_answers_every_path_alike_and_the_denials_are_audited(
         assert "needs an approved access request" in headers["x-error-message"]
         assert "opens to everyone at 2026-07-01T12:00:00+00:00" in headers["x-error-message"]
         assert "x-linked-size" not in headers  # an error is never served as the file
+        # The message again as a warning, which the client logs whatever exception it then
+        # raises (hf prints "requires approval" for GatedRepo and drops the message); one
+        # topic per distinct refusal, since the client shows a topic once per process.
+        topic, message = headers["x-hf-warning"].split("; ", 1)
+        assert topic.startswith(f"weightgate-refused {MODEL} ")
+        assert message == headers["x-error-message"]
     assert '"code":"access_grant_required"' in body
     assert [(e.outcome, e.data["code"]) for e in events(db)] == [
         ("denied", "access_grant_required")

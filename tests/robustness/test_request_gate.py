@@ -10,6 +10,8 @@ import pytest
 
 from app.request_gate import RequestGate
 
+pytestmark = pytest.mark.no_database
+
 
 class Recorder:
     """An ASGI app that counts who is inside, starts its response, then streams a while."""

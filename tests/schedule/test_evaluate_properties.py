@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,8 @@ from app.policy.schedule import (
 )
 from app.policy.stages import check_stages
 from app.policy.tiers import LADDER, Tier, may_download
+
+pytestmark = pytest.mark.no_database
 
 BASE = datetime(2026, 6, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)

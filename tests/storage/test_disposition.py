@@ -8,6 +8,8 @@ import pytest
 from app.storage import ObjectStore
 from app.storage.disposition import content_disposition
 
+pytestmark = pytest.mark.no_database
+
 
 def test_disposition_keeps_the_exact_utf8_name_and_an_ascii_fallback() -> None:
     value = content_disposition('weights/modèle "v1".safetensors')

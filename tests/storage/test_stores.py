@@ -20,6 +20,8 @@ from app.storage.filesystem import FilesystemStore
 from app.storage.s3 import S3Store, part_size
 from tests.storage.inventory import address, contents, pending_multipart
 
+pytestmark = pytest.mark.no_database
+
 BOTH = pytest.mark.parametrize("store", ["filesystem", "s3"], indirect=True)
 S3_ONLY = pytest.mark.parametrize("store", ["s3"], indirect=True)
 MiB = 1024 * 1024

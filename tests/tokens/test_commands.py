@@ -7,9 +7,13 @@ import shlex
 import subprocess
 from datetime import UTC, datetime
 
+import pytest
+
 from app.policy.tiers import Tier
 from app.tokens.commands import render
 from app.tokens.schemas import ScopeOut, TokenFile, TokenOut
+
+pytestmark = pytest.mark.no_database
 
 BASE = "https://weights.example"
 
