@@ -27,9 +27,9 @@ from app.console.router import router as console_router
 from app.console.security import ConsoleHeaders
 from app.context import RequestContext
 from app.db import make_engine, make_sessionmaker
+from app.delivery.batcher import make_redeemer
 from app.delivery.fast_path import DownloadFastPath
 from app.delivery.presign import PresignCache
-from app.delivery.router import make_redeemer
 from app.delivery.router import router as delivery_router
 from app.errors import AppError, register_error_handlers
 from app.hfcompat.router import router as hf_router

@@ -203,3 +203,10 @@ def api_key_principal(session: Session, key: str, *, now: datetime) -> Principal
     if user is None:
         return None
     return Principal(kind="user", id=user.id, role=user.role, name=user.email)
+
+
+def api_keys_page(
+    session: Session, user_id: int, *, after: int | None, limit: int
+) -> Sequence[ApiKey]:
+    """The user's keys in id order, revoked ones included."""
+    return repo.api_keys_page(session, user_id, after=after, limit=limit)

@@ -6,7 +6,6 @@ the user's outstanding download tokens for the model, so the revocation shows on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -141,14 +140,24 @@ def revoke_grant(
     return grant
 
 
-def user_grants(
-    session: Session, user_id: int, *, after: int | None, limit: int
-) -> Sequence[tuple[Grant, Model]]:
-    """A user's grants, revoked ones included, oldest first, with their models."""
-    return [(g, m) for g, m in repo.user_grants_page(session, user_id, after=after, limit=limit)]
-
-
 def audience_counts(session: Session, model_id: int, *, now: datetime) -> tuple[int, int]:
     """Enabled users with an active grant for the model, and enabled partners whose live
     agreement covers it: who a lift to ``research`` or ``partner`` opens it to."""
     return repo.audience_counts(session, model_id, now=now)
+
+
+def grants_page(
+    session: Session, model: Model, *, after: int | None, limit: int, include_revoked: bool
+) -> list[tuple[Grant, str]]:
+    """The model's grants (with the holder's email) in id order."""
+    rows = repo.grants_page(
+        session, model.id, after=after, limit=limit, include_revoked=include_revoked
+    )
+    return [(g, email) for g, email in rows]
+
+
+def user_grants_page(
+    session: Session, user_id: int, *, after: int | None, limit: int
+) -> list[tuple[Grant, Model]]:
+    """A user's grants (with their model) in id order."""
+    return [(g, m) for g, m in repo.user_grants_page(session, user_id, after=after, limit=limit)]

@@ -329,6 +329,18 @@ def partner_out(
     )
 
 
+# --- reads for the routes -----------------------------------------------------------------
+
+
+def partner_by_id(session: Session, partner_id: int) -> Partner | None:
+    return repo.partner(session, partner_id)
+
+
+def live_agreement_models(session: Session, partner: Partner, *, now: datetime) -> list[str]:
+    """The models the partner's agreements cover now."""
+    return repo.live_agreement_models(session, partner.id, now=now)
+
+
 def partners_page(
     session: Session, *, after: int | None, limit: int, now: datetime
 ) -> list[PartnerOut]:

@@ -349,3 +349,50 @@ def queue_page(
         )
         for r, email in rows
     ]
+
+
+# --- reads for the routes -----------------------------------------------------------------
+
+
+def access_request(session: Session, request_id: int) -> AccessRequest | None:
+    return repo.access_request(session, request_id)
+
+
+def requests_page(
+    session: Session,
+    *,
+    after: int | None,
+    limit: int,
+    status: str | None = None,
+    model_id: int | None = None,
+    user_id: int | None = None,
+    created_before: datetime | None = None,
+    answer: str | None = None,
+    email_domain: str | None = None,
+) -> list[tuple[AccessRequest, str]]:
+    """Requests (with the requester's email) in id order, filtered."""
+    rows = repo.requests_page(
+        session,
+        after=after,
+        limit=limit,
+        status=status,
+        model_id=model_id,
+        user_id=user_id,
+        created_before=created_before,
+        answer=answer,
+        email_domain=email_domain,
+    )
+    return [(r, email) for r, email in rows]
+
+
+def request_view(session: Session, req: AccessRequest) -> AccessRequestOut:
+    model = repo.model_names(session, [req.model_id]).get(req.model_id, "")
+    email = repo.user_emails(session, [req.user_id]).get(req.user_id, "")
+    return request_out(req, model=model, email=email)
+
+
+def request_views(
+    session: Session, rows: Sequence[tuple[AccessRequest, str]]
+) -> list[AccessRequestOut]:
+    names = repo.model_names(session, [r.model_id for r, _ in rows])
+    return [request_out(r, model=names.get(r.model_id, ""), email=email) for r, email in rows]

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from app.access import grants as grants_service
-from app.access import repository as repo
 from app.access import requests as requests_service
 from app.access.schemas import (
     AccessRequestCreate,
@@ -21,15 +20,15 @@ from app.access.schemas import (
     MyGrantOut,
 )
 from app.auth.dependencies import AdminDep, UserDep
-from app.catalogue import repository as catalogue_repo
+from app.catalogue.lookups import model_named
 from app.catalogue.names import split_model_id
-from app.catalogue.visibility import model_not_found, visible_model
+from app.catalogue.visibility import visible_model
 from app.context import ClockDep, ContextDep
 from app.db import SessionDep
 from app.errors import NotFound, problems
 from app.ids import IdPath, IdQuery
 from app.instants import Instant
-from app.models import AccessRequest, Model
+from app.models import AccessRequest
 from app.pagination import Page, PageDep, encode_cursor
 
 router = APIRouter()
@@ -37,29 +36,11 @@ MODEL = "/v1/models/{namespace}/{name}"
 Status = Literal["pending", "approved", "denied"]
 
 
-def _out(session: Session, req: AccessRequest) -> AccessRequestOut:
-    model = repo.model_names(session, [req.model_id]).get(req.model_id, "")
-    email = repo.user_emails(session, [req.user_id]).get(req.user_id, "")
-    return requests_service.request_out(req, model=model, email=email)
-
-
 def _page(
     session: Session, rows: list[tuple[AccessRequest, str]], limit: int
 ) -> Page[AccessRequestOut]:
-    names = repo.model_names(session, [r.model_id for r, _ in rows])
-    items = [
-        requests_service.request_out(r, model=names.get(r.model_id, ""), email=email)
-        for r, email in rows
-    ]
     nxt = encode_cursor(rows[-1][0].id) if len(rows) == limit else None
-    return Page(items=items, next_cursor=nxt)
-
-
-def admin_model(session: Session, namespace: str, name: str) -> Model:
-    model = catalogue_repo.model_by_id(session, namespace, name)
-    if model is None:
-        raise model_not_found(namespace, name)
-    return model
+    return Page(items=requests_service.request_views(session, rows), next_cursor=nxt)
 
 
 @router.post(
@@ -81,7 +62,7 @@ def request_access(
     req = requests_service.create_request(
         session, principal=principal, model=model, clearance=clearance, body=body, now=now, ctx=ctx
     )
-    return _out(session, req)
+    return requests_service.request_view(session, req)
 
 
 @router.get("/v1/me/access-requests", responses=problems(401, 403, 422))
@@ -92,10 +73,10 @@ def my_access_requests(
     status: Status | None = None,
 ) -> Page[AccessRequestOut]:
     """The caller's own requests, oldest first."""
-    rows = repo.requests_page(
+    rows = requests_service.requests_page(
         session, after=page.after, limit=page.limit, status=status, user_id=principal.user_id
     )
-    return _page(session, [(r, e) for r, e in rows], page.limit)
+    return _page(session, rows, page.limit)
 
 
 @router.get("/v1/me/grants", responses=problems(401, 403, 422))
@@ -106,7 +87,9 @@ def my_grants(
     what it opens: the latest release's components as the caller sees them now, each
     downloadable or opening at a date."""
     assert principal.user_id is not None
-    rows = repo.user_grants_page(session, principal.user_id, after=page.after, limit=page.limit)
+    rows = grants_service.user_grants_page(
+        session, principal.user_id, after=page.after, limit=page.limit
+    )
     now = clock.now()
     items = [grants_service.my_grant_out(session, principal, g, m, now=now) for g, m in rows]
     nxt = encode_cursor(rows[-1][0].id) if len(rows) == page.limit else None
@@ -142,8 +125,8 @@ def list_access_requests(
     model, user, age, answer text and email domain."""
     model_id = None
     if model is not None:
-        model_id = admin_model(session, *split_model_id(model)).id
-    rows = repo.requests_page(
+        model_id = model_named(session, *split_model_id(model)).id
+    rows = requests_service.requests_page(
         session,
         after=page.after,
         limit=page.limit,
@@ -154,7 +137,7 @@ def list_access_requests(
         answer=answer,
         email_domain=email_domain,
     )
-    return _page(session, [(r, e) for r, e in rows], page.limit)
+    return _page(session, rows, page.limit)
 
 
 @router.post("/v1/access-requests/bulk", responses=problems(401, 403, 422))
@@ -179,10 +162,10 @@ def get_access_request(
     request_id: IdPath, principal: UserDep, session: SessionDep
 ) -> AccessRequestOut:
     """One request: admins see any, a user only their own (others are "not found")."""
-    req = repo.access_request(session, request_id)
+    req = requests_service.access_request(session, request_id)
     if req is None or (not principal.is_admin and req.user_id != principal.user_id):
         raise NotFound(f"no access request {request_id}", code="access_request_not_found")
-    return _out(session, req)
+    return requests_service.request_view(session, req)
 
 
 @router.post(
@@ -205,7 +188,7 @@ def approve(
         now=clock.now(),
         ctx=ctx,
     )
-    return _out(session, req)
+    return requests_service.request_view(session, req)
 
 
 @router.post("/v1/access-requests/{request_id}/deny", responses=problems(401, 403, 404, 409, 422))
@@ -226,7 +209,7 @@ def deny(
         now=clock.now(),
         ctx=ctx,
     )
-    return _out(session, req)
+    return requests_service.request_view(session, req)
 
 
 # --- grants (admin) -----------------------------------------------------------------------
@@ -242,9 +225,9 @@ def list_grants(
     include_revoked: bool = False,
 ) -> Page[GrantOut]:
     """Who holds research access to the model (``?include_revoked=true`` for history)."""
-    model = admin_model(session, namespace, name)
-    rows = repo.grants_page(
-        session, model.id, after=page.after, limit=page.limit, include_revoked=include_revoked
+    model = model_named(session, namespace, name)
+    rows = grants_service.grants_page(
+        session, model, after=page.after, limit=page.limit, include_revoked=include_revoked
     )
     nxt = encode_cursor(rows[-1][0].id) if len(rows) == page.limit else None
     return Page(
@@ -258,7 +241,7 @@ def get_grant(
     namespace: str, name: str, user: str, admin: AdminDep, session: SessionDep
 ) -> GrantOut:
     """A user's grant (by user id or email): the active one, else the latest revoked."""
-    model = admin_model(session, namespace, name)
+    model = model_named(session, namespace, name)
     target = grants_service.resolve_user(session, user)
     grant = grants_service.grant_of(session, model=model, user=target)
     return grants_service.grant_out(grant, model=model.repo_id, email=target.email)
@@ -276,7 +259,7 @@ def revoke_grant(
     reason: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> Response:
     """Revoke a user's grant now; their download tokens for the model are revoked with it."""
-    model = admin_model(session, namespace, name)
+    model = model_named(session, namespace, name)
     target = grants_service.resolve_user(session, user)
     grants_service.revoke_grant(
         session, model=model, user=target, reason=reason, actor=admin, now=clock.now(), ctx=ctx

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from app.access import apikeys, partners, users
-from app.access import repository as repo
 from app.access.partner_router import router as partner_router
 from app.access.requests_router import router as requests_router
 from app.access.schemas import (
@@ -94,7 +93,7 @@ def me(principal: AuthenticatedDep, session: SessionDep, clock: ClockDep) -> MeO
     """Who the credential belongs to: a user (API key) or a partner (access token)."""
     assert principal.id is not None
     if principal.kind == "partner":
-        partner = repo.partner(session, principal.id)
+        partner = partners.partner_by_id(session, principal.id)
         if partner is None:
             raise Unauthorized("this partner no longer exists", code="invalid_credentials")
         return MeOut(
@@ -103,9 +102,9 @@ def me(principal: AuthenticatedDep, session: SessionDep, clock: ClockDep) -> MeO
             name=partner.name,
             client_id=partner.client_id,
             created_at=partner.created_at,
-            models=repo.live_agreement_models(session, partner.id, now=clock.now()),
+            models=partners.live_agreement_models(session, partner, now=clock.now()),
         )
-    user = repo.user(session, principal.id)
+    user = users.user_by_id(session, principal.id)
     assert user is not None  # the API key that authenticated the call belongs to it
     return MeOut(
         kind="user",
@@ -124,7 +123,7 @@ def create_api_key(
 ) -> ApiKeyCreated:
     """A new API key for the caller; the key is in this response only."""
     assert principal.id is not None
-    user = repo.user(session, principal.id)
+    user = users.user_by_id(session, principal.id)
     assert user is not None
     now = clock.now()
     expires_at = body.expires_at
@@ -140,7 +139,7 @@ def create_api_key(
 def list_api_keys(principal: UserDep, session: SessionDep, page: PageDep) -> Page[ApiKeyOut]:
     """The caller's keys (prefix only; keys are never shown again), revoked ones included."""
     assert principal.id is not None
-    rows = repo.api_keys_page(session, principal.id, after=page.after, limit=page.limit)
+    rows = apikeys.api_keys_page(session, principal.id, after=page.after, limit=page.limit)
     nxt = encode_cursor(rows[-1].id) if len(rows) == page.limit else None
     return Page(items=[key_out(r) for r in rows], next_cursor=nxt)
 
@@ -235,7 +234,7 @@ def update_user(
 
 
 def _user_or_404(session: Session, user_id: int) -> User:
-    user = repo.user(session, user_id)
+    user = users.user_by_id(session, user_id)
     if user is None:
         raise NotFound(f"no user {user_id}", code="user_not_found")
     return user
@@ -247,7 +246,7 @@ def list_user_api_keys(
 ) -> Page[ApiKeyOut]:
     """A user's keys (prefix only), revoked ones included."""
     _user_or_404(session, user_id)
-    rows = repo.api_keys_page(session, user_id, after=page.after, limit=page.limit)
+    rows = apikeys.api_keys_page(session, user_id, after=page.after, limit=page.limit)
     nxt = encode_cursor(rows[-1].id) if len(rows) == page.limit else None
     return Page(items=[key_out(r) for r in rows], next_cursor=nxt)
 
@@ -287,8 +286,7 @@ def revoke_leaked_api_key(
 
 
 def _partner_out(session: Session, partner: Partner, clock: Clock) -> PartnerOut:
-    agreements = repo.agreements(session, [partner.id])[partner.id]
-    return partners.partner_out(partner, agreements, now=clock.now())
+    return partners.partner_view(session, partner.id, now=clock.now())
 
 
 @router.post("/v1/partners", status_code=201, responses=problems(401, 403, 409, 422))
@@ -308,24 +306,16 @@ def create_partner(
 def list_partners(
     admin: AdminDep, session: SessionDep, clock: ClockDep, page: PageDep
 ) -> Page[PartnerOut]:
-    rows = repo.partners_page(session, after=page.after, limit=page.limit)
-    agreements = repo.agreements(session, [p.id for p in rows])
-    now = clock.now()
-    nxt = encode_cursor(rows[-1].id) if len(rows) == page.limit else None
-    return Page(
-        items=[partners.partner_out(p, agreements[p.id], now=now) for p in rows],
-        next_cursor=nxt,
-    )
+    items = partners.partners_page(session, after=page.after, limit=page.limit, now=clock.now())
+    nxt = encode_cursor(items[-1].id) if len(items) == page.limit else None
+    return Page(items=items, next_cursor=nxt)
 
 
 @router.get("/v1/partners/{partner_id}", responses=problems(401, 403, 404))
 def get_partner(
     partner_id: IdPath, admin: AdminDep, session: SessionDep, clock: ClockDep
 ) -> PartnerOut:
-    partner = repo.partner(session, partner_id)
-    if partner is None:
-        raise NotFound(f"no partner {partner_id}", code="partner_not_found")
-    return _partner_out(session, partner, clock)
+    return partners.partner_view(session, partner_id, now=clock.now())
 
 
 @router.patch("/v1/partners/{partner_id}", responses=problems(401, 403, 404, 409, 422))

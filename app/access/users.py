@@ -261,3 +261,10 @@ def user_for_identity(
     if user.disabled_at is not None:
         raise Forbidden(f"the account {email} is disabled", code="user_disabled")
     return user
+
+
+# --- reads for the routes -----------------------------------------------------------------
+
+
+def user_by_id(session: Session, user_id: int) -> User | None:
+    return repo.user(session, user_id)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.audit import repository as repo
+from app.audit import service
 from app.audit.schemas import AuditEventOut, ChainVerification
 from app.audit.verify import Anchor, verify_chain
 from app.auth.dependencies import AdminDep
@@ -43,7 +43,7 @@ def list_events(
     until: Annotated[Instant | None, Query(description="events strictly before")] = None,
 ) -> Page[AuditEventOut]:
     """Audit events, newest first, filtered by action, actor, target and time."""
-    flt = repo.AuditFilter(
+    flt = service.AuditFilter(
         action=action,
         actor=actor,
         target_type=target_type,
@@ -52,7 +52,7 @@ def list_events(
         since=since,
         until=until,
     )
-    rows = repo.events_page(session, flt, before_id=page.after, limit=page.limit + 1)
+    rows = service.events_page(session, flt, before_id=page.after, limit=page.limit + 1)
     items = [AuditEventOut.model_validate(r) for r in rows[: page.limit]]
     more = len(rows) > page.limit
     return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)

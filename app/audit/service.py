@@ -20,6 +20,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from app.audit import repository
 from app.audit.chain import GENESIS, fields_hash
 from app.context import RequestContext
 from app.models import AuditEvent, AuditHead
@@ -179,3 +180,14 @@ def rows_json(rows: Sequence[dict[str, Any]]) -> str:
     """``rows`` as the JSON document :func:`insert_events_sql` unpacks. No ``default=``:
     whatever SQLAlchemy's JSON type would refuse is refused here too."""
     return json.dumps([{**row, "at": row["at"].isoformat()} for row in rows])
+
+
+# What the audit API and the console read: the routes call the service, not the repository.
+AuditFilter = repository.AuditFilter
+
+
+def events_page(
+    session: Session, flt: AuditFilter, *, before_id: int | None, limit: int
+) -> Sequence[AuditEvent]:
+    """Events matching ``flt``, newest first, below the keyset cursor ``before_id``."""
+    return repository.events_page(session, flt, before_id=before_id, limit=limit)

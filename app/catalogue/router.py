@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.dependencies import AdminDep, PrincipalDep
-from app.catalogue import listing, schemas, service, uploads
-from app.catalogue import repository as repo
-from app.catalogue.names import check_model_id, routed_file_path
+from app.catalogue import listing, lookups, schemas, service, uploads
+
+# admin_model: also the console's (app.console imports it from here).
+from app.catalogue.lookups import admin_model as admin_model
+from app.catalogue.lookups import component_outs, release_components
+from app.catalogue.names import routed_file_path
 from app.catalogue.service import require_release
 from app.catalogue.visibility import (
     announced_release_ids,
     latest_visible_releases,
-    model_not_found,
-    view_components,
     visible_model,
     visible_release,
 )
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import PayloadTooLarge, problems
-from app.models import Component, Model, Release
+from app.models import Model, Release
 from app.pagination import Page, PageDep, encode_cursor
 from app.parts import parts_of
-from app.policy.principals import Principal
 from app.policy.tiers import Tier
 from app.signing import service as signing
 from app.signing.keys import ReleaseKeysDep
@@ -69,16 +67,6 @@ def release_out(m: Model, r: Release, stats: tuple[int, int] | None) -> schemas.
         file_count=n,
         total_size=total,
     )
-
-
-def admin_model(session: Session, namespace: str, name: str) -> Model:
-    # Admin routes say "invalid name" (422) rather than "not found" for ids that could never
-    # exist; there is nothing to hide from an admin.
-    check_model_id(namespace, name)
-    model = repo.model_by_id(session, namespace, name)
-    if model is None:
-        raise model_not_found(namespace, name)
-    return model
 
 
 @router.post("", status_code=201, responses=problems(401, 403, 409, 422))
@@ -137,7 +125,7 @@ def update_model(
 ) -> schemas.ModelOut:
     model = admin_model(session, namespace, name)
     service.update_model(session, model=model, body=body, actor=admin, now=clock.now(), ctx=ctx)
-    return model_out(model, repo.latest_published(session, model.id))
+    return model_out(model, lookups.latest_published(session, model))
 
 
 @router.post(MODEL + "/releases", status_code=201, responses=problems(401, 403, 404, 409, 422))
@@ -167,15 +155,15 @@ def list_releases(
     page: PageDep,
 ) -> Page[schemas.ReleaseOut]:
     model, clearance = visible_model(session, principal, namespace, name, now=clock.now())
-    rels = repo.releases_page(
-        session, model.id, after=page.after, limit=page.limit, published_only=not principal.is_admin
+    rels = lookups.releases_page(
+        session, model, after=page.after, limit=page.limit, published_only=not principal.is_admin
     )
     nxt = encode_cursor(rels[-1].id) if len(rels) == page.limit else None
     if not principal.is_admin:
         # A release whose components are all still internal answers like an unknown one.
         announced = announced_release_ids(session, rels, now=clock.now())
         rels = [r for r in rels if r.id in announced]
-    stats = visible_stats(session, principal, clearance, rels, clock)
+    stats = lookups.visible_stats(session, principal, clearance, rels, now=clock.now())
     return Page(items=[release_out(model, r, stats.get(r.id)) for r in rels], next_cursor=nxt)
 
 
@@ -190,27 +178,8 @@ def get_release(
 ) -> schemas.ReleaseOut:
     model, clearance = visible_model(session, principal, namespace, name, now=clock.now())
     rel = visible_release(session, principal, model, version, now=clock.now())
-    stats = visible_stats(session, principal, clearance, [rel], clock)
+    stats = lookups.visible_stats(session, principal, clearance, [rel], now=clock.now())
     return release_out(model, rel, stats.get(rel.id))
-
-
-def visible_stats(
-    session: Session,
-    principal: Principal,
-    clearance: Tier,
-    rels: Sequence[Release],
-    clock: ClockDep,
-) -> dict[int, tuple[int, int]]:
-    """File count and size per release, over what the caller may download now: the size of
-    a component still under embargo is not the caller's to know."""
-    ids = [r.id for r in rels]
-    if principal.is_admin:
-        return repo.release_stats(session, ids)
-    views = view_components(
-        session, repo.components_for_releases(session, ids), clearance=clearance, now=clock.now()
-    )
-    allowed = [v.component.id for v in views if v.downloadable]
-    return repo.release_stats(session, ids, component_ids=allowed)
 
 
 @router.post(RELEASE + "/publish", responses=problems(401, 403, 404, 409, 503))
@@ -273,31 +242,6 @@ def revoke_signatures(
     )
 
 
-def component_outs(
-    session: Session, rel: Release, comps: list[Component], clock: ClockDep
-) -> list[schemas.ComponentOut]:
-    counts = repo.file_counts(session, rel.id)
-    views = view_components(session, comps, clearance=Tier.INTERNAL, now=clock.now())
-    return [
-        schemas.ComponentOut(
-            name=v.component.name,
-            tier=v.tier,
-            schedule=[schemas.StageOut(tier=s.tier, at=s.at) for s in v.state.stages],
-            next=schemas.StageOut(tier=v.next_tier, at=v.next_at)
-            if v.next_tier and v.next_at
-            else None,
-            held=v.component.held_at is not None,
-            hold_reason=v.component.hold_reason,
-            restricted_tier=Tier(v.component.restricted_tier)
-            if v.component.restricted_tier
-            else None,
-            restrict_reason=v.component.restrict_reason,
-            file_count=counts.get(v.component.id, 0),
-        )
-        for v in views
-    ]
-
-
 @router.post(RELEASE + "/components", status_code=201, responses=problems(401, 403, 404, 409, 422))
 def create_component(
     namespace: str,
@@ -314,7 +258,7 @@ def create_component(
     comp = service.create_component(
         session, model=model, rel=rel, body=body, actor=admin, now=clock.now(), ctx=ctx
     )
-    return component_outs(session, rel, [comp], clock)[0]
+    return component_outs(session, rel, [comp], now=clock.now())[0]
 
 
 @router.get(RELEASE + "/components", responses=problems(401, 403, 404))
@@ -323,7 +267,7 @@ def list_components(
 ) -> list[schemas.ComponentOut]:
     model = admin_model(session, namespace, name)
     rel = require_release(session, model, version)
-    return component_outs(session, rel, list(repo.components(session, rel.id)), clock)
+    return component_outs(session, rel, release_components(session, rel), now=clock.now())
 
 
 @router.put(

@@ -237,7 +237,7 @@ def my_access(request: Request, found: Signed, session: SessionDep, clock: Clock
     requests = my_requests(session, found.user.id, limit=200)
     grants = [
         grants_service.my_grant_out(session, principal, g, m, now=now)
-        for g, m in grants_service.user_grants(session, found.user.id, after=None, limit=200)
+        for g, m in grants_service.user_grants_page(session, found.user.id, after=None, limit=200)
     ]
     return render(
         request,

@@ -283,7 +283,7 @@ def preview(request: Request, action: ActionDep, rows: StageRows) -> Response:
 
 
 def _current(action: Action) -> Any:
-    stages = service.stages_of(action.session, action.target.component.id)
+    stages = service.stages_of(action.session, action.target)
     return service.schedule_out(action.target, stages, now=action.now)
 
 
@@ -292,9 +292,7 @@ def audience(session: Session, target: service.Target, *, now: datetime, tier: T
     if tier == Tier.OPEN:
         return "Everyone will be able to download it, without an account (anonymous downloads)."
     users, partners = grants.audience_counts(session, target.model.id, now=now)
-    current = service.schedule_out(
-        target, service.stages_of(session, target.component.id), now=now
-    ).tier
+    current = service.schedule_out(target, service.stages_of(session, target), now=now).tier
     parts = []
     if current.rank < Tier.PARTNER.rank <= tier.rank:
         parts.append(f"{partners} partner{'s' if partners != 1 else ''} under agreement")
@@ -319,7 +317,7 @@ def lift_confirmation(
 ) -> Response:
     now = clock.now()
     target = service.load_target(session, namespace, name, version, component)
-    stages = service.stages_of(session, target.component.id)
+    stages = service.stages_of(session, target)
     out = service.schedule_out(target, stages, now=now)
     chosen = tier or (out.next.tier if out.next else None)
     if chosen is None:

@@ -9,7 +9,6 @@ filesystem store).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,14 +17,12 @@ from fastapi import APIRouter, Request, Response
 from app.catalogue.names import check_file_path, routed_file_path
 from app.context import get_context
 from app.delivery import service
-from app.delivery.group_commit import GroupCommit
-from app.delivery.service import Authorized, FileAddress, Mode
+from app.delivery.service import Authorized, FileAddress, Mode, delivery_mode
 from app.delivery.streaming import file_response
-from app.errors import AppError, BadRequest, TokenInvalid, problems
+from app.errors import BadRequest, TokenInvalid, problems
 from app.lru import LRU
 from app.parts import Parts, parts_of
 from app.settings import Settings
-from app.storage import ObjectStore
 from app.tokens import codec
 from app.tokens.claims import DOWNLOAD_AUDIENCE, DownloadClaims
 from app.tokens.keys import KeySet
@@ -84,28 +81,6 @@ def verified_claims(
         claims = DownloadClaims.from_payload(payload)
         _claims.put(token, claims)
     return claims
-
-
-def delivery_mode(settings: Settings, store: ObjectStore) -> Mode:
-    return (
-        "redirect"
-        if settings.delivery_mode == "redirect" and store.name != "filesystem"
-        else "proxy"
-    )
-
-
-Redeemer = GroupCommit[service.Request, Authorized]
-
-
-def make_redeemer(current: Callable[[], Parts], *, max_batch: int) -> Redeemer:
-    """The app's download batcher (:mod:`app.delivery.group_commit`). Each batch runs with
-    the session factory and settings the app holds at the time (``current``)."""
-
-    def run(requests: Sequence[service.Request]) -> list[Authorized | AppError]:
-        parts = current()
-        return service.redeem(parts.sessionmaker, requests, settings=parts.settings)
-
-    return GroupCommit(run, max_batch=max_batch)
 
 
 def answer(

@@ -57,6 +57,7 @@ from app.quotas import service as quotas
 from app.refusals import denial
 from app.refusals import refusal as answer
 from app.settings import Settings
+from app.storage import ObjectStore
 from app.tokens import events
 from app.tokens import repository as repo
 from app.tokens.claims import DownloadClaims, FileRequest
@@ -64,6 +65,18 @@ from app.tokens.codec import SignedButRefused
 from app.tokens.uses import FileKey, Progress, Use, Uses
 
 Mode = Literal["redirect", "proxy"]
+
+
+def delivery_mode(settings: Settings, store: ObjectStore) -> Mode:
+    """How a file leaves: a 302 to a presigned URL, or the bytes through the server (always
+    for the filesystem store, which cannot presign)."""
+    return (
+        "redirect"
+        if settings.delivery_mode == "redirect" and store.name != "filesystem"
+        else "proxy"
+    )
+
+
 log = logging.getLogger(__name__)
 
 

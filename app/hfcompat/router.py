@@ -24,11 +24,16 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.dependencies import get_principal
 from app.context import ClockDep, RequestContext, get_context
 from app.db import SessionDep
-from app.delivery.router import delivery_mode
-from app.delivery.service import Authorized, Checked, FileAddress, download_charge
+from app.delivery.service import (
+    Authorized,
+    Checked,
+    FileAddress,
+    delivery_mode,
+    download_charge,
+)
 from app.delivery.streaming import RangePlan, etag_for, file_headers, file_response
 from app.errors import AppError, Unauthorized, problems
-from app.hfcompat import errors, git_routes, schemas, service, unsupported, whoami
+from app.hfcompat import errors, git_routes, resolution, schemas, service, unsupported, whoami
 from app.hfcompat.caller import HfPrincipalDep
 from app.hfcompat.service import HfRelease
 from app.models import ReleaseFile
@@ -251,33 +256,35 @@ def _decide(
     ctx: RequestContext,
     now: datetime,
 ) -> tuple[Checked, Response | None]:
-    """The caller, the release ``rev`` names and the file, in one session of its own,
-    committed (an API key's last-use stamp) before the batch runs: what to record, and the
-    answer to send if the batch accepts it."""
-    settings = parts.settings
-    with parts.sessionmaker() as session:
+    """The caller, the release ``rev`` names and the file (:mod:`app.hfcompat.resolution`,
+    committed before the batch runs): what to record, and the answer to send if the batch
+    accepts it."""
+
+    def authenticate(session: Session) -> Principal:
         try:
-            principal = get_principal(request, session, parts.clock)
+            return get_principal(request, session, parts.clock)
         except Unauthorized as e:
             raise errors.with_invalid_credentials(e) from e
-        target = service.open_release(session, principal, namespace, name, rev, now=now)
-        record = _Record(
-            address=FileAddress(
-                target.model.namespace, target.model.name, target.release.version, path
-            ),
-            method=request.method,
-            now=now,
-            ctx=ctx,
-            actor=principal.subject,
-            data={"path": path, "tier": target.clearance.value, "method": request.method},
-        )
-        try:
-            row = service.resolve_file(session, target, path)
-            ans = _answer(request, parts, target, row, now=now)
-        except AppError as err:
-            session.commit()
-            return record.checked(err), None
-        session.commit()
+
+    decided = resolution.decide(parts, authenticate, namespace, name, rev, path, now=now)
+    principal, target = decided.principal, decided.target
+    record = _Record(
+        address=FileAddress(
+            target.model.namespace, target.model.name, target.release.version, path
+        ),
+        method=request.method,
+        now=now,
+        ctx=ctx,
+        actor=principal.subject,
+        data={"path": path, "tier": target.clearance.value, "method": request.method},
+    )
+    if isinstance(decided.found, AppError):
+        return record.checked(decided.found), None
+    try:
+        ans = _answer(request, parts, target, decided.found, now=now)
+    except AppError as err:
+        return record.checked(err), None
+    settings = parts.settings
     charge = None
     if ans.sends:
         subject = None if principal.kind == "anonymous" else principal.subject

@@ -11,9 +11,8 @@ from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import AdminDep
-from app.catalogue import repository as catalogue_repo
+from app.catalogue.lookups import model_named
 from app.catalogue.names import split_model_id
-from app.catalogue.visibility import model_not_found
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import problems
@@ -21,7 +20,6 @@ from app.instants import Instant
 from app.models import Stage
 from app.pagination import MAX_LIMIT, Page, PageDep
 from app.schedule import embargoes, pending_reminders, service
-from app.schedule import repository as repo
 from app.schedule.schemas import (
     EmbargoOut,
     HoldIn,
@@ -62,11 +60,7 @@ def _model_id(session: Session, model: str | None) -> int | None:
     """The id of the ``?model=`` filter's model (404 if there is none)."""
     if model is None:
         return None
-    namespace, model_name = split_model_id(model)
-    found = catalogue_repo.model_by_id(session, namespace, model_name)
-    if found is None:
-        raise model_not_found(namespace, model_name)
-    return found.id
+    return model_named(session, *split_model_id(model)).id
 
 
 @router.get(SCHEDULE, responses=problems(401, 403, 404))
@@ -82,7 +76,7 @@ def get_schedule(
 ) -> ScheduleOut:
     """The component's stages with their state now (past, upcoming, held, capped)."""
     target = service.load_target(session, namespace, name, version, component)
-    stages = list(repo.stages(session, target.component.id))
+    stages = service.stages_of(session, target)
     return _tagged(response, service.schedule_out(target, stages, now=clock.now()), target, stages)
 
 

@@ -70,6 +70,11 @@ def load_target(
     return Target(model, rel, comp)
 
 
+def stages_of(session: Session, target: Target) -> list[Stage]:
+    """The target component's stages, in order."""
+    return list(repo.stages(session, target.component.id))
+
+
 def state_of(component: Component, stages: Sequence[Stage]) -> ScheduleState:
     return ScheduleState.of(
         [(s.tier, s.at) for s in stages], component.held_at, component.restricted_tier
@@ -132,12 +137,6 @@ def schedule_out(
         ],
         tokens_revoked=tokens_revoked,
     )
-
-
-def stages_of(session: Session, component_id: int) -> list[Stage]:
-    """A component's stages in time order (what :func:`schedule_out` and
-    :func:`schedule_version` are computed from)."""
-    return repo.stages(session, component_id)
 
 
 def snapshot(component: Component, stages: Sequence[Stage], now: datetime) -> dict[str, Any]:
