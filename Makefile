@@ -14,6 +14,10 @@ PORT ?= 8000
 # xdist workers per suite run; the machine has 2 cores.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
+# Branch coverage of app/, measured in the SQLite pass of the whole suite only (paid once; not
+# when PYTEST_ARGS picks a subset) and reported per module at its end. Code that runs only in
+# the live servers' and CLI subprocesses is not measured (docs/architecture.md, Coverage).
+COVERAGE_ARGS := --cov=app --cov-branch --cov-report=term:skip-covered
 # JUnit reports of each backend's pass; .ci/run checks the PostgreSQL one really ran tests.
 REPORTS := var/test-reports
 LINTED := app tests bench migrations deploy
@@ -94,7 +98,8 @@ format: $(TEST_STAMP)
 test-sqlite: $(TEST_STAMP) $(TOOLS)/.installed $(CHROMIUM) $(SOFTHSM)
 	@mkdir -p $(REPORTS)
 	WEIGHTGATE_TEST_DB=sqlite $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal \
-		--junitxml=$(REPORTS)/sqlite.xml -o junit_suite_name=sqlite $(PYTEST_ARGS)
+		--junitxml=$(REPORTS)/sqlite.xml -o junit_suite_name=sqlite \
+		$(if $(PYTEST_ARGS),,$(COVERAGE_ARGS)) $(PYTEST_ARGS)
 
 test-postgres: $(TEST_STAMP) $(TOOLS)/.installed $(CHROMIUM) $(SOFTHSM)
 	@mkdir -p $(REPORTS)
