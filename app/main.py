@@ -15,11 +15,12 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import __version__, api_schema
-from app.access.apikeys import api_key_principal
+from app.access.key_cache import ApiKeyCache
 from app.access.router import router as access_router
 from app.apidocs import mount_api_docs
 from app.audit.router import router as audit_router
 from app.auth.dependencies import Authenticators
+from app.catalogue.cached import CatalogueCache
 from app.catalogue.router import router as catalogue_router
 from app.clock import Clock, SystemClock
 from app.console.problems import render_problem
@@ -32,6 +33,8 @@ from app.delivery.fast_path import DownloadFastPath
 from app.delivery.presign import PresignCache
 from app.delivery.router import router as delivery_router
 from app.errors import AppError, register_error_handlers
+from app.freshness import Freshness, database_freshness
+from app.hfcompat.fast_path import HubResolveFastPath
 from app.hfcompat.router import router as hf_router
 from app.http_guard import RefuseNulInUrl
 from app.http_limits import LimitRequestBodies
@@ -91,6 +94,7 @@ def create_app(
                 yield
         finally:
             parts_of(app).probe_engine.dispose()
+            parts_of(app).freshness.close()
             if own_engine:
                 engine.dispose()
 
@@ -109,6 +113,10 @@ def create_app(
     release_keys = load_release_keys(settings, now=now)
     check_distinct(release_keys, [s.key.public for s in keys.statuses(now)])
     probe_engine = make_probe_engine(engine.url)
+    # Per-process caches of the hot routes answer only while nothing they hold has changed
+    # (app/freshness.py): this process's commits move the epoch at once, other writers'
+    # within settings.cache_check_seconds.
+    freshness = database_freshness(engine, interval=settings.cache_check_seconds)
 
     def current() -> Parts:
         return parts_of(app)
@@ -124,9 +132,11 @@ def create_app(
             store=store or open_store(settings),
             keys=keys,
             release_keys=release_keys,
-            authenticators=_authenticators(current),
+            authenticators=_authenticators(current, freshness),
             redeemer=make_redeemer(current, max_batch=settings.delivery_max_batch),
             presign_cache=PresignCache(),
+            freshness=freshness,
+            catalogue_cache=CatalogueCache(freshness),
             # The checks read the parts when they run: tests swap the store and the probe
             # engine.
             readiness=Readiness(
@@ -150,6 +160,7 @@ def create_app(
     configure_logging(settings)
     register_error_handlers(app, observe=_count_denial, render=render_problem)
     # Innermost: downloads bypass FastAPI's routing, inside the guard and observability.
+    app.add_middleware(HubResolveFastPath)  # the Hub's HEAD and GET of a file, likewise
     app.add_middleware(DownloadFastPath)
     app.add_middleware(RequestGate, limit=SQLITE_LIMIT if settings.is_sqlite else POSTGRESQL_LIMIT)
     app.add_middleware(LimitRequestBodies)
@@ -177,7 +188,7 @@ def create_app(
     return app
 
 
-def _authenticators(current: Callable[[], Parts]) -> Authenticators:
+def _authenticators(current: Callable[[], Parts], freshness: Freshness) -> Authenticators:
     """How :mod:`app.auth` checks credentials: API keys by the access domain, partner access
     tokens by the tokens domain (with the settings and keys the app holds at call time)."""
 
@@ -189,7 +200,7 @@ def _authenticators(current: Callable[[], Parts]) -> Authenticators:
             session, value, now=now, settings=parts.settings, keys=parts.keys, ctx=ctx
         )
 
-    return Authenticators(api_key=api_key_principal, partner_token=partner_token)
+    return Authenticators(api_key=ApiKeyCache(freshness), partner_token=partner_token)
 
 
 def _count_denial(exc: AppError) -> None:

@@ -30,10 +30,12 @@ from app.storage import ObjectStore
 
 if TYPE_CHECKING:
     from app.auth.dependencies import Authenticators
+    from app.catalogue.cached import CatalogueCache
     from app.delivery.group_commit import GroupCommit
     from app.delivery.presign import PresignCache
     from app.delivery.service import Authorized
     from app.delivery.service import Request as DownloadRequest
+    from app.freshness import Freshness
     from app.observability.metrics import DatabaseCollector
     from app.observability.readiness import Readiness
     from app.signing.keys import ReleaseKeySet
@@ -56,6 +58,10 @@ class Parts:
     # Downloads (/v1/files and the Hub's resolve) arriving together, redeemed in one batch.
     redeemer: GroupCommit[DownloadRequest, Authorized]
     presign_cache: PresignCache
+    # The cache epoch and the caches it governs (app/freshness.py): API keys (inside
+    # authenticators) and the catalogue reads of the Hub routes and the manifest.
+    freshness: Freshness
+    catalogue_cache: CatalogueCache
     readiness: Readiness
     database_metrics: DatabaseCollector
     # Whether the scheduler, the webhook deliveries and the safety sweep run with the app.

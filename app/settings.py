@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     token_leeway_seconds: int = 5
     # How often a replica re-reads the keys directory for rotated keys.
     keys_reload_seconds: float = 10.0
+    # How often a process looks for changes committed elsewhere to what it caches (API keys,
+    # users, grants, agreements, the catalogue): the bound, plus one round trip, on how long
+    # a revocation, a hold or a disabled user may still be honoured by a replica that did not
+    # make it (app/freshness.py). Kept under a second.
+    cache_check_seconds: float = Field(default=0.5, gt=0, le=0.9)
     # PostgreSQL only: commit download records without waiting for the WAL flush. Faster
     # redemptions; a database crash can lose the last ~0.6 s of them (docs/tokens.md).
     delivery_async_commit: bool = False

@@ -79,20 +79,24 @@ class Server:
 
 
 @contextmanager
-def serve(target: str, env: dict[str, str], log: Path, health: str) -> Iterator[Server]:
-    """``target`` (an ASGI import path) under uvicorn with the settings shared by all runs."""
+def serve(
+    target: str, env: dict[str, str], log: Path, health: str, root: Path = ROOT
+) -> Iterator[Server]:
+    """``target`` (an ASGI import path) under uvicorn with the settings shared by all runs;
+    imported from the checkout ``root`` (another one for ``--baseline``)."""
     port = free_port()
     with log.open("ab") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-c", UVICORN, target, str(port)],
-            env={**os.environ, **AWS_TEST_ENV, "PYTHONPATH": str(ROOT), **env},
+            env={**os.environ, **AWS_TEST_ENV, "PYTHONPATH": str(root), **env},
             stdout=fh,
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            cwd=root,
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url + health, proc=proc)
+        # Generous: on a shared 2-core machine under load, imports alone can take 30 s.
+        wait_http(url + health, proc=proc, timeout=120)
         yield Server(url, proc.pid)
     finally:
         stop(proc)
@@ -397,6 +401,12 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=256, help="streamed object size")
     parser.add_argument("--rounds", type=int, default=3, help="streaming repetitions (best)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. a git worktree of the commit before a change): its app "
+        "is served on the same database in the same run, and the doors are measured on both",
+    )
     args = parser.parse_args()
 
     big = os.urandom(args.size_mib * 2**20)
@@ -461,6 +471,17 @@ def main() -> None:
                         one = [get(path, server.host, researcher, method=method)]
                         results[name] = measured(server, one, db_url, args)
                     stream_token = pool[0]
+                if args.baseline is not None:
+                    # The same requests against the other checkout's app, on the same
+                    # database, right after: "before" and "after" in one run.
+                    with serve("app.asgi:app", env, log, "/healthz", args.baseline) as server:
+                        results["before redeem"] = measured(server, redeem, db_url, args)
+                        results["before issue"] = measured(server, issue, db_url, args)
+                        results["before resolve"] = measured(server, resolve, db_url, args)
+                        for name, target in DOORS.items():
+                            method, _, path = target.partition(" ")
+                            one = [get(path, server.host, researcher, method=method)]
+                            results[f"before {name}"] = measured(server, one, db_url, args)
                 with serve("bench.floor_app:app", env, log, "/healthz") as server:
                     results["redeem floor"] = measured(server, redeem, db_url, args)
                 results["bare wide"] = measured(bare_server, bare, "", wide)
@@ -682,6 +703,16 @@ def report(
             f"| {name} | {cpu:,.0f} | {times:.1f}x | {verdict(times <= 2)} | "
             f"{m.load.p99_ms:.1f} | {statements.get(name, '—')} |"
         )
+    wide_ratio = r["redeem wide"].load.rps / r["bare wide"].load.rps
+    lines += [
+        "",
+        f"Redemption floor (kept from before this round): ≥ 20% of the bare route at "
+        f"{args.connections} connections — {verdict(redeem_ratio >= 0.2)} "
+        f"({redeem_ratio:.0%}); ≥ 30% at {WIDE} — {verdict(wide_ratio >= 0.3)} "
+        f"({wide_ratio:.0%}).",
+    ]
+    if "before redeem" in r:
+        lines += before_after(r)
     lines += [
         "",
         f"Streaming one {args.size_mib} MiB object with curl (best of {args.rounds}, "
@@ -701,6 +732,35 @@ def report(
         f"Machine: {machine()}.",
     ]
     return "\n".join(lines)
+
+
+def before_after(r: dict[str, Measured]) -> list[str]:
+    """The doors on the ``--baseline`` checkout and on this one, same database, same run:
+    each as CPU per request and as a multiple of its own server's redemption."""
+    lines = [
+        "",
+        "Before and after, same run (`--baseline`: the checkout before the change, served on "
+        "the same database right after this one; server + database CPU per request, and as "
+        "a multiple of the same server's redemption):",
+        "",
+        "| request | before µs/req | before x redeem | before p99 ms | after µs/req | "
+        "after x redeem | after p99 ms | after ≤ 2x |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cpu(m: Measured) -> float:
+        return m.server_us + (m.db_us or 0.0)
+
+    for name in ("redeem", "issue", "resolve", *DOORS):
+        old, new = r[f"before {name}"], r[name]
+        x_old = cpu(old) / cpu(r["before redeem"])
+        x_new = cpu(new) / cpu(r["redeem"])
+        lines.append(
+            f"| {name} | {cpu(old):,.0f} | {x_old:.1f}x | {old.load.p99_ms:.1f} | "
+            f"{cpu(new):,.0f} | {x_new:.1f}x | {new.load.p99_ms:.1f} | "
+            f"{'met' if x_new <= 2 else '**not met**'} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from app.access.identities import clean_name
 from app.context import RequestContext
 from app.errors import Conflict, NotFound, Unprocessable
 from app.models import ApiKey, User
-from app.policy.principals import Principal
 
 KEY_PREFIX = "wg_"
 _KEY_BODY_LEN = 43  # token_urlsafe(32)
@@ -195,14 +194,6 @@ def _revoke(
         data={"reason": reason} if reason else None,
         ctx=ctx,
     )
-
-
-def api_key_principal(session: Session, key: str, *, now: datetime) -> Principal | None:
-    """The principal an API key stands for (what :mod:`app.auth` asks), or ``None``."""
-    user = authenticate_api_key(session, key, now=now)
-    if user is None:
-        return None
-    return Principal(kind="user", id=user.id, role=user.role, name=user.email)
 
 
 def api_keys_page(

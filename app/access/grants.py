@@ -140,6 +140,12 @@ def revoke_grant(
     return grant
 
 
+def audience_counts(session: Session, model_id: int, *, now: datetime) -> tuple[int, int]:
+    """Enabled users with an active grant for the model, and enabled partners whose live
+    agreement covers it: who a lift to ``research`` or ``partner`` opens it to."""
+    return repo.audience_counts(session, model_id, now=now)
+
+
 def grants_page(
     session: Session, model: Model, *, after: int | None, limit: int, include_revoked: bool
 ) -> list[tuple[Grant, str]]:

@@ -25,6 +25,7 @@ from app.access.schemas import (
     BulkSkipped,
     UserRef,
 )
+from app.catalogue import repository as catalogue_repo
 from app.context import RequestContext
 from app.errors import Conflict, NotFound, Unprocessable
 from app.models import AccessRequest, Model
@@ -320,6 +321,34 @@ def _notify_decisions(
         if reason and status == "denied":
             data["reason"] = reason
         enqueue_event(session, event_type=event_type, data=data, now=now)
+
+
+def requests_out(
+    session: Session, *, after: int | None, limit: int, **filters: Any
+) -> list[AccessRequestOut]:
+    """A page of requests with the repository's filters (status, model, user, age, answer
+    text, email domain, order), each as the API shows it: two statements."""
+    rows = repo.requests_page(session, after=after, limit=limit, **filters)
+    names = repo.model_names(session, {r.model_id for r, _ in rows})
+    return [request_out(r, model=names.get(r.model_id, ""), email=email) for r, email in rows]
+
+
+def queue_page(
+    session: Session, *, after: int | None, limit: int, **filters: Any
+) -> list[tuple[AccessRequestOut, bool]]:
+    """:func:`requests_out`, each with whether the license version the requester accepted
+    is the model's current one (the admin's queue): three statements."""
+    rows = repo.requests_page(session, after=after, limit=limit, **filters)
+    model_ids = list({r.model_id for r, _ in rows})
+    names = repo.model_names(session, model_ids)
+    licenses = catalogue_repo.license_hashes(session, model_ids)
+    return [
+        (
+            request_out(r, model=names.get(r.model_id, ""), email=email),
+            licenses.get(r.model_id) == r.license_sha256,
+        )
+        for r, email in rows
+    ]
 
 
 # --- reads for the routes -----------------------------------------------------------------

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth.dependencies import AdminDep, PrincipalDep
 from app.catalogue import listing, lookups, schemas, service, uploads
+from app.catalogue.cached import CatalogueCacheDep
 
 # admin_model: also the console's (app.console imports it from here).
 from app.catalogue.lookups import admin_model as admin_model
@@ -364,6 +365,7 @@ def get_manifest(
     session: SessionDep,
     principal: PrincipalDep,
     clock: ClockDep,
+    cache: CatalogueCacheDep,
 ) -> schemas.Manifest:
     """Files the caller may download now, and every component the caller may know about
     with its tier and next lift. ``version`` may also be a revision id or ``main``."""
@@ -374,4 +376,5 @@ def get_manifest(
         name=name,
         version=version,
         now=clock.now(),
+        cache=cache,
     )

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.catalogue import repository as repo
 from app.catalogue import schemas
+from app.catalogue.cached import CatalogueCache
 from app.catalogue.names import check_component, check_version, split_model_id
 from app.catalogue.visibility import ComponentView, visible_model_release
 from app.context import RequestContext
@@ -381,10 +382,17 @@ def manifest(
     name: str,
     version: str,
     now: datetime,
+    cache: CatalogueCache | None = None,
 ) -> schemas.Manifest:
-    model, clearance, rel, views = visible_model_release(
-        session, principal, namespace, name, version, now=now
-    )
+    """The manifest; the release and the caller's clearance read through ``cache``
+    (app/catalogue/cached.py) when given."""
+    if cache is None:
+        found = visible_model_release(session, principal, namespace, name, version, now=now)
+        rows: Sequence[ReleaseFile] = repo.files(session, found[2].id)
+    else:
+        found = cache.visible_model_release(session, principal, namespace, name, version, now=now)
+        rows = list(cache.files(session, found[2].id).values())
+    model, clearance, rel, views = found
     by_id = {v.component.id: v for v in views}
     files = [
         schemas.ManifestFile(
@@ -394,7 +402,7 @@ def manifest(
             component=by_id[f.component_id].component.name,
             tier=by_id[f.component_id].tier,
         )
-        for f in repo.files(session, rel.id)
+        for f in rows
         if by_id[f.component_id].downloadable
     ]
     comps = [

@@ -52,7 +52,7 @@ def schedule_state(component: Component, stages: Sequence[Stage]) -> ScheduleSta
 
 
 def view_components(
-    session: Session,
+    session: Session | None,
     components: Sequence[Component],
     *,
     clearance: Tier,
@@ -60,8 +60,9 @@ def view_components(
     stages: Mapping[int, Sequence[Stage]] | None = None,
 ) -> list[ComponentView]:
     """How the caller sees each component now; ``stages`` (by component id) when already
-    read."""
+    read (then no session is needed)."""
     if stages is None:
+        assert session is not None
         stages = repo.stages_for(session, [c.id for c in components])
     views = []
     for c in components:
@@ -124,12 +125,12 @@ def announced_models(session: Session, models: Sequence[Model], *, now: datetime
     """Ids of the models with a published component above ``internal`` now."""
     if not models:
         return set()
-    published = _published_releases(session, [m.id for m in models])
+    published = published_releases(session, [m.id for m in models])
     announced = announced_release_ids(session, published, now=now)
     return {r.model_id for r in published if r.id in announced}
 
 
-def _published_releases(session: Session, model_ids: list[int]) -> Sequence[Release]:
+def published_releases(session: Session, model_ids: list[int]) -> Sequence[Release]:
     return session.scalars(
         select(Release)
         .where(Release.model_id.in_(model_ids), Release.status == "published")
@@ -290,7 +291,7 @@ class _Announced:
 
 def _announced_of(session: Session, model_id: int, *, now: datetime) -> _Announced:
     """Three queries, whatever the model (or its absence: ``NO_MODEL``) holds."""
-    published = _published_releases(session, [model_id])
+    published = published_releases(session, [model_id])
     comps = repo.published_components(session, model_id)
     stages = repo.published_stages(session, model_id, [c.id for c in comps])
     shown = _announced(comps, stages, now=now)
@@ -333,7 +334,7 @@ def latest_visible_releases(
     resolves to for it), in a constant number of queries for the whole batch."""
     if not models:
         return {}
-    published = _published_releases(session, [m.id for m in models])
+    published = published_releases(session, [m.id for m in models])
     shown = (
         {r.id for r in published}
         if principal.is_admin

@@ -10,10 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from app.access import repository as access_repo
 from app.access import requests as requests_service
 from app.access.schemas import MAX_BULK, BulkDecision
-from app.catalogue import repository as catalogue_repo
 from app.catalogue.names import split_model_id
 from app.catalogue.router import admin_model
 from app.console.schedule_actions import parse
@@ -67,7 +65,7 @@ def queue(
     if filters["model"]:
         model_id = admin_model(session, *split_model_id(filters["model"])).id
     days = filters["older_than_days"]
-    rows = access_repo.requests_page(
+    rows = requests_service.queue_page(
         session,
         after=decode_cursor(cursor) if cursor else None,
         limit=filters["limit"],
@@ -77,15 +75,7 @@ def queue(
         answer=filters["answer"] or None,
         email_domain=filters["email_domain"] or None,
     )
-    names = access_repo.model_names(session, [r.model_id for r, _ in rows])
-    licenses = catalogue_repo.license_hashes(session, list({r.model_id for r, _ in rows}))
-    items = [
-        {
-            "out": requests_service.request_out(r, model=names.get(r.model_id, ""), email=email),
-            "current_license": licenses.get(r.model_id) == r.license_sha256,
-        }
-        for r, email in rows
-    ]
+    items = [{"out": out, "current_license": current} for out, current in rows]
     query = {k: v for k, v in filters.items() if v not in ("", None)}
     return render(
         request,

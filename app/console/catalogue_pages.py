@@ -3,14 +3,13 @@ component's schedule as a picture, with its files, sizes and SHA-256 underneath)
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from app.catalogue import repository as catalogue_repo
+from app.catalogue import contents
 from app.catalogue.router import admin_model, model_out, release_out
 from app.catalogue.service import require_release
 from app.console.security import PREFIX
@@ -33,10 +32,9 @@ Cursor = Annotated[str | None, Query(max_length=64)]
 def models(
     request: Request, admin: AdminSession, session: SessionDep, cursor: Cursor = None
 ) -> Response:
-    rows = catalogue_repo.models_page(
+    rows, latest = contents.models_page(
         session, after=decode_cursor(cursor) if cursor else None, limit=PAGE
     )
-    latest = catalogue_repo.latest_published_versions(session, [m.id for m in rows])
     return render(
         request,
         "models.html",
@@ -58,14 +56,14 @@ def model_page(
     saved: Annotated[bool, Query()] = False,
 ) -> Response:
     model = admin_model(session, namespace, name)
-    rels = catalogue_repo.releases_page(
+    rels = contents.releases_page(
         session,
         model.id,
         after=decode_cursor(cursor) if cursor else None,
         limit=PAGE,
         published_only=False,
     )
-    stats = catalogue_repo.release_stats(session, [r.id for r in rels])
+    stats = contents.release_stats(session, [r.id for r in rels])
     return render(
         request,
         "model.html",
@@ -122,14 +120,10 @@ def render_release(
 ) -> Response:
     """The release page; ``errors`` and ``notices`` are shown at their component, and
     ``drafts`` keeps what the admin typed in a form that was refused."""
-    comps = list(catalogue_repo.components(session, rel.id))
-    stages = catalogue_repo.stages_for(session, [c.id for c in comps])
-    files = defaultdict(list)
-    for f in catalogue_repo.files(session, rel.id):
-        files[f.component_id].append(f)
+    held = contents.release_contents(session, rel.id)
     components = []
-    for comp in comps:
-        own_stages = stages.get(comp.id, [])
+    for comp in held.components:
+        own_stages = held.stages.get(comp.id, [])
         out = schedule_out(Target(model, rel, comp), own_stages, now=now)
         svg = timeline_svg(
             label=f"{model.repo_id}@{rel.version}/{comp.name}",
@@ -138,7 +132,7 @@ def render_release(
             held_at=out.held_at,
             ceiling=Tier(out.restricted_tier) if out.restricted_tier else None,
         )
-        own = files.get(comp.id, [])
+        own = held.files.get(comp.id, [])
         components.append(
             {
                 "schedule": out,

@@ -16,15 +16,14 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from app.access import apikeys
-from app.access import repository as access_repo
+from app.access import apikeys, users
 from app.access.router import key_out
 from app.access.schemas import ApiKeyCreate
-from app.catalogue.service import manifest
-from app.console.researcher_pages import Version, seen_model, validation_message
+from app.console.researcher_pages import Version, validation_message
 from app.console.security import PREFIX
 from app.console.session import CheckedForm, Signed, form_list, page_not_found, principal_of
 from app.console.templating import render
+from app.console.visible import seen_manifest, seen_model
 from app.context import ClockDep, ContextDep, SettingsDep
 from app.db import SessionDep
 from app.errors import AppError, NotFound
@@ -59,17 +58,7 @@ def download_form(
     now = clock.now()
     principal = principal_of(found)
     seen_model(session, principal, namespace, name, now)
-    try:
-        seen = manifest(
-            session,
-            principal=principal,
-            namespace=namespace,
-            name=name,
-            version=version or "main",
-            now=now,
-        )
-    except NotFound as e:
-        raise page_not_found() from e
+    seen = seen_manifest(session, principal, namespace, name, version=version, now=now)
     return render(
         request,
         "download.html",
@@ -108,17 +97,7 @@ def issue_token(
     offered = {str(seconds): seconds for seconds, _ in _ttl_choices(settings)}
 
     def again(error: str, status: int, headers: dict[str, str] | None = None) -> Response:
-        try:
-            seen = manifest(
-                session,
-                principal=principal,
-                namespace=namespace,
-                name=name,
-                version=version or "main",
-                now=now,
-            )
-        except NotFound as missing:
-            raise page_not_found() from missing
+        seen = seen_manifest(session, principal, namespace, name, version=version, now=now)
         ttls = _ttl_choices(settings)
         context = {"manifest": seen, "ttls": ttls, "error": error}
         return render(request, "download.html", context, status=status, headers=headers)
@@ -173,7 +152,7 @@ def _keys_page(
     error: str = "",
     status: int = 200,
 ) -> Response:
-    rows = access_repo.api_keys_page(session, user_id, after=None, limit=200)
+    rows = apikeys.keys_page(session, user_id, after=None, limit=200)
     return render(
         request,
         "keys.html",
@@ -198,8 +177,7 @@ def create_key(
 ) -> Response:
     """``POST /v1/me/api-keys`` from a form; the key is on this answer only."""
     now = clock.now()
-    user = access_repo.user(session, found.user.id)
-    assert user is not None  # the session's user was loaded for this request
+    user = users.require_user(session, found.user.id)
     days = form.get("expires_in_days", "").strip()
     if days and (not days.isdigit() or len(days) > 5):
         error = "Expiry must be a whole number of days, or empty for none."

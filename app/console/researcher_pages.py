@@ -18,21 +18,19 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.access import grants as grants_service
-from app.access import repository as access_repo
 from app.access import requests as requests_service
 from app.access.schemas import AccessRequestCreate, AccessRequestOut
-from app.catalogue import listing
-from app.catalogue import repository as catalogue_repo
+from app.catalogue import contents, listing
 from app.catalogue.router import model_out, release_out
-from app.catalogue.schemas import Manifest, ModelOut
-from app.catalogue.service import manifest
-from app.catalogue.visibility import announced_release_ids, visible_model
+from app.catalogue.schemas import ModelOut
+from app.catalogue.visibility import announced_release_ids
 from app.console.security import PREFIX
 from app.console.session import CheckedForm, Signed, page_not_found, principal_of
 from app.console.templating import render
+from app.console.visible import find_manifest, seen_model
 from app.context import ClockDep, ContextDep
 from app.db import SessionDep
-from app.errors import AppError, NotFound
+from app.errors import AppError
 from app.models import Model
 from app.pagination import decode_cursor, encode_cursor
 from app.policy.principals import Principal
@@ -56,17 +54,6 @@ def validation_message(error: ValidationError) -> str:
 
 def model_href(model_id: str) -> str:
     return f"{PREFIX}/catalogue/{model_id}"
-
-
-def seen_model(
-    session: Session, principal: Principal, namespace: str, name: str, now: datetime
-) -> tuple[Model, Tier]:
-    """The model and the user's clearance, or the console's plain 404 (never "model not
-    found": a hidden model and a missing page must read the same)."""
-    try:
-        return visible_model(session, principal, namespace, name, now=now)
-    except NotFound as e:
-        raise page_not_found() from e
 
 
 @router.get("/catalogue")
@@ -107,20 +94,15 @@ def my_requests(
     session: Session, user_id: int, *, model_id: int | None = None, limit: int = 50
 ) -> list[AccessRequestOut]:
     """The user's latest requests (for one model, or all), newest first."""
-    rows = access_repo.requests_page(
+    return requests_service.requests_out(
         session, after=None, limit=limit, user_id=user_id, model_id=model_id, newest_first=True
     )
-    names = access_repo.model_names(session, {r.model_id for r, _ in rows})
-    return [
-        requests_service.request_out(r, model=names.get(r.model_id, ""), email=email)
-        for r, email in rows
-    ]
 
 
 def _release_versions(
     session: Session, principal: Principal, model: Model, now: datetime
 ) -> list[Any]:
-    rels = catalogue_repo.releases_page(
+    rels = contents.releases_page(
         session, model.id, after=None, limit=PAGE, published_only=not principal.is_admin
     )
     if not principal.is_admin:
@@ -142,19 +124,9 @@ def model_view(
     now = clock.now()
     principal = principal_of(found)
     model, clearance = seen_model(session, principal, namespace, name, now)
-    seen: Manifest | None = None
-    try:
-        seen = manifest(
-            session,
-            principal=principal,
-            namespace=namespace,
-            name=name,
-            version=version or "main",
-            now=now,
-        )
-    except NotFound as e:
-        if version:  # an unknown (or unannounced) version: the same 404 as any other
-            raise page_not_found() from e
+    seen = find_manifest(session, principal, namespace, name, version=version, now=now)
+    if seen is None and version:  # an unknown (or unannounced) version: the plain 404
+        raise page_not_found()
     requests = my_requests(session, found.user.id, model_id=model.id)
     return render(
         request,
@@ -265,7 +237,7 @@ def my_access(request: Request, found: Signed, session: SessionDep, clock: Clock
     requests = my_requests(session, found.user.id, limit=200)
     grants = [
         grants_service.my_grant_out(session, principal, g, m, now=now)
-        for g, m in access_repo.user_grants_page(session, found.user.id, after=None, limit=200)
+        for g, m in grants_service.user_grants_page(session, found.user.id, after=None, limit=200)
     ]
     return render(
         request,

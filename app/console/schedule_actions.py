@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from app.access import repository as access_repo
+from app.access import grants
 from app.console.catalogue_pages import render_release
 from app.console.security import PREFIX
 from app.console.session import AdminSession, CheckedForm, form_list, principal_of
@@ -28,7 +28,6 @@ from app.context import ClockDep, ContextDep
 from app.db import SessionDep
 from app.errors import AppError, Unprocessable
 from app.policy.tiers import Tier
-from app.schedule import repository as schedule_repo
 from app.schedule import service
 from app.schedule.schemas import HoldIn, LiftIn, RestrictIn, ResumeIn, ScheduleIn
 
@@ -284,7 +283,7 @@ def preview(request: Request, action: ActionDep, rows: StageRows) -> Response:
 
 
 def _current(action: Action) -> Any:
-    stages = schedule_repo.stages(action.session, action.target.component.id)
+    stages = service.stages_of(action.session, action.target)
     return service.schedule_out(action.target, stages, now=action.now)
 
 
@@ -292,10 +291,8 @@ def audience(session: Session, target: service.Target, *, now: datetime, tier: T
     """Who a lift to ``tier`` opens the component to, beyond those who already have it."""
     if tier == Tier.OPEN:
         return "Everyone will be able to download it, without an account (anonymous downloads)."
-    users, partners = access_repo.audience_counts(session, target.model.id, now=now)
-    current = service.schedule_out(
-        target, schedule_repo.stages(session, target.component.id), now=now
-    ).tier
+    users, partners = grants.audience_counts(session, target.model.id, now=now)
+    current = service.schedule_out(target, service.stages_of(session, target), now=now).tier
     parts = []
     if current.rank < Tier.PARTNER.rank <= tier.rank:
         parts.append(f"{partners} partner{'s' if partners != 1 else ''} under agreement")
@@ -320,7 +317,7 @@ def lift_confirmation(
 ) -> Response:
     now = clock.now()
     target = service.load_target(session, namespace, name, version, component)
-    stages = schedule_repo.stages(session, target.component.id)
+    stages = service.stages_of(session, target)
     out = service.schedule_out(target, stages, now=now)
     chosen = tier or (out.next.tier if out.next else None)
     if chosen is None:

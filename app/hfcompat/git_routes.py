@@ -1,6 +1,7 @@
 """The Hub's repository routes beyond listing and downloading: ``paths-info`` (what
 ``get_paths_info`` and ``HfFileSystem`` ask about given paths), ``refs`` and ``commits``
-(``list_repo_refs``, ``list_repo_commits``: app/hfcompat/history.py)."""
+(``list_repo_refs``, ``list_repo_commits``: app/hfcompat/history.py), ``auth-check``
+(``auth_check``)."""
 
 from __future__ import annotations
 
@@ -125,3 +126,26 @@ def list_commits(
     start = service.open_release(session, principal, namespace, name, rev, now=now)
     targets = history.release_views(session, principal, namespace, name, now=now)
     return history.history(targets, start)
+
+
+@router.get(API + "/auth-check", responses=problems(401, 403, 404))
+def auth_check(
+    namespace: str,
+    name: str,
+    session: SessionDep,
+    principal: HfPrincipalDep,
+    clock: ClockDep,
+) -> schemas.AuthCheck:
+    """``HfApi.auth_check``: 200 when the caller may download every component of the latest
+    release they may know about; otherwise the release's refusal, naming each closed
+    component with its reason and date (``GatedRepoError`` in the client when an access
+    request would open it, as the Hub answers for a gated repository). ``auth-check/write``
+    is not served: weightgate is read-only to Hugging Face clients."""
+    target = service.open_release(
+        session, principal, namespace, name, service.MAIN, now=clock.now()
+    )
+    if target.closed():
+        raise service.closed_error(target, f"release {target.release.version}")
+    return schemas.AuthCheck(
+        id=target.model.repo_id, sha=target.revision, version=target.release.version
+    )

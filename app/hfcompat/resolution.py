@@ -43,7 +43,11 @@ def decide(
     refused caller or an unknown release rolls back and raises, as a dependency would."""
     with parts.sessionmaker() as session:
         principal = authenticate(session)
-        target = service.open_release(session, principal, namespace, name, rev, now=now)
+        # The release, the caller's grants and the file from the per-process catalogue
+        # cache (app/catalogue/cached.py) when it holds them.
+        target = service.open_release(
+            session, principal, namespace, name, rev, now=now, cache=parts.catalogue_cache
+        )
         found: ReleaseFile | AppError
         try:
             found = service.resolve_file(session, target, path)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.dependencies import get_principal
+from app.catalogue.cached import CatalogueCache, CatalogueCacheDep
 from app.context import ClockDep, RequestContext, get_context
 from app.db import SessionDep
 from app.delivery.service import (
@@ -62,10 +63,11 @@ def model_info(
     session: SessionDep,
     principal: HfPrincipalDep,
     clock: ClockDep,
+    cache: CatalogueCacheDep,
 ) -> schemas.ModelInfo:
     """The latest published release, as the Hub's ``model_info``."""
     target = service.open_release(
-        session, principal, namespace, name, service.MAIN, now=clock.now()
+        session, principal, namespace, name, service.MAIN, now=clock.now(), cache=cache
     )
     return _info(session, target, response)
 
@@ -79,11 +81,14 @@ def model_info_at(
     session: SessionDep,
     principal: HfPrincipalDep,
     clock: ClockDep,
+    cache: CatalogueCacheDep,
 ) -> schemas.ModelInfo:
     """``rev`` is a version, a revision id or ``main``. ``siblings`` lists only the files the
     caller may download now; ``gated`` is set while some component is closed to the caller,
     and ``X-HF-Warning`` says why and until when."""
-    target = service.open_release(session, principal, namespace, name, rev, now=clock.now())
+    target = service.open_release(
+        session, principal, namespace, name, rev, now=clock.now(), cache=cache
+    )
     return _info(session, target, response)
 
 
@@ -93,6 +98,7 @@ def _tree(
     session: Session,
     principal: Principal,
     clock: ClockDep,
+    cache: CatalogueCache,
     *,
     namespace: str,
     name: str,
@@ -102,7 +108,9 @@ def _tree(
     limit: int,
     cursor: str | None,
 ) -> list[schemas.TreeEntry]:
-    target = service.open_release(session, principal, namespace, name, rev, now=clock.now())
+    target = service.open_release(
+        session, principal, namespace, name, rev, now=clock.now(), cache=cache
+    )
     listing = service.tree(session, target, path=path, recursive=recursive)
     start = decode_cursor(cursor) if cursor else 0
     page = listing.entries[start : start + limit]
@@ -131,6 +139,7 @@ def tree_root(
     session: SessionDep,
     principal: HfPrincipalDep,
     clock: ClockDep,
+    cache: CatalogueCacheDep,
     recursive: Recursive = False,
     expand: Expand = False,
     limit: Limit = TREE_PAGE,
@@ -144,6 +153,7 @@ def tree_root(
         session,
         principal,
         clock,
+        cache,
         namespace=namespace,
         name=name,
         rev=rev,
@@ -165,6 +175,7 @@ def tree_path(
     session: SessionDep,
     principal: HfPrincipalDep,
     clock: ClockDep,
+    cache: CatalogueCacheDep,
     recursive: Recursive = False,
     expand: Expand = False,
     limit: Limit = TREE_PAGE,
@@ -177,6 +188,7 @@ def tree_path(
         session,
         principal,
         clock,
+        cache,
         namespace=namespace,
         name=name,
         rev=rev,

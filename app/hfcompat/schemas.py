@@ -109,3 +109,11 @@ class GitCommit(BaseModel):
     date: datetime
     title: str
     message: str
+
+
+class AuthCheck(BaseModel):
+    """``auth-check``: the caller may download all of the latest release they may know of."""
+
+    id: str
+    sha: str  # the commit of what the caller sees (here: all of the release)
+    version: str

@@ -17,6 +17,7 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from app.catalogue import repository as repo
+from app.catalogue.cached import CatalogueCache
 from app.catalogue.visibility import ComponentView, visible_model_release
 from app.errors import AppError, NotFound
 from app.hfcompat import errors, schemas, views
@@ -54,6 +55,18 @@ class HfRelease:
     now: datetime
     revision: str  # the commit id the answer is about, as the client sees it
     pinned: frozenset[int] | None
+    cache: CatalogueCache | None = None
+
+    def files(self, session: Session) -> Sequence[ReleaseFile]:
+        """The release's files, in path order (from the cache when there is one)."""
+        if self.cache is None:
+            return repo.files(session, self.release.id)
+        return list(self.cache.files(session, self.release.id).values())
+
+    def file(self, session: Session, path: str) -> ReleaseFile | None:
+        if self.cache is None:
+            return repo.file_by_path(session, self.release.id, path)
+        return self.cache.files(session, self.release.id).get(path)
 
     def _in_commit(self, component_id: int) -> bool:
         return self.pinned is None or component_id in self.pinned
@@ -84,19 +97,31 @@ class HfRelease:
 
 
 def open_release(
-    session: Session, principal: Principal, namespace: str, name: str, rev: str, *, now: datetime
+    session: Session,
+    principal: Principal,
+    namespace: str,
+    name: str,
+    rev: str,
+    *,
+    now: datetime,
+    cache: CatalogueCache | None = None,
 ) -> HfRelease:
     """The published release ``rev`` names (a version, ``main``, the release's revision id,
-    or a view id handed out before), as the caller sees it now."""
+    or a view id handed out before), as the caller sees it now; read through ``cache``
+    (app/catalogue/cached.py) when given."""
     repo_id = f"{namespace}/{name}"
     named, pinned = rev, None
-    view = views.find(session, namespace, name, rev) if views.is_commit_id(rev) else None
+    view = None
+    if views.is_commit_id(rev):
+        view = views.find(session, namespace, name, rev, cache=cache)
     if view is not None:
         named, pinned = view.version, view.component_ids
     try:
-        model, clearance, rel, seen = visible_model_release(
-            session, principal, namespace, name, named, now=now
-        )
+        if cache is None:
+            found = visible_model_release(session, principal, namespace, name, named, now=now)
+        else:
+            found = cache.visible_model_release(session, principal, namespace, name, named, now=now)
+        model, clearance, rel, seen = found
     except NotFound as e:
         if e.code == "model_not_found":
             raise errors.repo_not_found(repo_id) from e
@@ -108,8 +133,8 @@ def open_release(
     if view is None and rev == rel.revision:
         pinned = frozenset(by_id)
     if pinned is not None:
-        return HfRelease(model, rel, principal, clearance, by_id, now, rev, pinned)
-    return current_view(session, principal, model, rel, clearance, seen, now=now)
+        return HfRelease(model, rel, principal, clearance, by_id, now, rev, pinned, cache)
+    return current_view(session, principal, model, rel, clearance, seen, now=now, cache=cache)
 
 
 def current_view(
@@ -121,6 +146,7 @@ def current_view(
     seen: Sequence[ComponentView],
     *,
     now: datetime,
+    cache: CatalogueCache | None = None,
 ) -> HfRelease:
     """``rel`` as the caller sees it now, under the commit id of that view (recorded the
     first time it is handed out, app/hfcompat/views.py)."""
@@ -129,9 +155,9 @@ def current_view(
     whole = not open_now or len(open_now) == len(seen)
     commit = views.view_revision(rel.revision, (c.name for c in open_now), whole=whole)
     if commit != rel.revision:
-        views.record(session, rel, open_now, commit, now=now)
+        views.record(session, rel, open_now, commit, now=now, cache=cache)
     by_id = {v.component.id: v for v in seen}
-    return HfRelease(model, rel, principal, clearance, by_id, now, commit, None)
+    return HfRelease(model, rel, principal, clearance, by_id, now, commit, None, cache)
 
 
 def closed_reasons(target: HfRelease) -> list[errors.ClosedReason]:
@@ -180,7 +206,7 @@ def facts(files: Sequence[ReleaseFile]) -> list[FileFacts]:
 
 def model_info(session: Session, target: HfRelease) -> schemas.ModelInfo:
     model, rel = target.model, target.release
-    files = [f for f in repo.files(session, rel.id) if target.downloadable(f)]
+    files = [f for f in target.files(session) if target.downloadable(f)]
     siblings = []
     for f in files:
         entry = file_entry(FileFacts(f.path, f.size, f.sha256))
@@ -295,7 +321,7 @@ def tree(session: Session, target: HfRelease, *, path: str, recursive: bool) -> 
     if not target.whole():
         raise _partial_commit(target)
     directory = normalise_dir(path)
-    files = [f for f in repo.files(session, target.release.id) if _disclosed(target, f)]
+    files = [f for f in target.files(session) if _disclosed(target, f)]
     inside = under(facts(files), directory)
     if directory and not inside:
         raise _unknown_path(target, directory)
@@ -309,7 +335,7 @@ def tree(session: Session, target: HfRelease, *, path: str, recursive: bool) -> 
 def resolve_file(session: Session, target: HfRelease, path: str) -> ReleaseFile:
     """The file ``path`` if the caller may download it now; any other path (missing, or
     closed to the caller) is the same EntryNotFound."""
-    row = repo.file_by_path(session, target.release.id, path)
+    row = target.file(session, path)
     if row is None or not _disclosed(target, row):
         raise _unknown_path(target, path)
     return row
@@ -321,7 +347,7 @@ def paths_info(
     """Of ``paths``, the files the caller may download now and the directories holding some,
     in the order asked (each once). None of them, in a release with something closed to the
     caller: the release's GatedRepo, answered from the release alone (app/policy/disclosure.py)."""
-    files = facts([f for f in repo.files(session, target.release.id) if _disclosed(target, f)])
+    files = facts([f for f in target.files(session) if _disclosed(target, f)])
     by_path = {f.path: f for f in files}
     found: dict[str, schemas.TreeEntry] = {}
     for asked in paths:

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.catalogue.cached import CatalogueCache
 from app.models import Component, HubView, Model, Release
 
 _HEX40 = re.compile(r"[0-9a-f]{40}")
@@ -55,8 +56,20 @@ class NamedView:
     component_ids: frozenset[int]
 
 
-def find(session: Session, namespace: str, name: str, revision: str) -> NamedView | None:
-    """The release version and components a view id handed out for this model names."""
+def find(
+    session: Session,
+    namespace: str,
+    name: str,
+    revision: str,
+    *,
+    cache: CatalogueCache | None = None,
+) -> NamedView | None:
+    """The release version and components a view id handed out for this model names (kept
+    in ``cache``: a new view on any replica moves the epoch, like any catalogue change)."""
+    if cache is not None:
+        return cache.memo(
+            ("view", namespace, name, revision), lambda: find(session, namespace, name, revision)
+        )
     row = session.execute(
         select(Release.version, HubView.component_ids)
         .join(Release, Release.id == HubView.release_id)
@@ -75,9 +88,20 @@ def record(
     revision: str,
     *,
     now: datetime,
+    cache: CatalogueCache | None = None,
 ) -> None:
-    """Make the view id ``revision`` resolvable from now on (once; replicas may race)."""
-    if session.scalar(select(HubView.id).where(HubView.revision == revision)) is not None:
+    """Make the view id ``revision`` resolvable from now on (once; replicas may race).
+    Known to ``cache`` once recorded: every later caller with the same view is answered
+    without a statement."""
+
+    def stored() -> bool:
+        return session.scalar(select(HubView.id).where(HubView.revision == revision)) is not None
+
+    # Only a committed row is remembered (read in an earlier transaction or another
+    # replica's): this transaction's insert may still roll back.
+    if cache is not None and cache.memo(("recorded", revision), stored):
+        return
+    if cache is None and stored():
         return
     dialect = session.get_bind().dialect.name
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert

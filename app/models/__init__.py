@@ -14,6 +14,7 @@ from app.models.catalogue import (
     Transition,
 )
 from app.models.console import BrowserSession
+from app.models.freshness import CacheInvalidation
 from app.models.principals import ApiKey, Partner, PartnerAgreement, User
 from app.models.safety import (
     SafetyHold,
@@ -34,6 +35,7 @@ __all__ = [
     "AuditHead",
     "Base",
     "BrowserSession",
+    "CacheInvalidation",
     "Component",
     "Grant",
     "HubView",

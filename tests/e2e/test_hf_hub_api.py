@@ -154,6 +154,9 @@ def test_get_paths_info_answers_what_the_caller_may_download(
     assert isinstance(config, RepoFile)
     assert config.lfs is not None
     assert config.size == len(FILES["config.json"][1])
+    with pytest.raises(HfHubHTTPError) as exc:
+        api.auth_check("acme/tiny")
+    assert f"weights is under embargo until {OPENS.isoformat()}" in str(exc.value)
 
 
 def test_hf_download_of_an_embargoed_file_says_embargoed_and_when(

@@ -115,6 +115,31 @@ def test_what_weightgate_does_not_serve_is_an_error_the_client_can_show(
         assert "models only" in r.headers["X-Error-Message"]
 
 
+def test_auth_check_passes_only_when_everything_is_open_to_the_caller(
+    client: TestClient,
+    mixed: Published,
+    db: Session,
+    clock: FixedClock,
+    researcher: tuple[int, dict[str, str]],
+) -> None:
+    user_id, headers = researcher
+    closed = client.get(f"{API}/auth-check", headers=headers)
+    assert closed.status_code == 403
+    assert closed.headers["X-Error-Code"] == "GatedRepo"
+    assert "weights needs an approved access request" in closed.headers["X-Error-Message"]
+    assert "opens to everyone at 2026-07-01T12:00:00+00:00" in closed.headers["X-Error-Message"]
+    grant(db, clock, user_id)
+    assert check(client.get(f"{API}/auth-check", headers=headers), 200) == {
+        "id": MODEL,
+        "sha": mixed.revision,
+        "version": "v1",
+    }
+    assert client.get("/api/models/acme/ghost/auth-check").headers["X-Error-Code"] == (
+        "RepoNotFound"
+    )
+    assert client.get(f"{API}/auth-check/write", headers=headers).status_code == 501
+
+
 def test_refs_are_the_releases_as_tags_and_main_pointing_at_what_the_caller_sees(
     client: TestClient,
     mixed: Published,
