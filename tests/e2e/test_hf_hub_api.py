@@ -323,7 +323,7 @@ def test_a_snapshot_after_a_grant_has_the_weights(
 ) -> None:
     """Before the fix the second call answered from `trees/<commit>.json`, the list cached
     by the first: "complete", without the weights."""
-    user_id, key = hub.create_user(f"views-{local_dir}@example.org")
+    _, key = hub.create_user(f"views-{local_dir}@example.org")
     api = HfApi(endpoint=hub.url, token=key)
 
     def snapshot() -> Path:
@@ -341,7 +341,7 @@ def test_a_snapshot_after_a_grant_has_the_weights(
     assert files_in(before) == CONFIG_ONLY
     partial = api.model_info(GRANTED).sha
 
-    hub.grant(user_id, GRANTED)
+    hub.approve(key, GRANTED)
     after = snapshot()
     assert files_in(after) == EVERYTHING
     info = api.model_info(GRANTED)
@@ -382,7 +382,7 @@ def test_a_snapshot_after_a_lift_has_the_weights(hub: Deployment, tmp_path: Path
 def test_a_pinned_revision_is_the_whole_release_or_says_where_the_open_part_is(
     hub: Deployment, tmp_path: Path
 ) -> None:
-    user_id, key = hub.create_user("pinned@example.org")
+    _, key = hub.create_user("pinned@example.org")
     api = HfApi(endpoint=hub.url, token=key)
     pinned = api.model_info(GRANTED).weightgate["release_revision"]  # type: ignore[attr-defined]
     cache = tmp_path / "cache"
@@ -398,7 +398,7 @@ def test_a_pinned_revision_is_the_whole_release_or_says_where_the_open_part_is(
     )
     assert files_in(partial) == CONFIG_ONLY
 
-    hub.grant(user_id, GRANTED)
+    hub.approve(key, GRANTED)
     whole = Path(
         snapshot_download(GRANTED, revision=pinned, endpoint=hub.url, token=key, cache_dir=cache)
     )
